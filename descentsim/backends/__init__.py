@@ -1,0 +1,63 @@
+"""Engines that turn a block of grid points into per-point results.
+
+``numpy`` is the reference that defines the meaning; ``cython`` is the compiled engine (OpenMP).
+Both take the same problems (``problems``) and return the same fields (``descentsim.fields``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from ..errors import SpecError
+from ..models import Problem
+from ..spec import MapSpec
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
+        """Train every row of ``problem``; fields shaped (n,)."""
+
+
+def problems(spec: MapSpec, iy: np.ndarray, ix: np.ndarray) -> Iterator[tuple[np.ndarray, Problem, np.ndarray]]:
+    """The problems for grid points (iy, ix): ``(positions, problem, hyper)`` per group of points.
+
+    Points that differ in a shape knob (one that fixes array sizes or shared data, such as a width or
+    a data seed) go into separate groups; ``positions`` index into iy/ix.
+    """
+    values = spec.point_values(iy, ix)
+    model, optimizer = spec.model_def, spec.optimizer_def
+    swept = sorted(k for k in model.shape_knobs if isinstance(values[k], np.ndarray))
+    if not swept:
+        n = len(iy)
+        yield np.arange(n), model.problem(values, n), optimizer.hyper(values, n)
+        return
+    keys = np.stack([values[k] for k in swept], axis=1)
+    combos, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.ravel()
+    for g, combo in enumerate(combos):
+        positions = np.flatnonzero(group == g)
+        sub = {k: (v[positions] if isinstance(v, np.ndarray) else v) for k, v in values.items()}
+        sub.update({k: int(c) for k, c in zip(swept, combo)})
+        n = len(positions)
+        yield positions, model.problem(sub, n), optimizer.hyper(sub, n)
+
+
+def get_backend(name: str) -> Backend:
+    """``"auto"`` (compiled when available), ``"cython"`` or ``"numpy"``."""
+    if name in ("auto", "cython"):
+        try:
+            from .compiled import CythonBackend
+        except ImportError as exc:
+            if name == "cython":
+                raise SpecError(f"the cython backend is not built ({exc}); reinstall with 'pip install .'") from None
+        else:
+            return CythonBackend()
+    if name in ("auto", "numpy"):
+        from .reference import NumpyBackend
+
+        return NumpyBackend()
+    raise SpecError(f"unknown backend {name!r}; valid backends: auto, cython, numpy")

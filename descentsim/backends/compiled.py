@@ -1,0 +1,48 @@
+"""The compiled engine: Cython kernels with OpenMP threads over grid points."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _kernels
+from ..fields import FIELDS
+from ..models import Problem
+from ..spec import MapSpec
+
+
+class CythonBackend:
+    """Runs ``descentsim._kernels.train`` in the spec's precision, ``threads`` OpenMP threads."""
+
+    name = "cython"
+    openmp = _kernels.OPENMP
+
+    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
+        dtype = np.dtype(spec.dtype)
+        th = spec.resolved_thresholds
+        n, p = problem.theta0.shape
+        threads = max(1, min(threads, n)) if self.openmp else 1
+        out = {name: np.empty(n, dtype=info.dtype) for name, info in FIELDS.items()}
+        scratch = np.empty((threads, (min(th.max_period, spec.steps) + 3) * p), dtype=dtype)
+
+        def arr(a):
+            return np.ascontiguousarray(a, dtype=dtype)
+
+        _kernels.train(
+            spec.model_def.kernel,
+            spec.optimizer_def.kernel,
+            arr(problem.theta0),
+            arr(problem.consts),
+            arr(problem.data),
+            arr(hyper),
+            np.ascontiguousarray(problem.trainable, dtype=np.uint8),
+            spec.steps,
+            th.converge_loss,
+            th.diverge_factor,
+            th.stuck_window,
+            th.stuck_tol,
+            th.max_period,
+            th.cycle_tol,
+            scratch,
+            *(out[name] for name in FIELDS),
+        )
+        return out

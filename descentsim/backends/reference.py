@@ -1,0 +1,149 @@
+"""The NumPy reference engine: the executable definition of every outcome rule and field.
+
+Plain and vectorised over grid points; slow. Every compiled engine is tested against it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fields import FIELDS
+from ..models import Model, Problem
+from ..optimizers import Optimizer
+from ..outcome import SCORE_CLIP, SCORE_WINDOW, Outcome, Thresholds
+from ..spec import MapSpec
+
+#: Largest number of floats the cycle-detection history may hold at once (points are chunked).
+HISTORY_BUDGET = 1 << 24
+
+
+def normalised_loss(loss: np.ndarray, loss0: np.ndarray) -> np.ndarray:
+    """v = L/L_0 for the score: non-finite → 1e6, clipped at 1e6; 0 where L_0 = 0."""
+    safe = np.where(loss0 > 0, loss0, 1.0)
+    v = np.where(loss0 > 0, loss / safe, 0.0)
+    return np.where(np.isfinite(v), np.minimum(v, SCORE_CLIP), SCORE_CLIP)
+
+
+def train(
+    model: Model,
+    optimizer: Optimizer,
+    problem: Problem,
+    hyper: np.ndarray,
+    steps: int,
+    thresholds: Thresholds,
+    dtype: str = "float64",
+) -> dict[str, np.ndarray]:
+    """Train every row of ``problem`` for up to ``steps`` updates and classify it; fields shaped (n,)."""
+    n, p = problem.theta0.shape
+    chunk = max(1, HISTORY_BUDGET // (p * (thresholds.max_period + 2)))
+    parts = [
+        _train_chunk(model, optimizer, problem, hyper, slice(s, s + chunk), steps, thresholds, np.dtype(dtype))
+        for s in range(0, n, chunk)
+    ]
+    return {name: np.concatenate([part[name] for part in parts]) for name in FIELDS}
+
+
+def _train_chunk(model, optimizer, problem, hyper, rows, steps, th: Thresholds, dtype) -> dict[str, np.ndarray]:
+    theta = problem.theta0[rows].astype(dtype)
+    consts = problem.consts[rows].astype(dtype)
+    data = problem.data.astype(dtype)
+    hyper = hyper[rows]
+    n, p = theta.shape
+    out = {name: np.full(n, info.fill, dtype=info.dtype) for name, info in FIELDS.items()}
+    running = np.ones(n, dtype=bool)
+    loss0 = np.zeros(n)
+    loss_sum = np.zeros(n)  # Σ_{t<T} L_t/L_0
+    sum_v = np.zeros(n)  # Σ_{t<T} v_t
+    sum_inv = np.zeros(n)  # Σ_{t<T} 1/v_t
+    last_sum = np.zeros(n)  # Σ v_t over t ∈ [steps − 20, T)
+    window_max = np.full(n, -np.inf)
+    window_min = np.full(n, np.inf)
+    k_max = min(th.max_period, steps)
+    history = np.empty((k_max + 1, n, p), dtype=dtype)  # history[steps − t] = θ_t for the last steps
+    window_start = max(0, steps - th.stuck_window)
+    last_start = max(0, steps - SCORE_WINDOW)
+    final_v = np.zeros(n)
+
+    with np.errstate(all="ignore"):
+        for t in range(steps + 1):
+            act = np.flatnonzero(running)
+            if act.size == 0:
+                break
+            loss, grad = model.loss_grad(theta[act], consts[act], data)
+            loss = loss.astype(np.float64)
+            if t == 0:
+                loss0[:] = loss
+            diverged = ~np.isfinite(loss) | (loss > th.diverge_factor * loss0[act])
+            converged = ~diverged & (loss <= th.converge_loss)
+            stop = diverged | converged | (t == steps)
+            stopped = act[stop]
+            out["outcome"][act[diverged]] = Outcome.DIVERGED
+            out["outcome"][act[converged]] = Outcome.CONVERGED
+            out["steps"][stopped] = t
+            out["final_loss"][stopped] = loss[stop]
+            final_v[stopped] = normalised_loss(loss[stop], loss0[stopped])
+            conv = act[converged]
+            out["attractor"][conv] = model.attractor(theta[conv])
+            running[stopped] = False
+
+            if t >= window_start:
+                window_max[act] = np.maximum(window_max[act], loss)
+                window_min[act] = np.minimum(window_min[act], loss)
+            if t >= steps - k_max:
+                history[steps - t, act] = theta[act]
+            if t == steps:
+                end = act[~(diverged | converged)]
+                _classify_end(out, end, theta, history, window_max, window_min, k_max, th)
+                break
+
+            go = act[~stop]
+            loss_go = loss[~stop]
+            v = normalised_loss(loss_go, loss0[go])
+            loss_sum[go] += loss_go / loss0[go]
+            sum_v[go] += v
+            sum_inv[go] += 1 / np.maximum(v, 1 / SCORE_CLIP)
+            if t >= last_start:
+                last_sum[go] += v
+            theta[go] = optimizer.step(theta[go], grad[~stop], hyper[go], problem.trainable)
+
+    decided = out["steps"]
+    out["loss_sum"] = loss_sum
+    out["score"] = _score(decided, final_v, sum_v, sum_inv, last_sum, steps)
+    return out
+
+
+def _classify_end(out, end, theta, history, window_max, window_min, k_max, th: Thresholds) -> None:
+    """CYCLING, STUCK or UNRESOLVED for the points ``end`` that spent their whole budget."""
+    last = theta[end].astype(np.float64)
+    tol = th.cycle_tol * (1 + np.max(np.abs(last), axis=1))
+    period = np.zeros(len(end), dtype=np.int32)
+    for lag in range(k_max, 0, -1):  # the smallest matching lag wins
+        gap = np.max(np.abs(last - history[lag, end].astype(np.float64)), axis=1)
+        period[gap <= tol] = lag
+    cycling = period >= 2
+    stuck = ~cycling & (window_max[end] - window_min[end] <= th.stuck_tol * window_max[end])
+    out["outcome"][end] = np.where(cycling, Outcome.CYCLING, np.where(stuck, Outcome.STUCK, Outcome.UNRESOLVED))
+    out["period"][end] = np.where(cycling, period, 0)
+
+
+def _score(decided, final_v, sum_v, sum_inv, last_sum, steps) -> np.ndarray:
+    """The trainability score, with a trajectory stopped at T held at v_T for t ∈ [T, steps)."""
+    held = steps - decided
+    last_start = max(0, steps - SCORE_WINDOW)
+    held_last = steps - np.maximum(decided, last_start)
+    total = sum_v + held * final_v
+    last_mean = (last_sum + held_last * final_v) / max(1, steps - last_start)
+    trainable = (steps > 0) & (last_mean < 1)
+    inverse = sum_inv + held / np.maximum(final_v, 1 / SCORE_CLIP)
+    return np.where(trainable, -total, inverse)
+
+
+class NumpyBackend:
+    """The reference engine (single thread; ``threads`` is ignored)."""
+
+    name = "numpy"
+
+    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
+        return train(
+            spec.model_def, spec.optimizer_def, problem, hyper, spec.steps, spec.resolved_thresholds, spec.dtype
+        )

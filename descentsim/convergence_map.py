@@ -1,0 +1,95 @@
+"""A finished map: its spec, per-point fields and provenance, with the questions people ask of it."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import socket
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .outcome import Outcome
+from .spec import MapSpec
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("descentsim")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def provenance(**run: Any) -> dict[str, Any]:
+    """Where and how a map was computed: the run's own facts plus versions, host and date."""
+    import h5py
+
+    return {
+        "descentsim_version": package_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "h5py_version": h5py.__version__,
+        **run,
+    }
+
+
+class ConvergenceMap:
+    """The outcome and fields of every grid point of a map.
+
+    ``fields[name]`` arrays are shaped (ny, nx): rows follow the y axis, columns the x axis
+    (ny = 1 when the spec has no y axis).
+
+    Examples
+    --------
+    >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 3.0, 6), steps=100))
+    >>> m.outcome.shape, m.fraction(Outcome.CONVERGED)
+    ((1, 6), 0.6)
+    """
+
+    def __init__(self, spec: MapSpec, fields: dict[str, np.ndarray], provenance: dict[str, Any] | None = None):
+        self.spec = spec
+        self.fields = fields
+        self.provenance = dict(provenance or {})
+
+    @property
+    def x(self) -> np.ndarray:
+        """Values of the x knob along the columns."""
+        return self.spec.axis_coordinates(self.spec.x)
+
+    @property
+    def y(self) -> np.ndarray | None:
+        """Values of the y knob along the rows, or None for a one-row map."""
+        return None if self.spec.y is None else self.spec.axis_coordinates(self.spec.y)
+
+    @property
+    def outcome(self) -> np.ndarray:
+        """Outcome codes (uint8, see ``Outcome``), shaped (ny, nx)."""
+        return self.fields["outcome"]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.spec.shape
+
+    def fraction(self, outcome: Outcome | int) -> float:
+        """Fraction of the grid's points with ``outcome``."""
+        return float(np.count_nonzero(self.outcome == int(outcome)) / self.outcome.size)
+
+    def fractions(self) -> dict[Outcome, float]:
+        """The fraction of points of every outcome class."""
+        return {o: self.fraction(o) for o in Outcome}
+
+    def save(self, path: str | Path) -> None:
+        """Write the map to an HDF5 file, atomically (replacing ``path`` if it exists)."""
+        from .store import write_map
+
+        write_map(self, path)
+
+    def __repr__(self) -> str:
+        ny, nx = self.shape
+        axes = self.spec.x.name if self.spec.y is None else f"{self.spec.x.name} × {self.spec.y.name}"
+        top = ", ".join(f"{o.label} {f:.1%}" for o, f in self.fractions().items() if f > 0)
+        return f"<ConvergenceMap {self.spec.model} {axes} {ny}×{nx}: {top}>"

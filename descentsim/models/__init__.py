@@ -1,0 +1,22 @@
+"""The model registry: every model a map can train, by name."""
+
+from __future__ import annotations
+
+from ..errors import SpecError
+from .base import Model, Problem
+from .relu_neuron import ReluNeuron
+from .scalar import DoubleWell, Quadratic
+from .uv import UV
+
+MODELS: dict[str, Model] = {m.name: m for m in (Quadratic(), DoubleWell(), UV(), ReluNeuron())}
+
+
+def get_model(name: str) -> Model:
+    """The model called ``name``; a SpecError lists the valid names otherwise."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise SpecError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}") from None
+
+
+__all__ = ["MODELS", "Model", "Problem", "get_model"]

@@ -1,0 +1,61 @@
+"""What every model provides: knobs, the initial parameters and data of a map, and the loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ..knobs import Knob
+
+#: Knob values for a block of grid points: one scalar, or one value per point.
+KnobValues = Mapping[str, "float | int | str | np.ndarray"]
+
+
+@dataclass
+class Problem:
+    """Everything an engine needs to train ``n`` trajectories of one model (all float64).
+
+    theta0    : (n, P) initial parameters, one row per grid point.
+    consts    : (n, C) per-point model constants (C >= 1; unused columns are zero).
+    data      : (D, S) data shared by every trajectory (D, S >= 1).
+    trainable : (P,) which parameters gradient descent updates; the others stay at theta0.
+    """
+
+    theta0: np.ndarray
+    consts: np.ndarray
+    data: np.ndarray
+    trainable: np.ndarray
+
+
+def per_point(value, n: int) -> np.ndarray:
+    """A knob value as a float64 column of ``n`` values."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
+
+
+class Model:
+    """A tiny loss L(θ) whose gradient-descent trajectories a map records.
+
+    Subclasses give ``name``, ``kernel`` (the compiled kernel's name for it), ``knobs``,
+    ``shape_knobs`` (knobs that fix array shapes or shared data, so one problem has one value of
+    each), ``converge_loss`` (the level counted as having reached the minimum), ``problem`` and the
+    NumPy reference ``loss_grad``.
+    """
+
+    name: str
+    kernel: str
+    knobs: tuple[Knob, ...]
+    shape_knobs: frozenset[str] = frozenset()
+    converge_loss: float = 1e-8
+
+    def problem(self, values: KnobValues, n: int) -> Problem:
+        raise NotImplementedError
+
+    def loss_grad(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Loss (n,) and gradient (n, P) at parameters ``theta`` (n, P), in theta's dtype."""
+        raise NotImplementedError
+
+    def attractor(self, theta: np.ndarray) -> np.ndarray:
+        """Index of the minimum a converged trajectory reached; -1 for models with one kind of minimum."""
+        return np.full(len(theta), -1, dtype=np.int32)

@@ -1,0 +1,103 @@
+"""What happened to a trajectory: the outcome classes and the thresholds that decide them.
+
+The rules are the same in every engine. Let ``L_t`` be the loss before update ``t`` (``t = 0`` is
+the initial loss), evaluated for ``t = 0, 1, ..., steps``; ``bound = diverge_factor * L_0``.
+At each ``t``, in this order:
+
+1. ``DIVERGED`` if ``L_t`` is not finite or ``L_t > bound``; the trajectory stops.
+2. ``CONVERGED`` if ``L_t <= converge_loss``; the trajectory stops.
+3. At ``t = steps`` (the budget is spent), with ``θ_t`` the parameters:
+
+   * ``CYCLING`` with period ``p`` if the smallest ``p`` in ``1..max_period`` with
+     ``max_i |θ_steps,i − θ_steps−p,i| <= cycle_tol * (1 + max_i |θ_steps,i|)`` is ``p >= 2``
+     (``p = 1`` is a stationary point, not a cycle);
+   * else ``STUCK`` if the loss has stopped moving over the final window
+     ``t ∈ [steps − stuck_window, steps]``: ``max L − min L <= stuck_tol * max L``
+     (a plateau or a spurious stationary point, as for a dead ReLU);
+   * else ``UNRESOLVED`` (still moving, chaotic, or too slow for the budget).
+
+The step ``T`` at which the outcome was decided is the ``steps`` field.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, fields
+
+from .errors import SpecError
+
+
+class Outcome(enum.IntEnum):
+    """Outcome of one trajectory, stored as ``uint8`` in the ``outcome`` field."""
+
+    NOT_COMPUTED = 0
+    CONVERGED = 1
+    DIVERGED = 2
+    STUCK = 3
+    CYCLING = 4
+    UNRESOLVED = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", " ")
+
+
+#: Normalised losses above this value (and non-finite ones) count as this value in the score.
+SCORE_CLIP = 1e6
+#: The score's trainability test looks at the mean normalised loss over this many final steps.
+SCORE_WINDOW = 20
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Thresholds of the outcome rules (see the module docstring).
+
+    ``converge_loss=None`` takes the model's own minimum-loss level.
+    """
+
+    converge_loss: float | None = None
+    diverge_factor: float = 1e6
+    stuck_window: int = 100
+    stuck_tol: float = 1e-6
+    max_period: int = 16
+    cycle_tol: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if f.name in ("stuck_window", "max_period"):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise SpecError(f"thresholds.{f.name} must be a whole number, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpecError(f"thresholds.{f.name} must be a number, got {value!r}")
+        if self.converge_loss is not None and not self.converge_loss >= 0:
+            raise SpecError(f"thresholds.converge_loss must be >= 0, got {self.converge_loss}")
+        if not self.diverge_factor > 1:
+            raise SpecError(f"thresholds.diverge_factor must be > 1, got {self.diverge_factor}")
+        if self.stuck_window < 1:
+            raise SpecError(f"thresholds.stuck_window must be >= 1, got {self.stuck_window}")
+        if not self.stuck_tol >= 0:
+            raise SpecError(f"thresholds.stuck_tol must be >= 0, got {self.stuck_tol}")
+        if self.max_period < 2:
+            raise SpecError(f"thresholds.max_period must be >= 2, got {self.max_period}")
+        if not self.cycle_tol >= 0:
+            raise SpecError(f"thresholds.cycle_tol must be >= 0, got {self.cycle_tol}")
+
+    @classmethod
+    def from_dict(cls, table: dict) -> "Thresholds":
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(table) - set(valid))
+        if unknown:
+            raise SpecError(f"unknown threshold {unknown[0]!r}; valid thresholds: {', '.join(valid)}")
+        return cls(**table)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def resolved(self, model_converge_loss: float) -> "Thresholds":
+        """These thresholds with ``converge_loss`` filled in from the model when unset."""
+        if self.converge_loss is not None:
+            return self
+        return Thresholds(**{**asdict(self), "converge_loss": model_converge_loss})

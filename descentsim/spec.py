@@ -1,0 +1,267 @@
+"""What a map computes: the model, its knobs, the axes swept, the budget and the precision."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import SpecError
+from .knobs import Knob, KnobValue
+from .models import Model, get_model
+from .optimizers import Optimizer, get_optimizer
+from .outcome import Thresholds
+
+DTYPES = ("float64", "float32")
+SCALES = ("linear", "log")
+
+
+def _number(owner: str, key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"{owner}.{key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of a map: knob ``name`` swept over ``n`` points from ``start`` to ``stop``.
+
+    ``scale="linear"`` spaces the points evenly (``numpy.linspace``); ``"log"`` spaces them evenly in
+    log|value| (``numpy.geomspace``), so start and stop must be non-zero and of one sign.
+
+    Examples
+    --------
+    >>> Axis("lr", 1e-3, 1.0, 4, scale="log").values()
+    array([0.001, 0.01 , 0.1  , 1.   ])
+    """
+
+    name: str
+    start: float
+    stop: float
+    n: int
+    scale: str = "linear"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"axis name must be a knob name, got {self.name!r}")
+        owner = f"axis {self.name!r}"
+        object.__setattr__(self, "start", _number(owner, "start", self.start))
+        object.__setattr__(self, "stop", _number(owner, "stop", self.stop))
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n <= 0:
+            raise SpecError(f"{owner}: n must be a whole number >= 1, got {self.n!r}")
+        if self.scale not in SCALES:
+            raise SpecError(f"{owner}: scale must be 'linear' or 'log', got {self.scale!r}")
+        if self.scale == "log" and not self.start * self.stop > 0:
+            raise SpecError(
+                f"{owner}: a log axis cannot reach or cross zero (start={self.start:g}, stop={self.stop:g}); "
+                "use scale='linear' or bounds of one sign"
+            )
+
+    def values(self) -> np.ndarray:
+        """The ``n`` coordinates of this axis (float64)."""
+        if self.scale == "log":
+            return np.geomspace(self.start, self.stop, self.n)
+        return np.linspace(self.start, self.stop, self.n)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "start": self.start, "stop": self.stop, "n": self.n, "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, table: object, which: str) -> "Axis":
+        if isinstance(table, Axis):
+            return table
+        if not isinstance(table, Mapping):
+            raise SpecError(f"axis {which} must be a table with name, start, stop, n (and scale)")
+        valid = ("name", "start", "stop", "n", "scale")
+        unknown = sorted(set(table) - set(valid))
+        if unknown:
+            raise SpecError(f"axis {which}: unknown key {unknown[0]!r}; valid keys: {', '.join(valid)}")
+        missing = [k for k in valid[:4] if k not in table]
+        if missing:
+            raise SpecError(f"axis {which}: missing {', '.join(missing)}")
+        return cls(**table)
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """Everything that defines a convergence map; a trajectory is a pure function of (spec, grid index).
+
+    Parameters
+    ----------
+    model : name of the model (see ``descentsim.MODELS``).
+    x, y : the swept axes; ``y=None`` makes a one-row map.
+    steps : the budget of gradient steps per trajectory.
+    params : fixed knob values; knobs neither fixed nor swept take their defaults.
+    dtype : ``"float64"`` or ``"float32"``, the precision of the arithmetic.
+    optimizer : name of the optimiser (``"gd"``).
+    thresholds : the outcome rules' thresholds (``Thresholds`` or a dict).
+
+    Examples
+    --------
+    >>> spec = MapSpec(model="quadratic", x=Axis("lr", 0.1, 3.0, 64), y=Axis("a", 0.5, 2.0, 32), steps=200)
+    >>> spec.shape
+    (32, 64)
+    """
+
+    model: str
+    x: Axis
+    y: Axis | None = None
+    steps: int = 1000
+    params: Mapping[str, KnobValue] = field(default_factory=dict)
+    dtype: str = "float64"
+    optimizer: str = "gd"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def __post_init__(self) -> None:
+        model = get_model(self.model)
+        get_optimizer(self.optimizer)
+        object.__setattr__(self, "x", Axis.from_dict(self.x, "x"))
+        if self.y is not None:
+            object.__setattr__(self, "y", Axis.from_dict(self.y, "y"))
+        if isinstance(self.thresholds, Mapping):
+            object.__setattr__(self, "thresholds", Thresholds.from_dict(self.thresholds))
+        elif not isinstance(self.thresholds, Thresholds):
+            raise SpecError("thresholds must be a table of threshold values")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise SpecError(f"steps must be a whole number >= 0, got {self.steps!r}")
+        if self.dtype not in DTYPES:
+            raise SpecError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if not isinstance(self.params, Mapping):
+            raise SpecError("params must be a table of knob = value")
+
+        knobs = self.knobs
+        valid = ", ".join(knobs)
+        for name in self.params:
+            if name not in knobs:
+                raise SpecError(f"unknown knob {name!r} for model {model.name!r}; valid knobs: {valid}")
+        object.__setattr__(self, "params", {k: knobs[k].coerce(v) for k, v in self.params.items()})
+        for axis in self.axes:
+            if axis.name not in knobs:
+                raise SpecError(f"unknown knob {axis.name!r} on an axis of model {model.name!r}; valid knobs: {valid}")
+            knob = knobs[axis.name]
+            if not knob.sweepable:
+                raise SpecError(f"knob {axis.name!r} takes a name, not a number: fix it in params instead")
+            if axis.name in self.params:
+                raise SpecError(f"knob {axis.name!r} is both fixed in params and swept on an axis; remove one")
+            knob.sweep_values(axis.values())
+        if self.y is not None and self.y.name == self.x.name:
+            raise SpecError(f"x and y both sweep knob {self.x.name!r}; sweep two different knobs")
+
+    # --- derived --------------------------------------------------------------------------------
+    @property
+    def model_def(self) -> Model:
+        return get_model(self.model)
+
+    @property
+    def optimizer_def(self) -> Optimizer:
+        return get_optimizer(self.optimizer)
+
+    @property
+    def knobs(self) -> dict[str, Knob]:
+        """Every knob of this spec's model and optimiser, by name."""
+        return {k.name: k for k in (*self.model_def.knobs, *self.optimizer_def.knobs)}
+
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        return (self.x,) if self.y is None else (self.x, self.y)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(ny, nx): rows are y, columns are x; ny = 1 without a y axis."""
+        return (1 if self.y is None else self.y.n, self.x.n)
+
+    @property
+    def resolved_thresholds(self) -> Thresholds:
+        return self.thresholds.resolved(self.model_def.converge_loss)
+
+    def point_values(self, iy: np.ndarray, ix: np.ndarray) -> dict[str, KnobValue | np.ndarray]:
+        """Knob values at grid points (iy[k], ix[k]): a scalar for fixed knobs, an array for swept ones."""
+        knobs = self.knobs
+        values: dict[str, Any] = {k.name: self.params.get(k.name, k.default) for k in knobs.values()}
+        values[self.x.name] = knobs[self.x.name].sweep_values(self.x.values())[ix]
+        if self.y is not None:
+            values[self.y.name] = knobs[self.y.name].sweep_values(self.y.values())[iy]
+        return values
+
+    def axis_coordinates(self, axis: Axis) -> np.ndarray:
+        """The knob values along ``axis`` as the map uses them (integer knobs rounded)."""
+        return self.knobs[axis.name].sweep_values(axis.values())
+
+    def replace(self, **changes) -> "MapSpec":
+        return MapSpec(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
+
+    # --- TOML -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        table: dict[str, Any] = {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "steps": self.steps,
+            "dtype": self.dtype,
+            "x": self.x.to_dict(),
+        }
+        if self.y is not None:
+            table["y"] = self.y.to_dict()
+        table["params"] = dict(self.params)
+        table["thresholds"] = self.thresholds.to_dict()
+        return table
+
+    @classmethod
+    def from_dict(cls, table: Mapping) -> "MapSpec":
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(table) - set(valid))
+        if unknown:
+            raise SpecError(f"unknown setting {unknown[0]!r}; valid settings: {', '.join(valid)}")
+        for required in ("model", "x"):
+            if required not in table:
+                raise SpecError(f"the spec has no {required!r}; add it (e.g. model = \"quadratic\" and an [x] table)")
+        return cls(**table)
+
+    def to_toml(self) -> str:
+        """This spec as TOML text, with the same keys as MapSpec's arguments."""
+        return _dump_toml(self.to_dict())
+
+    @classmethod
+    def from_toml_text(cls, text: str, source: str = "spec") -> "MapSpec":
+        try:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"{source} is not valid TOML: {exc}") from None
+        return cls.from_dict(table)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "MapSpec":
+        """Read a spec from a TOML file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SpecError(f"cannot read config {str(path)!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SpecError(f"config {str(path)!r} is not a text file") from None
+        return cls.from_toml_text(text, source=f"config {str(path)!r}")
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _dump_toml(table: Mapping) -> str:
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, Mapping)]
+    blocks = ["\n".join(scalars)] if scalars else []
+    for key, sub in table.items():
+        if isinstance(sub, Mapping):
+            blocks.append("\n".join([f"[{key}]", *(f"{k} = {_toml_value(v)}" for k, v in sub.items())]))
+    return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,152 @@
+"""HDF5 files of maps: one file per map, readable with h5py alone (and by xarray via h5netcdf).
+
+Layout (format version 1):
+
+* root attributes ``descentsim_format = "descentsim-map"``, ``format_version``, ``spec`` (the
+  MapSpec as TOML text) and the provenance (package version, backend, dtype, threads, ranks, wall
+  time, date, host);
+* one dataset per axis, named after its knob, holding the coordinates, made an HDF5 dimension scale;
+* one dataset per field (``outcome``, ``steps``, ...), shaped (ny, nx) or (nx,) for a one-row map,
+  with its dimensions attached, chunked by tile and compressed. ``outcome`` carries CF
+  ``flag_values``/``flag_meanings``.
+
+Writes are atomic: the file is written beside the target under a hidden name, flushed to disk,
+then renamed into place, so nothing half-written ever appears at the output path.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .convergence_map import ConvergenceMap
+from .errors import DescentsimError, MapFileError
+from .fields import FIELDS
+from .outcome import Outcome
+from .spec import MapSpec
+from .tiles import default_tile_shape
+
+FORMAT_NAME = "descentsim-map"
+FORMAT_VERSION = 1
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail early, before any work, if ``path`` cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise MapFileError(f"output {str(path)!r} is a directory; give a file name such as {str(path / 'map.h5')!r}")
+    if not parent.is_dir():
+        raise MapFileError(f"output directory {str(parent)!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MapFileError(f"output directory {str(parent)!r} is not writable; choose another -o path")
+    return path
+
+
+def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
+    """Write ``cmap`` to ``path`` atomically."""
+    path = check_output_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            _write(f, cmap)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write(f: h5py.File, cmap: ConvergenceMap) -> None:
+    spec = cmap.spec
+    f.attrs["descentsim_format"] = FORMAT_NAME
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["spec"] = spec.to_toml()
+    f.attrs["model"] = spec.model
+    f.attrs["dtype"] = spec.dtype
+    for key, value in cmap.provenance.items():
+        f.attrs[key] = np.asarray(value) if isinstance(value, (tuple, list)) else value
+
+    one_row = spec.y is None
+    scales = []
+    for axis, coords in ((spec.y, cmap.y), (spec.x, cmap.x)):
+        if axis is None:
+            continue
+        scale = f.create_dataset(axis.name, data=coords)
+        scale.attrs["long_name"] = axis.name
+        scale.attrs["axis_scale"] = axis.scale
+        scale.make_scale(axis.name)
+        scales.append(scale)
+
+    tile = tuple(cmap.provenance.get("tile_shape", default_tile_shape(spec.shape)))
+    chunks = (tile[1],) if one_row else tuple(tile)
+    for name, info in FIELDS.items():
+        data = cmap.fields[name]
+        data = data[0] if one_row else data
+        ds = f.create_dataset(
+            name, data=data.astype(info.dtype), chunks=chunks, compression="gzip", compression_opts=4, shuffle=True
+        )
+        ds.attrs["description"] = info.description
+        for dim, scale in enumerate(scales):
+            ds.dims[dim].attach_scale(scale)
+    outcome = f["outcome"]
+    outcome.attrs["flag_values"] = np.array([o.value for o in Outcome], dtype=np.uint8)
+    outcome.attrs["flag_meanings"] = " ".join(o.name.lower() for o in Outcome)
+
+
+def read_map(path: str | Path) -> ConvergenceMap:
+    """Read a map file written by ``write_map``; MapFileError for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise MapFileError(f"no such map file: {str(path)!r}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise MapFileError(f"{str(path)!r} is not an HDF5 file; give a map written by descentsim-map") from None
+    with f:
+        if f.attrs.get("descentsim_format") != FORMAT_NAME:
+            raise MapFileError(f"{str(path)!r} was not written by descentsim; give a map written by descentsim-map")
+        version = int(f.attrs.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise MapFileError(
+                f"{str(path)!r} uses map format {version}, newer than this descentsim reads ({FORMAT_VERSION}); "
+                "upgrade descentsim"
+            )
+        try:
+            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {str(path)!r}")
+            fields = {name: f[name][()].reshape(spec.shape) for name in FIELDS}
+        except (KeyError, ValueError, DescentsimError) as exc:
+            raise MapFileError(f"{str(path)!r} is damaged or incomplete ({exc}); recompute the map") from None
+        skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
+        prov = {k: _plain(v) for k, v in f.attrs.items() if k not in skip}
+    return ConvergenceMap(spec, fields, prov)
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
