@@ -9,6 +9,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport fabs, isfinite, INFINITY
 from libc.string cimport memcpy
+from libc.float cimport DBL_MIN, FLT_MIN
 
 cdef extern from *:
     """
@@ -168,6 +169,19 @@ cdef inline void optimizer_step(int optimizer, floating* th, const floating* g, 
 
 # ---- one trajectory ------------------------------------------------------------------------------
 
+cdef inline void flush_subnormal(floating* th, Py_ssize_t p) noexcept nogil:
+    # parameters below the smallest normal number become 0: gradual underflow must not carry a
+    # parameter across zero (in exact arithmetic a dead ReLU decays towards 0 and never crosses)
+    cdef floating tiny
+    cdef Py_ssize_t i
+    if floating is float:
+        tiny = FLT_MIN
+    else:
+        tiny = DBL_MIN
+    for i in range(p):
+        if fabs(th[i]) < tiny:
+            th[i] = 0
+
 cdef inline double normalised_loss(double loss, double loss0) noexcept nogil:
     # v = L/L_0, non-finite → 1e6, clipped at 1e6; 0 where L_0 = 0
     cdef double v = loss / loss0 if loss0 > 0 else 0.0
@@ -236,6 +250,7 @@ cdef Result train_one(int model, int optimizer, Py_ssize_t p, Py_ssize_t samples
         if t >= rules.last_start:
             last_sum = last_sum + v
         optimizer_step(optimizer, th, g, hyper, trainable, p)
+        flush_subnormal(th, p)
         t = t + 1
 
     # t is the deciding step T; the score holds v_T for t ∈ [T, steps)

@@ -24,6 +24,15 @@ def normalised_loss(loss: np.ndarray, loss0: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(v), np.minimum(v, SCORE_CLIP), SCORE_CLIP)
 
 
+def flush_subnormal(theta: np.ndarray) -> np.ndarray:
+    """Parameters below the smallest normal number become 0, after every update.
+
+    Gradual underflow must not carry a parameter across zero: in exact arithmetic a dead ReLU's
+    weight decays towards 0 and never crosses, but rounding at subnormal magnitudes can flip its sign.
+    """
+    return np.where(np.abs(theta) < np.finfo(theta.dtype).tiny, theta.dtype.type(0), theta)
+
+
 def train(
     model: Model,
     optimizer: Optimizer,
@@ -104,7 +113,7 @@ def _train_chunk(model, optimizer, problem, hyper, rows, steps, th: Thresholds, 
             sum_inv[go] += 1 / np.maximum(v, 1 / SCORE_CLIP)
             if t >= last_start:
                 last_sum[go] += v
-            theta[go] = optimizer.step(theta[go], grad[~stop], hyper[go], problem.trainable)
+            theta[go] = flush_subnormal(optimizer.step(theta[go], grad[~stop], hyper[go], problem.trainable))
 
     decided = out["steps"]
     out["loss_sum"] = loss_sum

@@ -1,0 +1,357 @@
+"""Throughput of the relu-neuron convergence map: descentsim's Cython and NumPy engines against JAX.
+
+What it measures
+----------------
+The map trains one ReLU neuron ŷ = a·relu(w·x + b) + c on y = relu(x) per grid point, with full-batch
+gradient descent on L = ½·mean((ŷ − y)²) (relu'(0) = 0), only w trainable (b = 0, a = 1, c = 0):
+learning rate ``lr`` log-spaced over 1e-2..10 on x, initial weight ``w0`` over −3..3 on y, 1000 steps,
+64 samples x = default_rng(0).standard_normal(64) shared by every point.
+
+For each precision (float32, float64) it times
+
+* the **Cython** engine (``backend="cython"``, OpenMP over grid points) on the full grid;
+* the **NumPy** reference (``backend="numpy"``), which is slow, on a smaller grid spanning the same ranges;
+* a plain **JAX** version (when ``import jax`` works): ``jax.vmap`` over grid points of a ``jax.lax.scan``
+  over the steps, with ``jax.value_and_grad`` and the GD update. The scan carries w, L_0, the outcome
+  and the step it was decided at; a decided trajectory is frozen with ``where`` (no early exit), and
+  no per-step values are stacked. It is jitted, compiled ahead of time (compile time printed
+  separately), warmed up on one chunk, then timed over the whole grid, processed in chunks of rows.
+  Its outcomes use the simplified rules: diverged at the first t with L_t non-finite or
+  > 1e6·L_0, converged when L_t <= 1e-8, else undecided (descentsim's stuck / cycling / unresolved).
+
+Rates are in trajectory-steps per second (one trajectory-step = one loss-and-gradient evaluation
+and update for one grid point):
+
+* *nominal* = grid points × steps / wall time, the map-equivalent rate, comparable between engines
+  with and without early exit;
+* *actual* = updates actually run / wall time. descentsim stops a trajectory once it is decided (sum
+  of the ``steps`` field); JAX runs every step of every trajectory, so its actual rate is its nominal.
+
+The JAX outcomes are checked against the Cython map of the same precision (the fraction of points
+in the same class: converged, diverged or undecided), and the NumPy outcomes against the Cython
+engine on the same small grid.
+
+How to run
+----------
+    python bench/bench_relu_neuron.py                    # 512×512 map, NumPy on 32×32, JAX if installed
+    python bench/bench_relu_neuron.py --grid 128 --dtypes float32 --skip-jax
+    python bench/bench_relu_neuron.py --help
+
+JAX is optional (``pip install jax``, the CPU build); without it the JAX rows are skipped with a note.
+Timings on a shared machine are noisy; ``--repeats N`` keeps the best of N timed runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+
+import descentsim as ds
+from descentsim.threads import available_cores
+
+#: Axes of the benchmarked map: (knob, start, stop, scale).
+LR_AXIS = ("lr", 1e-2, 10.0, "log")
+W0_AXIS = ("w0", -3.0, 3.0, "linear")
+SAMPLES = 64
+DATA_SEED = 0
+#: Outcome classes compared between engines; descentsim's stuck, cycling and unresolved are "undecided".
+UNDECIDED, CONVERGED, DIVERGED = 0, int(ds.Outcome.CONVERGED), int(ds.Outcome.DIVERGED)
+
+
+@dataclass
+class Measurement:
+    """One timed run of one engine on one map.
+
+    Attributes
+    ----------
+    engine, dtype : what ran.
+    shape : (ny, nx) grid of the map.
+    budget : steps per trajectory.
+    wall_s : wall-clock seconds of the timed run.
+    updates_run : gradient updates actually run, summed over the grid points.
+    """
+
+    engine: str
+    dtype: str
+    shape: tuple[int, int]
+    budget: int
+    wall_s: float
+    updates_run: int
+
+    @property
+    def points(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def nominal_rate(self) -> float:
+        """Map-equivalent trajectory-steps per second: points × budget / wall time."""
+        return self.points * self.budget / self.wall_s
+
+    @property
+    def actual_rate(self) -> float:
+        """Trajectory-steps actually run per second."""
+        return self.updates_run / self.wall_s
+
+
+# ---- descentsim engines ------------------------------------------------------------------------
+
+
+def relu_map_spec(grid: int, steps: int, dtype: str) -> ds.MapSpec:
+    """The benchmarked map on a ``grid`` × ``grid`` lattice over the fixed lr and w0 ranges."""
+    lr_name, lr_start, lr_stop, lr_scale = LR_AXIS
+    w0_name, w0_start, w0_stop, w0_scale = W0_AXIS
+    return ds.MapSpec(
+        model="relu-neuron",
+        x=ds.Axis(lr_name, lr_start, lr_stop, grid, scale=lr_scale),
+        y=ds.Axis(w0_name, w0_start, w0_stop, grid, scale=w0_scale),
+        steps=steps,
+        params={"trainable": "w", "samples": SAMPLES, "data_seed": DATA_SEED},
+        dtype=dtype,
+    )
+
+
+def time_descentsim(
+    spec: ds.MapSpec, backend: str, threads: int, repeats: int
+) -> tuple[Measurement, ds.ConvergenceMap]:
+    """Best of ``repeats`` runs of ``run_map`` with ``backend``; the map of the last run."""
+    warm_up = spec.replace(x=ds.Axis(spec.x.name, spec.x.start, spec.x.stop, 2, spec.x.scale), y=None)
+    ds.run_map(warm_up, backend=backend, threads=threads)  # first-call costs (imports, lazy set-up) untimed
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        conv_map = ds.run_map(spec, backend=backend, threads=threads)
+        best = min(best, time.perf_counter() - started)
+    updates = int(conv_map.fields["steps"].sum())
+    assert updates == conv_map.provenance["trajectory_steps"]
+    return Measurement(backend, spec.dtype, spec.shape, spec.steps, best, updates), conv_map
+
+
+def outcome_class(outcome: np.ndarray) -> np.ndarray:
+    """descentsim outcome codes reduced to CONVERGED, DIVERGED or UNDECIDED (stuck, cycling, unresolved)."""
+    return np.where((outcome == CONVERGED) | (outcome == DIVERGED), outcome, UNDECIDED).astype(np.uint8)
+
+
+# ---- JAX -----------------------------------------------------------------------------------------
+
+
+def import_jax(enable_x64: bool) -> ModuleType | None:
+    """``jax``, configured for float64 when asked (float32 arrays stay float32), or None if missing."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    if enable_x64:
+        jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
+    """A function (w0, lr) → (outcome, decided_step) over a batch of grid points, vmapped but not jitted.
+
+    Per point: ``jax.lax.scan`` over t = 0..steps evaluating L_t and ∂L/∂w (``jax.value_and_grad``),
+    deciding the outcome by the simplified rules and updating w ← w − lr·∂L/∂w while undecided and
+    t < steps. The carry is (w, L_0, outcome, decided_step); nothing is stacked per step.
+    """
+    jnp = jax.numpy
+    dtype = jnp.dtype(spec.dtype)
+    rules = spec.resolved_thresholds
+    model = spec.model_def.problem(spec.point_values(np.zeros(1, int), np.zeros(1, int)), 1)
+    x, y = (jnp.asarray(row, dtype=dtype) for row in model.data)
+    _, b, a, c = (float(v) for v in model.theta0[0])  # fixed: only w is trainable
+    steps = spec.steps
+
+    def loss(w):
+        z = w * x + b
+        hidden = jnp.where(z > 0, z, 0)  # d/dz is [z > 0]: relu'(0) = 0
+        error = a * hidden + c - y
+        return 0.5 * jnp.mean(error * error)
+
+    loss_and_grad = jax.value_and_grad(loss)
+
+    def trajectory(w0, lr):
+        def step(carry, t):
+            w, loss0, outcome, decided_step = carry
+            loss_t, grad = loss_and_grad(w)
+            loss0 = jnp.where(t == 0, loss_t, loss0)
+            undecided = outcome == UNDECIDED
+            diverged = undecided & (~jnp.isfinite(loss_t) | (loss_t > rules.diverge_factor * loss0))
+            converged = undecided & ~diverged & (loss_t <= rules.converge_loss)
+            outcome = jnp.where(diverged, DIVERGED, jnp.where(converged, CONVERGED, outcome))
+            decided_step = jnp.where(diverged | converged, t, decided_step)
+            w = jnp.where((outcome == UNDECIDED) & (t < steps), w - lr * grad, w)
+            return (w, loss0, outcome, decided_step), None
+
+        start = (w0, jnp.zeros((), dtype), jnp.uint8(UNDECIDED), jnp.int32(steps))
+        (_, _, outcome, decided_step), _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
+        return outcome, decided_step
+
+    return jax.vmap(trajectory)
+
+
+@dataclass
+class JaxRun:
+    """A timed JAX map: the measurement, its compile time and its (ny, nx) outcome and decided-step fields."""
+
+    measurement: Measurement
+    compile_s: float
+    outcome: np.ndarray
+    decided_step: np.ndarray
+
+
+def time_jax(jax: ModuleType, spec: ds.MapSpec, chunk_rows: int, repeats: int) -> JaxRun:
+    """Compile the JAX map for chunks of ``chunk_rows`` grid rows, warm up on one chunk, time the whole grid."""
+    jnp = jax.numpy
+    ny, nx = spec.shape
+    chunk_rows = max(1, min(chunk_rows, ny))
+    chunks = -(-ny // chunk_rows)
+    lr = spec.axis_coordinates(spec.x).astype(spec.dtype)
+    w0 = spec.axis_coordinates(spec.y).astype(spec.dtype)
+    # Pad the rows to whole chunks (repeating the last w0) so every chunk has one shape and one compile.
+    w0_rows = np.concatenate([w0, np.full(chunks * chunk_rows - ny, w0[-1], dtype=w0.dtype)])
+    w0_grid, lr_grid = (g.reshape(chunks, chunk_rows * nx) for g in np.meshgrid(w0_rows, lr, indexing="ij"))
+    w0_chunks = [jnp.asarray(row) for row in w0_grid]
+    lr_chunks = [jnp.asarray(row) for row in lr_grid]
+
+    started = time.perf_counter()
+    compiled = jax.jit(jax_relu_map_fn(jax, spec)).lower(w0_chunks[0], lr_chunks[0]).compile()
+    compile_s = time.perf_counter() - started
+    jax.block_until_ready(compiled(w0_chunks[0], lr_chunks[0]))  # warm-up run
+
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        results = [compiled(w, r) for w, r in zip(w0_chunks, lr_chunks)]
+        jax.block_until_ready(results)
+        best = min(best, time.perf_counter() - started)
+
+    outcome = np.concatenate([np.asarray(o) for o, _ in results]).reshape(-1, nx)[:ny]
+    decided_step = np.concatenate([np.asarray(s) for _, s in results]).reshape(-1, nx)[:ny]
+    executed = spec.shape[0] * spec.shape[1] * spec.steps  # every step of every trajectory runs
+    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, best, executed)
+    return JaxRun(measurement, compile_s, outcome, decided_step)
+
+
+# ---- report --------------------------------------------------------------------------------------
+
+
+def class_fractions(classes: np.ndarray) -> str:
+    """'converged a%, diverged b%, undecided c%' of a class field."""
+    total = classes.size
+    parts = [(CONVERGED, "converged"), (DIVERGED, "diverged"), (UNDECIDED, "undecided")]
+    return ", ".join(f"{label} {np.count_nonzero(classes == code) / total:.2%}" for code, label in parts)
+
+
+def print_agreement(label: str, reference: np.ndarray, other: np.ndarray) -> float:
+    """Print and return the fraction of grid points where two class fields agree."""
+    agree = float(np.mean(reference == other))
+    print(f"  {label}: {agree:.6f} of points in the same class ({np.count_nonzero(reference != other)} differ)")
+    return agree
+
+
+def print_table(rows: list[Measurement]) -> None:
+    """The measurements, with Cython's nominal rate over JAX's and NumPy's per precision."""
+    header = (
+        f"{'engine':<8}{'dtype':<9}{'grid':>9}{'wall s':>10}{'nominal steps/s':>17}{'actual steps/s':>16}"
+        f"{'Cython/JAX':>12}{'Cython/NumPy':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    cython = {m.dtype: m for m in rows if m.engine == "cython"}
+    for m in rows:
+        ratios = {}
+        if m.engine in ("jax", "numpy") and m.dtype in cython:
+            ratios[m.engine] = f"{cython[m.dtype].nominal_rate / m.nominal_rate:.2f}"
+        grid = f"{m.shape[0]}×{m.shape[1]}"
+        print(
+            f"{m.engine:<8}{m.dtype:<9}{grid:>9}{m.wall_s:>10.3f}{m.nominal_rate:>17.3e}{m.actual_rate:>16.3e}"
+            f"{ratios.get('jax', ''):>12}{ratios.get('numpy', ''):>14}"
+        )
+
+
+# ---- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", type=int, default=512, help="points per axis of the map (default 512)")
+    parser.add_argument("--numpy-grid", type=int, default=32, help="points per axis for the NumPy reference (32)")
+    parser.add_argument("--steps", type=int, default=1000, help="gradient steps per trajectory (default 1000)")
+    parser.add_argument(
+        "--threads", type=int, default=available_cores(), help="Cython OpenMP threads (default: available cores)"
+    )
+    parser.add_argument("--dtypes", default="float32,float64", help="comma-separated precisions (float32,float64)")
+    parser.add_argument("--skip-jax", action="store_true", help="do not run the JAX version")
+    parser.add_argument("--jax-chunk-rows", type=int, default=64, help="grid rows per JAX call (default 64)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best is kept (default 1)")
+    args = parser.parse_args(argv)
+    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    for dtype in args.dtypes:
+        if dtype not in ("float32", "float64"):
+            parser.error(f"unknown dtype {dtype!r}; use float32 and/or float64")
+    if min(args.grid, args.numpy_grid, args.threads, args.repeats, args.jax_chunk_rows) < 1 or args.steps < 0:
+        parser.error("sizes, threads and repeats must be >= 1 and steps >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    jax = None if args.skip_jax else import_jax(enable_x64="float64" in args.dtypes)
+    print(f"relu-neuron map: lr log {LR_AXIS[1]:g}..{LR_AXIS[2]:g} (x), w0 {W0_AXIS[1]:g}..{W0_AXIS[2]:g} (y), "
+          f"{args.steps} steps, {SAMPLES} samples, trainable w")
+    print(f"Cython threads: {args.threads} (available cores: {available_cores()}); descentsim {ds.__name__} "
+          f"from {ds.__file__}")
+    if args.skip_jax:
+        print("JAX: skipped (--skip-jax)")
+    elif jax is None:
+        print("JAX: not installed (import jax failed), skipped; pip install jax to include it")
+    else:
+        print(f"JAX {jax.__version__} on {jax.devices()[0]}, chunks of {args.jax_chunk_rows} rows")
+    print()
+
+    rows: list[Measurement] = []
+    for dtype in args.dtypes:
+        print(f"== {dtype} ==")
+        spec = relu_map_spec(args.grid, args.steps, dtype)
+        cython, cython_map = time_descentsim(spec, "cython", args.threads, args.repeats)
+        rows.append(cython)
+        cython_classes = outcome_class(cython_map.outcome)
+        print(f"  cython {args.grid}×{args.grid}: {cython.wall_s:.3f} s; {class_fractions(cython_classes)}; "
+              f"mean steps run {cython.updates_run / cython.points:.1f} of {args.steps}")
+
+        small = relu_map_spec(args.numpy_grid, args.steps, dtype)
+        numpy_run, numpy_map = time_descentsim(small, "numpy", 1, args.repeats)
+        rows.append(numpy_run)
+        print(f"  numpy {args.numpy_grid}×{args.numpy_grid}: {numpy_run.wall_s:.3f} s; "
+              f"{class_fractions(outcome_class(numpy_map.outcome))}")
+        small_cython = ds.run_map(small, backend="cython", threads=args.threads)
+        print_agreement("numpy vs cython (small grid)", outcome_class(small_cython.outcome),
+                        outcome_class(numpy_map.outcome))
+
+        if jax is not None:
+            jax_run = time_jax(jax, spec, args.jax_chunk_rows, args.repeats)
+            rows.append(jax_run.measurement)
+            print(f"  jax {args.grid}×{args.grid}: compile {jax_run.compile_s:.3f} s, run {jax_run.measurement.wall_s:.3f} s; "
+                  f"{class_fractions(jax_run.outcome)}")
+            print_agreement("jax vs cython", cython_classes, jax_run.outcome)
+            decided = cython_classes != UNDECIDED
+            same = decided & (cython_classes == jax_run.outcome)
+            steps_agree = np.mean(jax_run.decided_step[same] == cython_map.fields["steps"][same]) if same.any() else 1.0
+            print(f"  jax vs cython: decided step equal at {steps_agree:.6f} of points decided alike")
+            useful = int(jax_run.decided_step.sum())
+            print(f"  jax useful rate (sum of its decided steps / wall): {useful / jax_run.measurement.wall_s:.3e} steps/s")
+        print()
+
+    print_table(rows)
+    print("\nnominal = grid points × steps / wall; actual = updates actually run / wall "
+          "(JAX runs every step: actual = nominal). NumPy runs on its own, smaller grid.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Command-line tools: ``descentsim-map`` computes a map, ``descentsim-info`` describes one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from dataclasses import fields
+from typing import Any, Sequence, TextIO
+
+from .errors import DescentsimError, SpecError
+from .outcome import Outcome
+from .spec import MapSpec
+
+
+def apply_setting(table: dict[str, Any], assignment: str) -> None:
+    """Apply ``--set key=value`` to a config table.
+
+    ``key`` is a spec setting (``steps``, ``dtype``...), a dotted path (``x.n``, ``params.lr``), or a
+    bare knob name, which goes into ``params``. ``value`` is read as a TOML value, else as a string.
+    """
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SpecError(f"--set {assignment!r} is not knob=value; write e.g. --set lr=0.5")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    path = key.split(".")
+    if len(path) == 1 and key not in {f.name for f in fields(MapSpec)}:
+        path = ["params", key]
+    node = table
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SpecError(f"--set {key}: {part!r} is not a table")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str, settings: Sequence[str] = ()) -> MapSpec:
+    """The spec of a TOML config file with ``--set`` overrides applied."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as exc:
+        raise SpecError(f"cannot read config {path!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"config {path!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"config {path!r} is not a text file") from None
+    for assignment in settings:
+        apply_setting(table, assignment)
+    return MapSpec.from_dict(table)
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent when the stream is not a terminal."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.started = time.perf_counter()
+
+    def __call__(self, done: int, total: int, trajectory_steps: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.started
+        rate = trajectory_steps / elapsed if elapsed > 0 else 0.0
+        eta = elapsed * (total - done) / done
+        filled = int(30 * done / total)
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} tiles  "
+            f"{rate:.3g} traj-steps/s  ETA {eta:5.0f} s "
+        )
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def map_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="descentsim-map",
+        description="Compute a convergence map: train one tiny model per grid point and record what happened.",
+    )
+    parser.add_argument("config", help="TOML file with the map spec (same keys as descentsim.MapSpec)")
+    parser.add_argument("-o", "--output", required=True, help="HDF5 file to write")
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+        help="override a setting: a knob (lr=0.5), a spec key (steps=200) or a dotted path (x.n=512); repeatable",
+    )
+    parser.add_argument("--backend", default="auto", choices=("auto", "cython", "numpy"), help="engine (default auto)")
+    parser.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: OMP_NUM_THREADS or all cores)")
+    parser.add_argument("--tile", default=None, metavar="ROWSxCOLS", help="tile shape, e.g. 16x256 (results do not depend on it)")
+    parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    args = parser.parse_args(argv)
+
+    from .runner import run_map
+    from .store import check_output_path
+
+    try:
+        spec = load_config(args.config, args.settings)
+        tile_shape = _parse_tile(args.tile)
+        output = check_output_path(args.output)
+        if output.exists() and not args.force:
+            raise SpecError(f"output {args.output!r} exists; use --force to replace it")
+        bar = ProgressBar(sys.stderr)
+        cmap = run_map(spec, backend=args.backend, threads=args.threads, tile_shape=tile_shape, progress=bar)
+        cmap.save(output)
+    except DescentsimError as exc:
+        return _fail(parser.prog, str(exc))
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; nothing written", file=sys.stderr)
+        return 130
+    prov = cmap.provenance
+    print(
+        f"wrote {args.output}: {spec.shape[0]}x{spec.shape[1]} {spec.model} map in {prov['wall_time_s']:.2f} s "
+        f"({prov['backend']}, {prov['threads']} threads, "
+        f"{prov['trajectory_steps'] / max(prov['wall_time_s'], 1e-9):.3g} traj-steps/s); "
+        + ", ".join(f"{o.label} {f:.1%}" for o, f in cmap.fractions().items() if f > 0)
+    )
+    return 0
+
+
+def _parse_tile(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        rows, cols = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise SpecError(f"--tile {text!r} is not ROWSxCOLS; write e.g. --tile 16x256") from None
+    if rows < 1 or cols < 1:
+        raise SpecError(f"--tile {text!r}: rows and columns must be >= 1")
+    return rows, cols
+
+
+def describe(cmap) -> str:
+    """The text ``descentsim-info`` prints: spec, outcome fractions, provenance."""
+    lines = ["# spec", cmap.spec.to_toml().rstrip(), "", "# outcomes"]
+    for outcome in Outcome:
+        if outcome is not Outcome.NOT_COMPUTED or cmap.fraction(outcome) > 0:
+            lines.append(f"{outcome.label:<14} {cmap.fraction(outcome):8.2%}")
+    lines += ["", "# provenance"]
+    lines += [f"{key:<20} {value}" for key, value in sorted(cmap.provenance.items())]
+    return "\n".join(lines)
+
+
+def info_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="descentsim-info", description="Describe a map file: spec, outcomes, provenance.")
+    parser.add_argument("map", help="HDF5 file written by descentsim-map")
+    args = parser.parse_args(argv)
+    from .store import read_map
+
+    try:
+        cmap = read_map(args.map)
+    except DescentsimError as exc:
+        return _fail(parser.prog, str(exc))
+    print(describe(cmap))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(map_main())
