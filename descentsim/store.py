@@ -42,8 +42,14 @@ def check_output_path(path: str | Path) -> Path:
         raise MapFileError(f"output {str(path)!r} is a directory; give a file name such as {str(path / 'map.h5')!r}")
     if not parent.is_dir():
         raise MapFileError(f"output directory {str(parent)!r} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MapFileError(f"output directory {str(parent)!r} is not writable; choose another -o path")
+    try:  # a real probe: permission bits do not tell root, ACLs or read-only mounts
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise MapFileError(
+            f"output directory {str(parent)!r} is not writable ({exc.strerror}); choose another -o path"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
@@ -58,6 +64,9 @@ def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise MapFileError(f"could not write {str(path)!r}: {exc}; check the disk space and the path") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -109,6 +118,7 @@ def _write(f: h5py.File, cmap: ConvergenceMap) -> None:
         ds.attrs["description"] = info.description
         for dim, scale in enumerate(scales):
             ds.dims[dim].attach_scale(scale)
+            ds.dims[dim].label = scale.attrs["long_name"]
     outcome = f["outcome"]
     outcome.attrs["flag_values"] = np.array([o.value for o in Outcome], dtype=np.uint8)
     outcome.attrs["flag_meanings"] = " ".join(o.name.lower() for o in Outcome)

@@ -1,0 +1,145 @@
+"""descentsim-map and descentsim-info as a user runs them."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import descentsim as ds
+from descentsim import cli
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+SMALL = """
+model = "relu-neuron"
+steps = 200
+[x]
+name = "lr"
+start = 0.01
+stop = 5.0
+n = 24
+scale = "log"
+[y]
+name = "w0"
+start = -2.0
+stop = 2.0
+n = 10
+[params]
+samples = 16
+"""
+
+
+def run(*args, cwd):
+    """Run a console script of the installed package."""
+    exe = shutil.which(args[0]) or args[0]
+    return subprocess.run([exe, *args[1:]], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def test_map_then_info(tmp_path, config):
+    result = run("descentsim-map", str(config), "-o", "out.h5", "--set", "steps=150", "--set", "x.n=12", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote out.h5" in result.stdout and result.stderr == ""  # no progress bar in logs
+    m = ds.open_map(tmp_path / "out.h5")
+    assert m.spec.steps == 150 and m.outcome.shape == (10, 12)
+    info = run("descentsim-info", "out.h5", cwd=tmp_path)
+    assert info.returncode == 0
+    assert 'model = "relu-neuron"' in info.stdout and "converged" in info.stdout and "wall_time_s" in info.stdout
+
+
+def test_set_knob_backend_threads_and_tile(tmp_path, config):
+    args = ["--set", "lr=0.5", "--set", 'x={name="w0", start=-1.0, stop=1.0, n=6}', "--set", "y.name=b0"]
+    args += ["--set", "trainable=wb", "--threads", "1", "--tile", "3x4"]
+    assert cli.map_main([str(config), "-o", str(tmp_path / "a.h5"), *args]) == 0
+    assert cli.map_main([str(config), "-o", str(tmp_path / "b.h5"), *args[:-4], "--backend", "numpy"]) == 0
+    a, b = ds.open_map(tmp_path / "a.h5"), ds.open_map(tmp_path / "b.h5")
+    assert a.spec.params == {"samples": 16, "lr": 0.5, "trainable": "wb"}
+    assert a.provenance["tile_shape"] == (3, 4) and b.provenance["backend"] == "numpy"
+    for name in a.fields:
+        np.testing.assert_array_equal(a.fields[name], b.fields[name])
+
+
+def test_existing_output_needs_force(tmp_path, config):
+    (tmp_path / "out.h5").write_bytes(b"precious")
+    result = run("descentsim-map", str(config), "-o", "out.h5", cwd=tmp_path)
+    assert result.returncode == 2 and "--force" in result.stderr
+    assert (tmp_path / "out.h5").read_bytes() == b"precious"
+    assert cli.map_main([str(config), "-o", str(tmp_path / "out.h5"), "--force"]) == 0
+    assert ds.open_map(tmp_path / "out.h5").spec.model == "relu-neuron"
+
+
+BAD = {
+    "unknown model": ('model = "mlp"\n[x]\nname="lr"\nstart=0.1\nstop=1.0\nn=4\n', "valid models: quadratic"),
+    "unknown knob": (SMALL + "bogus = 1\n", "unknown knob 'bogus' for model 'relu-neuron'; valid knobs: w0, b0"),
+    "malformed TOML": (SMALL + "[x\n", "is not valid TOML"),
+    "n <= 0": (SMALL.replace("n = 24", "n = 0"), "n must be a whole number >= 1"),
+    "log axis through zero": (SMALL.replace("start = 0.01", "start = -0.01"), "log axis cannot reach or cross zero"),
+    "negative steps": (SMALL.replace("steps = 200", "steps = -5"), "steps must be a whole number >= 0"),
+    "unknown setting": ("colour = 1\n" + SMALL, "unknown setting 'colour'; valid settings: model, x, y, steps"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, case):
+    text, message = BAD[case]
+    (tmp_path / "c.toml").write_text(text)
+    result = run("descentsim-map", "c.toml", "-o", "out.h5", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("descentsim-map: error: ") and message in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-o", "missing/dir/out.h5"], "output directory 'missing/dir' does not exist"),
+        (["-o", "."], "is a directory"),
+        (["-o", "out.h5", "--set", "nonsense"], "is not knob=value"),
+        (["-o", "out.h5", "--tile", "big"], "is not ROWSxCOLS"),
+        (["-o", "out.h5", "--threads", "0"], "threads must be a whole number >= 1"),
+        (["-o", "out.h5", "--set", "lr=fast"], "knob 'lr' must be a number"),
+    ],
+)
+def test_bad_command_line(tmp_path, config, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert cli.map_main([str(config), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
+
+
+def test_unwritable_output_directory(tmp_path, config, capsys):
+    """Probed by writing, so it holds for root too (who ignores permission bits): /sys is read-only."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    target = locked if os.geteuid() != 0 else Path("/sys")
+    assert cli.map_main([str(config), "-o", str(target / "out.h5")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_unreadable_config(tmp_path, capsys):
+    assert cli.map_main([str(tmp_path / "absent.toml"), "-o", str(tmp_path / "o.h5")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+
+
+def test_info_on_foreign_file(tmp_path):
+    (tmp_path / "x.h5").write_text("not a map")
+    result = run("descentsim-info", "x.h5", cwd=tmp_path)
+    assert result.returncode == 2 and "not an HDF5 file" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+def test_examples_are_valid_specs(example):
+    spec = ds.MapSpec.from_toml(EXAMPLES / example)
+    small = spec.replace(x=spec.x.__class__(**{**spec.x.to_dict(), "n": 5}), steps=20)
+    assert ds.run_map(small).outcome.all()

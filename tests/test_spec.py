@@ -1,0 +1,134 @@
+"""Specs, axes and knobs: validation with messages that name the fix, and TOML round trips."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import descentsim as ds
+from descentsim import Axis, MapSpec
+
+
+def test_axis_values():
+    np.testing.assert_allclose(Axis("lr", 1e-3, 1.0, 4, "log").values(), [1e-3, 1e-2, 1e-1, 1.0])
+    np.testing.assert_allclose(Axis("w0", -1, 1, 3).values(), [-1, 0, 1])
+    assert Axis("lr", -1.0, -1e-3, 4, "log").values()[0] == -1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n=0), "n must be a whole number >= 1"),
+        (dict(n=-3), "n must be a whole number >= 1"),
+        (dict(n=2.5), "n must be a whole number >= 1"),
+        (dict(start=-1.0, scale="log"), "log axis cannot reach or cross zero"),
+        (dict(start=0.0, scale="log"), "log axis cannot reach or cross zero"),
+        (dict(scale="cubic"), "scale must be 'linear' or 'log'"),
+        (dict(stop=float("nan")), "must be a finite number"),
+    ],
+)
+def test_bad_axes(kwargs, message):
+    args = dict(name="lr", start=0.1, stop=1.0, n=10, scale="linear") | kwargs
+    with pytest.raises(ds.SpecError, match=message):
+        Axis(**args)
+
+
+def test_unknown_model_lists_valid_ones():
+    with pytest.raises(ds.SpecError, match="unknown model 'mlp'; valid models: quadratic, double-well, uv, relu-neuron"):
+        MapSpec(model="mlp", x=Axis("lr", 0.1, 1, 2))
+
+
+def test_unknown_knob_lists_valid_ones():
+    with pytest.raises(ds.SpecError, match="unknown knob 'b' .* valid knobs: a, w0, lr"):
+        MapSpec(model="quadratic", x=Axis("lr", 0.1, 1, 2), params={"b": 1})
+    with pytest.raises(ds.SpecError, match="unknown knob 'width' on an axis"):
+        MapSpec(model="uv", x=Axis("width", 1, 10, 2))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(steps=-1), "steps must be a whole number >= 0"),
+        (dict(dtype="float16"), "dtype must be 'float64' or 'float32'"),
+        (dict(params={"lr": 0.1}), "both fixed in params and swept"),
+        (dict(y=Axis("lr", 0.1, 1, 2)), "x and y both sweep knob 'lr'"),
+        (dict(optimizer="lion"), "unknown optimizer 'lion'; valid optimizers: gd"),
+    ],
+)
+def test_bad_specs(changes, message):
+    base = dict(model="quadratic", x=Axis("lr", 0.1, 1.0, 4))
+    with pytest.raises(ds.SpecError, match=message):
+        MapSpec(**(base | changes))
+
+
+def test_knob_types_and_ranges():
+    with pytest.raises(ds.SpecError, match="'trainable' must be one of w, wb, wbac"):
+        MapSpec(model="relu-neuron", x=Axis("lr", 0.1, 1, 2), params={"trainable": "wa"})
+    with pytest.raises(ds.SpecError, match="takes a name, not a number"):
+        MapSpec(model="relu-neuron", x=Axis("trainable", 0, 1, 2))
+    with pytest.raises(ds.SpecError, match="'m' must be >= 1"):
+        MapSpec(model="uv", x=Axis("m", 0, 8, 3))
+    with pytest.raises(ds.SpecError, match="'samples' must be a whole number"):
+        MapSpec(model="relu-neuron", x=Axis("lr", 0.1, 1, 2), params={"samples": 2.5})
+
+
+def test_integer_knob_axis_is_rounded():
+    spec = MapSpec(model="uv", x=Axis("m", 4, 64, 5, "log"))
+    np.testing.assert_array_equal(spec.axis_coordinates(spec.x), [4, 8, 16, 32, 64])
+
+
+def test_any_knob_on_any_axis():
+    for x, y in [("lr", "w0"), ("w0", "b0"), ("lr", "init_scale"), ("a", "lr")]:
+        model = {"b0": "relu-neuron", "init_scale": "uv", "a": "quadratic"}.get(y if y != "lr" else x, "relu-neuron")
+        if x == "a":
+            model = "quadratic"
+        spec = MapSpec(model=model, x=Axis(x, 0.1, 1.0, 3), y=Axis(y, 0.2, 0.9, 2), steps=10)
+        assert ds.run_map(spec).outcome.shape == (2, 3)
+
+
+def test_toml_round_trip_of_the_example():
+    spec = MapSpec.from_toml("examples/relu_neuron.toml")
+    assert MapSpec.from_toml_text(spec.to_toml()) == spec
+
+
+def test_malformed_toml(tmp_path):
+    (tmp_path / "bad.toml").write_text("model = 'quadratic'\n[x\n")
+    with pytest.raises(ds.SpecError, match="is not valid TOML"):
+        MapSpec.from_toml(tmp_path / "bad.toml")
+
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).filter(lambda v: abs(v) > 1e-6)
+
+
+@st.composite
+def specs(draw):
+    start, stop = draw(finite), draw(finite)
+    scale = draw(st.sampled_from(["linear", "log"]))
+    if scale == "log" and start * stop <= 0:
+        stop = -stop
+    x = Axis("lr", start, stop, draw(st.integers(1, 4096)), scale)
+    y = draw(st.none() | st.builds(lambda a, n: Axis("w0", a, a + 1.0, n), finite, st.integers(1, 64)))
+    return MapSpec(
+        model="quadratic",
+        x=x,
+        y=y,
+        steps=draw(st.integers(0, 10**6)),
+        params=draw(st.fixed_dictionaries({}, optional={"a": finite})),
+        dtype=draw(st.sampled_from(["float32", "float64"])),
+        thresholds=draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "converge_loss": st.floats(0, 1),
+                    "stuck_window": st.integers(1, 1000),
+                    "cycle_tol": st.floats(0, 1),
+                },
+            )
+        ),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(specs())
+def test_toml_round_trip_property(spec):
+    assert MapSpec.from_toml_text(spec.to_toml()) == spec
