@@ -105,36 +105,26 @@ cdef inline floating uv(const floating* th, floating* g, const floating* c, Py_s
     return <floating>0.5 * r * r
 
 
+cdef extern from "relu_neuron.h" nogil:
+    void ds_relu_neuron_sums_f32(const float* th, const float* x, const float* y, Py_ssize_t samples,
+                                 int w_only, float* out)
+    void ds_relu_neuron_sums_f64(const double* th, const double* x, const double* y, Py_ssize_t samples,
+                                 int w_only, double* out)
+
+
 cdef inline floating relu_neuron(const floating* th, floating* g, const floating* x, const floating* y,
                                  Py_ssize_t samples, bint w_only) noexcept nogil:
-    # ŷ = a·relu(w·x + b) + c, e = ŷ − y, L = ½·mean(e²), relu'(0) = 0
-    cdef floating w = th[0], b = th[1], a = th[2], c = th[3]
-    cdef floating z, h, e, ea, loss = 0, gw = 0, gb = 0, ga = 0, gc = 0
-    cdef Py_ssize_t i
-    if w_only:
-        for i in range(samples):
-            z = w * x[i] + b
-            h = z if z > 0 else 0
-            e = a * h + c - y[i]
-            loss = loss + e * e
-            ea = e * a if z > 0 else 0
-            gw = gw + ea * x[i]
+    # ŷ = a·relu(w·x + b) + c, e = ŷ − y, L = ½·mean(e²), relu'(0) = 0; sums in relu_neuron.h
+    cdef floating sums[5]
+    if floating is float:
+        ds_relu_neuron_sums_f32(th, x, y, samples, w_only, sums)
     else:
-        for i in range(samples):
-            z = w * x[i] + b
-            h = z if z > 0 else 0
-            e = a * h + c - y[i]
-            loss = loss + e * e
-            ea = e * a if z > 0 else 0
-            gw = gw + ea * x[i]
-            gb = gb + ea
-            ga = ga + e * h
-            gc = gc + e
-    g[0] = gw / samples
-    g[1] = gb / samples
-    g[2] = ga / samples
-    g[3] = gc / samples
-    return <floating>0.5 * (loss / samples)
+        ds_relu_neuron_sums_f64(th, x, y, samples, w_only, sums)
+    g[0] = sums[1] / samples
+    g[1] = sums[2] / samples
+    g[2] = sums[3] / samples
+    g[3] = sums[4] / samples
+    return <floating>0.5 * (sums[0] / samples)
 
 
 cdef inline floating loss_grad(int model, const floating* th, floating* g, const floating* c,

@@ -7,6 +7,7 @@ import numpy as np
 from ..knobs import Knob
 from .base import KnobValues, Model, Problem, per_point
 
+SUM_LANES = 4  # interleaved partial sums over samples (ext/relu_neuron.h)
 TRAINABLE_SETS = {"w": (1, 0, 0, 0), "wb": (1, 1, 0, 0), "wbac": (1, 1, 1, 1)}
 
 
@@ -57,22 +58,22 @@ class ReluNeuron(Model):
         )
 
     def loss_grad(self, theta, consts, data):
-        # Sums run in sample order, as in the compiled kernel, so the engines agree bit for bit.
+        # Sample i is summed into lane i mod 4, lanes combined as (s0 + s1) + (s2 + s3): the same order
+        # as the compiled kernel (ext/relu_neuron.h), so the engines agree bit for bit.
         x, y = data[0], data[1]
         w, b, a, c = theta.T
         zero = np.zeros_like(w)
-        loss, gw, gb, ga, gc = zero.copy(), zero.copy(), zero.copy(), zero.copy(), zero.copy()
+        lanes = [[zero] * SUM_LANES for _ in range(5)]  # Σe², Σ e·a·[z>0]·x, Σ e·a·[z>0], Σ e·h, Σ e
         for i in range(x.shape[0]):
             z = w * x[i] + b
             active = z > 0
             h = np.where(active, z, zero)
             e = a * h + c - y[i]
-            loss = loss + e * e
             ea = np.where(active, e * a, zero)
-            gw = gw + ea * x[i]
-            gb = gb + ea
-            ga = ga + e * h
-            gc = gc + e
+            k = i % SUM_LANES
+            for sums, term in zip(lanes, (e * e, ea * x[i], ea, e * h, e)):
+                sums[k] = sums[k] + term
+        loss, gw, gb, ga, gc = ((s[0] + s[1]) + (s[2] + s[3]) for s in lanes)
         samples = x.shape[0]
         grad = np.stack([gw / samples, gb / samples, ga / samples, gc / samples], axis=1)
         return 0.5 * (loss / samples), grad
