@@ -1,0 +1,80 @@
+/* descentsim's compiled kernels: one gradient-descent trajectory, with the models, the optimisers
+ * and the outcome rules, for float and double.
+ *
+ * The maths and the rules mirror the NumPy reference (descentsim.backends.reference and the models'
+ * loss_grad) operation for operation, including the order of every sum, so the engines agree bit for
+ * bit (the build disables floating-point contraction). trajectory.h is the body, instantiated here
+ * once per precision. On x86-64 Linux with GCC, ds_train_one_* also gets an AVX2 clone chosen at run
+ * time: the same IEEE operations on wider registers, hence the same bits.
+ */
+#ifndef DESCENTSIM_KERNELS_H
+#define DESCENTSIM_KERNELS_H
+
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3 };
+enum { DS_GD = 0 };
+enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRESOLVED = 5 };
+
+#define DS_SCORE_CLIP 1e6 /* normalised losses above this (and non-finite ones) count as this */
+#define DS_SCORE_WINDOW 20 /* the score's trainability test averages this many final values */
+/* data sums run in DS_LANES(T) = 32 bytes / sizeof(T) partial sums (8 float, 4 double): sample i goes
+ * to lane i mod DS_LANES, the lanes are combined pairwise (see ds_lane_total) */
+#define DS_LANES_OF(T) ((ptrdiff_t)(32 / sizeof(T)))
+
+typedef struct {
+    ptrdiff_t steps;        /* budget of updates */
+    double converge_loss;   /* CONVERGED when L_t <= this */
+    double diverge_factor;  /* DIVERGED when L_t > this·L_0 or not finite */
+    double stuck_tol;       /* STUCK when max L − min L <= this·max L over the final window */
+    double cycle_tol;       /* CYCLING tolerance, relative to 1 + max|θ| */
+    ptrdiff_t k_max;        /* cycle lags checked: 1..k_max */
+    ptrdiff_t window_start; /* first step of the STUCK window */
+    ptrdiff_t last_start;   /* first step of the score's final window */
+} ds_rules;
+
+typedef struct {
+    unsigned char outcome;
+    int steps, period, attractor;
+    double final_loss, loss_sum, score;
+} ds_result;
+
+/* helpers are forced inline so that each clone of ds_train_one compiles them for its own target */
+#define DS_INLINE static inline __attribute__((always_inline))
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define DS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DS_CLONES
+#endif
+
+/* v = L/L_0 for the score: non-finite → 1e6, clipped at 1e6 (ratio = L/L_0, 0 where L_0 = 0) */
+DS_INLINE double ds_clip_ratio(double ratio)
+{
+    return (!isfinite(ratio) || ratio > DS_SCORE_CLIP) ? DS_SCORE_CLIP : ratio;
+}
+
+#define DS_T float
+#define DS_MASK_T int
+#define DS_NAME(name) name##_f32
+#define DS_TINY FLT_MIN
+#include "trajectory.h"
+#undef DS_T
+#undef DS_MASK_T
+#undef DS_NAME
+#undef DS_TINY
+
+#define DS_T double
+#define DS_MASK_T long long
+#define DS_NAME(name) name##_f64
+#define DS_TINY DBL_MIN
+#include "trajectory.h"
+#undef DS_T
+#undef DS_MASK_T
+#undef DS_NAME
+#undef DS_TINY
+
+#endif
