@@ -16,7 +16,7 @@ At each ``t``, in this order:
      (a plateau or a spurious stationary point, as for a dead ReLU);
    * else ``UNRESOLVED`` (still moving, chaotic, or too slow for the budget).
 
-After every update, parameters smaller in magnitude than the precision's smallest normal number
+After every update, trainable parameters smaller in magnitude than the precision's smallest normal number
 are set to 0, so that gradual underflow cannot carry a parameter across zero (in exact arithmetic
 a dead ReLU's weight decays towards 0 and never crosses it).
 

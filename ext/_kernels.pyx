@@ -37,28 +37,38 @@ cdef extern from "kernels.h" nogil:
         Py_ssize_t k_max
         Py_ssize_t window_start
         Py_ssize_t last_start
-    ctypedef struct ds_result:
-        unsigned char outcome
-        int steps
-        int period
-        int attractor
-        double final_loss
-        double loss_sum
-        double score
-    ds_result ds_train_one_f32(int model, int optimizer, Py_ssize_t p, Py_ssize_t samples, int w_only,
-                               const float* theta0, const float* c, const float* data, const float* hyper,
-                               const unsigned char* trainable, const ds_rules* rules,
-                               float* th, float* g, float* history)
-    ds_result ds_train_one_f64(int model, int optimizer, Py_ssize_t p, Py_ssize_t samples, int w_only,
-                               const double* theta0, const double* c, const double* data, const double* hyper,
-                               const unsigned char* trainable, const ds_rules* rules,
-                               double* th, double* g, double* history)
+    ctypedef struct ds_problem:
+        int model, optimizer, w_only
+        Py_ssize_t p, samples, n_consts, n_hyper
+        const void* theta0
+        const void* consts
+        const void* data
+        const void* hyper
+        const unsigned char* trainable
+    ctypedef struct ds_outputs:
+        unsigned char* outcome
+        int* steps
+        int* period
+        int* attractor
+        double* final_loss
+        double* loss_sum
+        double* score
+    int DS_SLOTS
+    void ds_train_points_f32(const ds_problem* pb, const ds_rules* rules, Py_ssize_t first, Py_ssize_t last,
+                             float* work, const ds_outputs* out)
+    void ds_train_points_f64(const ds_problem* pb, const ds_rules* rules, Py_ssize_t first, Py_ssize_t last,
+                             double* work, const ds_outputs* out)
 
 # Kernel ids; the Python models and optimisers refer to them by name.
 MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON}
 OPTIMIZER_IDS = {"gd": DS_GD}
 OPENMP = bool(DS_OPENMP)
 SCORE_WINDOW = 20
+#: Scratch rows of (max_period + 3)·P values each thread needs.
+SLOTS = DS_SLOTS
+
+cdef enum:
+    CHUNK = 16  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)
 
 
 def max_threads():
@@ -77,7 +87,7 @@ def train(
     Py_ssize_t steps,                     # IN budget of updates
     double converge_loss, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
     Py_ssize_t max_period, double cycle_tol,  # IN outcome thresholds
-    floating[:, ::1] scratch,             # IN/OUT (threads, (max_period + 3)·P) per-thread work space
+    floating[:, ::1] scratch,             # IN/OUT (threads, SLOTS·(max_period + 3)·P) work space
     unsigned char[::1] outcome,           # OUT (n,)
     int[::1] steps_out,                   # OUT (n,)
     double[::1] final_loss,               # OUT (n,)
@@ -87,17 +97,29 @@ def train(
     double[::1] score,                    # OUT (n,)
 ):
     """Train every row of theta0 and classify it (see descentsim.outcome for the rules)."""
-    cdef int model = MODEL_IDS[model_name]
-    cdef int optimizer = OPTIMIZER_IDS[optimizer_name]
-    cdef Py_ssize_t n = theta0.shape[0], p = theta0.shape[1], samples = data.shape[1]
+    cdef Py_ssize_t n = theta0.shape[0], p = theta0.shape[1]
+    cdef Py_ssize_t k_max = max_period if max_period < steps else steps
+    cdef Py_ssize_t chunk, n_chunks = (n + CHUNK - 1) // CHUNK, first, last
     cdef int n_threads = <int>scratch.shape[0]
-    cdef int w_only = model == DS_RELU_NEURON and not (trainable[1] or trainable[2] or trainable[3])
     cdef ds_rules rules
-    cdef ds_result res
-    cdef Py_ssize_t i, k_max = max_period if max_period < steps else steps
-    cdef floating* work
-    if scratch.shape[1] < (k_max + 3) * p:
+    cdef ds_problem pb
+    cdef ds_outputs out
+    if n == 0:
+        return
+    if scratch.shape[1] < DS_SLOTS * (k_max + 3) * p:
         raise ValueError("scratch is too small")
+    pb.model = MODEL_IDS[model_name]
+    pb.optimizer = OPTIMIZER_IDS[optimizer_name]
+    pb.w_only = pb.model == DS_RELU_NEURON and not (trainable[1] or trainable[2] or trainable[3])
+    pb.p = p
+    pb.samples = data.shape[1]
+    pb.n_consts = consts.shape[1]
+    pb.n_hyper = hyper.shape[1]
+    pb.theta0 = &theta0[0, 0]
+    pb.consts = &consts[0, 0]
+    pb.data = &data[0, 0]
+    pb.hyper = &hyper[0, 0]
+    pb.trainable = &trainable[0]
     rules.steps = steps
     rules.converge_loss = converge_loss
     rules.diverge_factor = diverge_factor
@@ -106,19 +128,18 @@ def train(
     rules.k_max = k_max
     rules.window_start = steps - stuck_window if steps > stuck_window else 0
     rules.last_start = steps - SCORE_WINDOW if steps > SCORE_WINDOW else 0
+    out.outcome = &outcome[0]
+    out.steps = &steps_out[0]
+    out.final_loss = &final_loss[0]
+    out.loss_sum = &loss_sum[0]
+    out.period = &period[0]
+    out.attractor = &attractor[0]
+    out.score = &score[0]
 
-    for i in prange(n, nogil=True, schedule="dynamic", chunksize=1, num_threads=n_threads):
-        work = &scratch[threadid(), 0]
+    for chunk in prange(n_chunks, nogil=True, schedule="dynamic", num_threads=n_threads):
+        first = chunk * CHUNK
+        last = first + CHUNK if first + CHUNK < n else n
         if floating is float:
-            res = ds_train_one_f32(model, optimizer, p, samples, w_only, &theta0[i, 0], &consts[i, 0],
-                                   &data[0, 0], &hyper[i, 0], &trainable[0], &rules, work, work + p, work + 2 * p)
+            ds_train_points_f32(&pb, &rules, first, last, &scratch[threadid(), 0], &out)
         else:
-            res = ds_train_one_f64(model, optimizer, p, samples, w_only, &theta0[i, 0], &consts[i, 0],
-                                   &data[0, 0], &hyper[i, 0], &trainable[0], &rules, work, work + p, work + 2 * p)
-        outcome[i] = res.outcome
-        steps_out[i] = res.steps
-        final_loss[i] = res.final_loss
-        loss_sum[i] = res.loss_sum
-        period[i] = res.period
-        attractor[i] = res.attractor
-        score[i] = res.score
+            ds_train_points_f64(&pb, &rules, first, last, &scratch[threadid(), 0], &out)

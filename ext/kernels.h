@@ -4,8 +4,8 @@
  * The maths and the rules mirror the NumPy reference (descentsim.backends.reference and the models'
  * loss_grad) operation for operation, including the order of every sum, so the engines agree bit for
  * bit (the build disables floating-point contraction). trajectory.h is the body, instantiated here
- * once per precision. On x86-64 Linux with GCC, ds_train_one_* also gets an AVX2 clone chosen at run
- * time: the same IEEE operations on wider registers, hence the same bits.
+ * once per precision. On x86-64 Linux with GCC, ds_train_points_* also gets an AVX2 clone chosen at
+ * run time: the same IEEE operations on wider registers, hence the same bits.
  */
 #ifndef DESCENTSIM_KERNELS_H
 #define DESCENTSIM_KERNELS_H
@@ -38,9 +38,29 @@ typedef struct {
 
 typedef struct {
     unsigned char outcome;
-    int steps, period, attractor;
-    double final_loss, loss_sum, score;
+    int period, attractor;
 } ds_result;
+
+/* One group of trajectories: a model, an optimiser, and arrays in the precision being run. */
+typedef struct {
+    int model, optimizer, w_only;
+    ptrdiff_t p, samples, n_consts, n_hyper;
+    const void *theta0; /* (n, p) initial parameters */
+    const void *consts; /* (n, n_consts) per-point model constants */
+    const void *data;   /* (D, samples) shared data */
+    const void *hyper;  /* (n, n_hyper) per-point optimiser hyperparameters */
+    const unsigned char *trainable; /* (p,) which parameters move */
+} ds_problem;
+
+/* Where the fields of point i go. */
+typedef struct {
+    unsigned char *outcome;
+    int *steps, *period, *attractor;
+    double *final_loss, *loss_sum, *score;
+} ds_outputs;
+
+/* trajectories advanced together by one thread (see ds_train_points) */
+#define DS_SLOTS 4
 
 /* helpers are forced inline so that each clone of ds_train_one compiles them for its own target */
 #define DS_INLINE static inline __attribute__((always_inline))

@@ -7,9 +7,11 @@ typedef DS_T DS_NAME(ds_vec) __attribute__((vector_size(32)));
 typedef DS_MASK_T DS_NAME(ds_mask) __attribute__((vector_size(32)));
 
 /* the lanes' partial sums combined pairwise, e.g. ((s0 + s1) + (s2 + s3)) for four lanes */
-DS_INLINE DS_T DS_NAME(ds_lane_total)(DS_T *s)
+DS_INLINE DS_T DS_NAME(ds_lane_total)(DS_NAME(ds_vec) v)
 {
+    DS_T s[DS_LANES];
     ptrdiff_t width, i;
+    memcpy(s, &v, sizeof v);
     for (width = DS_LANES / 2; width >= 1; width /= 2)
         for (i = 0; i < width; i++)
             s[i] = s[2 * i] + s[2 * i + 1];
@@ -64,7 +66,6 @@ DS_INLINE DS_T DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, c
     const DS_T w = th[0], b = th[1], a = th[2], c = th[3], n = (DS_T)samples;
     const vec zero = {0}, wv = zero + w, bv = zero + b, av = zero + a, cv = zero + c;
     vec loss = zero, gw = zero, gb = zero, ga = zero, gc = zero, xv, yv;
-    DS_T lanes[5][DS_LANES];
     const ptrdiff_t full = samples - samples % DS_LANES;
     ptrdiff_t i, k;
 
@@ -91,32 +92,35 @@ DS_INLINE DS_T DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, c
         }
     }
 #undef DS_RELU_TERMS
-    memcpy(lanes[0], &loss, sizeof loss);
-    memcpy(lanes[1], &gw, sizeof gw);
-    memcpy(lanes[2], &gb, sizeof gb);
-    memcpy(lanes[3], &ga, sizeof ga);
-    memcpy(lanes[4], &gc, sizeof gc);
-    for (i = full; i < samples; i++) {
-        const DS_T z = w * x[i] + b;
-        const DS_T h = z > 0 ? z : (DS_T)0;
-        const DS_T e = a * h + c - y[i];
-        const DS_T ea = z > 0 ? e * a : (DS_T)0;
-        k = i % DS_LANES;
-        lanes[0][k] = lanes[0][k] + e * e;
-        lanes[1][k] = lanes[1][k] + ea * x[i];
-        lanes[2][k] = lanes[2][k] + ea;
-        lanes[3][k] = lanes[3][k] + e * h;
-        lanes[4][k] = lanes[4][k] + e;
+    if (full < samples) { /* the last samples % DS_LANES samples, one by one into their lanes */
+        vec *sums[5] = {&loss, &gw, &gb, &ga, &gc};
+        DS_T lanes[5][DS_LANES];
+        for (k = 0; k < 5; k++)
+            memcpy(lanes[k], sums[k], sizeof(vec));
+        for (i = full; i < samples; i++) {
+            const DS_T z = w * x[i] + b;
+            const DS_T h = z > 0 ? z : (DS_T)0;
+            const DS_T e = a * h + c - y[i];
+            const DS_T ea = z > 0 ? e * a : (DS_T)0;
+            k = i % DS_LANES;
+            lanes[0][k] = lanes[0][k] + e * e;
+            lanes[1][k] = lanes[1][k] + ea * x[i];
+            lanes[2][k] = lanes[2][k] + ea;
+            lanes[3][k] = lanes[3][k] + e * h;
+            lanes[4][k] = lanes[4][k] + e;
+        }
+        for (k = 0; k < 5; k++)
+            memcpy(sums[k], lanes[k], sizeof(vec));
     }
-    g[0] = DS_NAME(ds_lane_total)(lanes[1]) / n;
+    g[0] = DS_NAME(ds_lane_total)(gw) / n;
     if (w_only) {
         g[1] = g[2] = g[3] = 0; /* never used: only w moves */
     } else {
-        g[1] = DS_NAME(ds_lane_total)(lanes[2]) / n;
-        g[2] = DS_NAME(ds_lane_total)(lanes[3]) / n;
-        g[3] = DS_NAME(ds_lane_total)(lanes[4]) / n;
+        g[1] = DS_NAME(ds_lane_total)(gb) / n;
+        g[2] = DS_NAME(ds_lane_total)(ga) / n;
+        g[3] = DS_NAME(ds_lane_total)(gc) / n;
     }
-    return (DS_T)0.5 * (DS_NAME(ds_lane_total)(lanes[0]) / n);
+    return (DS_T)0.5 * (DS_NAME(ds_lane_total)(loss) / n);
 }
 
 DS_INLINE DS_T DS_NAME(ds_loss_grad)(int model, const DS_T *th, DS_T *g, const DS_T *c,
@@ -142,122 +146,178 @@ DS_INLINE int DS_NAME(ds_attractor)(int model, const DS_T *th)
 
 /* ---- optimisers --------------------------------------------------------------------------------- */
 
+/* parameters below the smallest normal number become 0: gradual underflow must not carry a parameter
+ * across zero (in exact arithmetic a dead ReLU's weight decays towards 0 and never crosses it).
+ * Every optimiser writes the parameters it updates through this. */
+DS_INLINE DS_T DS_NAME(ds_flush_subnormal)(DS_T value)
+{
+    return fabs(value) < DS_TINY ? (DS_T)0 : value;
+}
+
 /* gd: θ ← θ − lr·∇L on the trainable parameters (hyper = (lr)) */
 DS_INLINE void DS_NAME(ds_optimizer_step)(int optimizer, DS_T *th, const DS_T *g, const DS_T *hyper,
-                                              const unsigned char *trainable, ptrdiff_t p)
+                                          const unsigned char *trainable, ptrdiff_t p)
 {
     const DS_T lr = hyper[0];
     ptrdiff_t i;
     (void)optimizer;
     for (i = 0; i < p; i++)
         if (trainable[i])
-            th[i] = th[i] - lr * g[i];
+            th[i] = DS_NAME(ds_flush_subnormal)(th[i] - lr * g[i]);
 }
 
-/* parameters below the smallest normal number become 0: gradual underflow must not carry a parameter
- * across zero (in exact arithmetic a dead ReLU's weight decays towards 0 and never crosses it) */
-DS_INLINE void DS_NAME(ds_flush_subnormal)(DS_T *th, ptrdiff_t p)
-{
-    ptrdiff_t i;
-    for (i = 0; i < p; i++)
-        if (fabs(th[i]) < DS_TINY)
-            th[i] = 0;
-}
+/* ---- trajectories ------------------------------------------------------------------------------- */
 
-/* ---- one trajectory ----------------------------------------------------------------------------- */
-
-/* Train from theta0 for up to rules->steps updates and classify (descentsim.outcome has the rules).
- * th, g: p scratch values each; history: (k_max + 1)·p, history[steps − t] = θ_t for the last steps. */
-DS_CLONES static ds_result DS_NAME(ds_train_one)(int model, int optimizer, ptrdiff_t p, ptrdiff_t samples,
-                                                 int w_only, const DS_T *theta0, const DS_T *c,
-                                                 const DS_T *data, const DS_T *hyper,
-                                                 const unsigned char *trainable, const ds_rules *rules,
-                                                 DS_T *th, DS_T *g, DS_T *history)
-{
+/* The state of one trajectory between steps. th, g: p values each; history: (k_max + 1)·p values,
+ * history[steps − t] = θ_t for the last k_max + 1 steps. */
+typedef struct {
+    ptrdiff_t point, t;
+    double loss, loss0, loss_sum, sum_v, sum_inv, last_sum, window_max, window_min;
+    const DS_T *c, *hyper;
+    DS_T *th, *g, *history;
     ds_result res;
-    const ptrdiff_t steps = rules->steps;
-    ptrdiff_t t, i, lag;
-    double loss = 0, loss0 = 0, ratio, v, final_v, gap, tol, biggest;
-    double loss_sum = 0, sum_v = 0, sum_inv = 0, last_sum = 0;
-    double window_max = -INFINITY, window_min = INFINITY;
-    double held, held_last, total, last_mean;
+} DS_NAME(ds_state);
 
-    res.outcome = DS_UNRESOLVED;
-    res.period = 0;
-    res.attractor = -1;
-    memcpy(th, theta0, p * sizeof(DS_T));
-
-    for (t = 0;; t++) {
-        loss = (double)DS_NAME(ds_loss_grad)(model, th, g, c, data, p, samples, w_only);
-        if (t == 0)
-            loss0 = loss;
-        if (!isfinite(loss) || loss > rules->diverge_factor * loss0) {
-            res.outcome = DS_DIVERGED;
-            break;
-        }
-        if (loss <= rules->converge_loss) {
-            res.outcome = DS_CONVERGED;
-            res.attractor = DS_NAME(ds_attractor)(model, th);
-            break;
-        }
-        if (t >= rules->window_start) {
-            window_max = loss > window_max ? loss : window_max;
-            window_min = loss < window_min ? loss : window_min;
-        }
-        if (t >= steps - rules->k_max)
-            memcpy(history + (steps - t) * p, th, p * sizeof(DS_T));
-        if (t == steps) {
-            /* budget spent: the smallest lag that repeats θ, else a plateau, else unresolved */
-            biggest = 0;
-            for (i = 0; i < p; i++)
-                biggest = fabs(th[i]) > biggest ? fabs(th[i]) : biggest;
-            tol = rules->cycle_tol * (1 + biggest);
-            for (lag = 1; lag <= rules->k_max; lag++) {
-                gap = 0;
-                for (i = 0; i < p; i++) {
-                    v = fabs((double)th[i] - (double)history[lag * p + i]);
-                    gap = v > gap ? v : gap;
-                }
-                if (gap <= tol) {
-                    res.period = (int)lag;
-                    break;
-                }
-            }
-            if (res.period >= 2) {
-                res.outcome = DS_CYCLING;
-            } else {
-                res.period = 0;
-                if (window_max - window_min <= rules->stuck_tol * window_max)
-                    res.outcome = DS_STUCK;
-            }
-            break;
-        }
-        ratio = loss / loss0;
-        v = ds_clip_ratio(ratio);
-        loss_sum = loss_sum + ratio;
-        sum_v = sum_v + v;
-        sum_inv = sum_inv + 1 / (v > 1 / DS_SCORE_CLIP ? v : 1 / DS_SCORE_CLIP);
-        if (t >= rules->last_start)
-            last_sum = last_sum + v;
-        DS_NAME(ds_optimizer_step)(optimizer, th, g, hyper, trainable, p);
-        DS_NAME(ds_flush_subnormal)(th, p);
-    }
-
-    /* t is the deciding step T; the score holds v_T for the steps T..steps−1 it did not run */
-    final_v = ds_clip_ratio(loss0 > 0 ? loss / loss0 : 0.0);
-    held = (double)(steps - t);
-    held_last = (double)(steps - (t > rules->last_start ? t : rules->last_start));
-    total = sum_v + held * final_v;
-    last_mean = (last_sum + held_last * final_v) /
-                (double)(steps > rules->last_start ? steps - rules->last_start : 1);
-    if (steps > 0 && last_mean < 1)
-        res.score = -total;
-    else
-        res.score = sum_inv + held / (final_v > 1 / DS_SCORE_CLIP ? final_v : 1 / DS_SCORE_CLIP);
-    res.steps = (int)t;
-    res.final_loss = loss;
-    res.loss_sum = loss_sum;
-    return res;
+DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_state) *s, const ds_problem *pb, ptrdiff_t point)
+{
+    const DS_T *theta0 = (const DS_T *)pb->theta0;
+    s->point = point;
+    s->t = 0;
+    s->loss = s->loss0 = s->loss_sum = s->sum_v = s->sum_inv = s->last_sum = 0;
+    s->window_max = -INFINITY;
+    s->window_min = INFINITY;
+    s->c = (const DS_T *)pb->consts + point * pb->n_consts;
+    s->hyper = (const DS_T *)pb->hyper + point * pb->n_hyper;
+    s->res.outcome = DS_UNRESOLVED;
+    s->res.period = 0;
+    s->res.attractor = -1;
+    memcpy(s->th, theta0 + point * pb->p, pb->p * sizeof(DS_T));
 }
 
-#undef DS_LANES
+/* CYCLING, STUCK or UNRESOLVED once the budget is spent: the smallest lag that repeats θ, else a
+ * plateau, else unresolved */
+DS_INLINE void DS_NAME(ds_classify_end)(DS_NAME(ds_state) *s, const ds_problem *pb, const ds_rules *rules)
+{
+    const ptrdiff_t p = pb->p;
+    double biggest = 0, gap, v, tol;
+    ptrdiff_t i, lag;
+    for (i = 0; i < p; i++)
+        biggest = fabs(s->th[i]) > biggest ? fabs(s->th[i]) : biggest;
+    tol = rules->cycle_tol * (1 + biggest);
+    for (lag = 1; lag <= rules->k_max; lag++) {
+        gap = 0;
+        for (i = 0; i < p; i++) {
+            v = fabs((double)s->th[i] - (double)s->history[lag * p + i]);
+            gap = v > gap ? v : gap;
+        }
+        if (gap <= tol) {
+            s->res.period = (int)lag;
+            break;
+        }
+    }
+    if (s->res.period >= 2) {
+        s->res.outcome = DS_CYCLING;
+    } else {
+        s->res.period = 0;
+        if (s->window_max - s->window_min <= rules->stuck_tol * s->window_max)
+            s->res.outcome = DS_STUCK;
+    }
+}
+
+/* Evaluate L_t, apply the rules, and update θ; returns 1 once the outcome is decided (at t = T). */
+DS_INLINE int DS_NAME(ds_advance)(DS_NAME(ds_state) *s, const ds_problem *pb, const ds_rules *rules)
+{
+    const ptrdiff_t t = s->t, steps = rules->steps, p = pb->p;
+    double loss, ratio, v;
+    loss = (double)DS_NAME(ds_loss_grad)(pb->model, s->th, s->g, s->c, (const DS_T *)pb->data, p,
+                                         pb->samples, pb->w_only);
+    s->loss = loss;
+    if (t == 0)
+        s->loss0 = loss;
+    if (!isfinite(loss) || loss > rules->diverge_factor * s->loss0) {
+        s->res.outcome = DS_DIVERGED;
+        return 1;
+    }
+    if (loss <= rules->converge_loss) {
+        s->res.outcome = DS_CONVERGED;
+        s->res.attractor = DS_NAME(ds_attractor)(pb->model, s->th);
+        return 1;
+    }
+    if (t >= rules->window_start) {
+        s->window_max = loss > s->window_max ? loss : s->window_max;
+        s->window_min = loss < s->window_min ? loss : s->window_min;
+    }
+    if (t >= steps - rules->k_max)
+        memcpy(s->history + (steps - t) * p, s->th, p * sizeof(DS_T));
+    if (t == steps) {
+        DS_NAME(ds_classify_end)(s, pb, rules);
+        return 1;
+    }
+    ratio = loss / s->loss0;
+    v = ds_clip_ratio(ratio);
+    s->loss_sum = s->loss_sum + ratio;
+    s->sum_v = s->sum_v + v;
+    s->sum_inv = s->sum_inv + 1 / (v > 1 / DS_SCORE_CLIP ? v : 1 / DS_SCORE_CLIP);
+    if (t >= rules->last_start)
+        s->last_sum = s->last_sum + v;
+    DS_NAME(ds_optimizer_step)(pb->optimizer, s->th, s->g, s->hyper, pb->trainable, p);
+    s->t = t + 1;
+    return 0;
+}
+
+/* The fields of a decided trajectory; the score holds v_T for the steps T..steps−1 it did not run. */
+DS_INLINE void DS_NAME(ds_finish)(DS_NAME(ds_state) *s, const ds_rules *rules, const ds_outputs *out)
+{
+    const ptrdiff_t t = s->t, steps = rules->steps, i = s->point;
+    const double final_v = ds_clip_ratio(s->loss0 > 0 ? s->loss / s->loss0 : 0.0);
+    const double held = (double)(steps - t);
+    const double held_last = (double)(steps - (t > rules->last_start ? t : rules->last_start));
+    const double total = s->sum_v + held * final_v;
+    const double last_mean = (s->last_sum + held_last * final_v) /
+                             (double)(steps > rules->last_start ? steps - rules->last_start : 1);
+    if (steps > 0 && last_mean < 1)
+        out->score[i] = -total;
+    else
+        out->score[i] = s->sum_inv + held / (final_v > 1 / DS_SCORE_CLIP ? final_v : 1 / DS_SCORE_CLIP);
+    out->outcome[i] = s->res.outcome;
+    out->steps[i] = (int)t;
+    out->final_loss[i] = s->loss;
+    out->loss_sum[i] = s->loss_sum;
+    out->period[i] = s->res.period;
+    out->attractor[i] = s->res.attractor;
+}
+
+/* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_SLOTS at a time:
+ * the slots' steps are independent dependency chains that the processor overlaps, and a slot whose
+ * trajectory is decided takes the next point. work: DS_SLOTS·(k_max + 3)·p scratch values. */
+DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules,
+                                               ptrdiff_t first, ptrdiff_t last, DS_T *work,
+                                               const ds_outputs *out)
+{
+    DS_NAME(ds_state) slots[DS_SLOTS];
+    const ptrdiff_t stride = (rules->k_max + 3) * pb->p;
+    ptrdiff_t next = first, k, running = 0;
+    for (k = 0; k < DS_SLOTS; k++) {
+        slots[k].th = work + k * stride;
+        slots[k].g = slots[k].th + pb->p;
+        slots[k].history = slots[k].g + pb->p;
+        slots[k].point = -1;
+        if (next < last) {
+            DS_NAME(ds_begin)(&slots[k], pb, next++);
+            running++;
+        }
+    }
+    while (running > 0) {
+        for (k = 0; k < DS_SLOTS; k++) {
+            if (slots[k].point < 0 || !DS_NAME(ds_advance)(&slots[k], pb, rules))
+                continue;
+            DS_NAME(ds_finish)(&slots[k], rules, out);
+            if (next < last) {
+                DS_NAME(ds_begin)(&slots[k], pb, next++);
+            } else {
+                slots[k].point = -1;
+                running--;
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ def normalised_loss(loss: np.ndarray, loss0: np.ndarray) -> np.ndarray:
 
 
 def flush_subnormal(theta: np.ndarray) -> np.ndarray:
-    """Parameters below the smallest normal number become 0, after every update.
+    """Parameters below the smallest normal number become 0 (applied to the trainable ones after each update).
 
     Gradual underflow must not carry a parameter across zero: in exact arithmetic a dead ReLU's
     weight decays towards 0 and never crosses, but rounding at subnormal magnitudes can flip its sign.
@@ -113,7 +113,8 @@ def _train_chunk(model, optimizer, problem, hyper, rows, steps, th: Thresholds, 
             sum_inv[go] += 1 / np.maximum(v, 1 / SCORE_CLIP)
             if t >= last_start:
                 last_sum[go] += v
-            theta[go] = flush_subnormal(optimizer.step(theta[go], grad[~stop], hyper[go], problem.trainable))
+            updated = optimizer.step(theta[go], grad[~stop], hyper[go], problem.trainable)
+            theta[go] = np.where(problem.trainable, flush_subnormal(updated), updated)
 
     decided = out["steps"]
     out["loss_sum"] = loss_sum
