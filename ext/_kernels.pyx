@@ -53,7 +53,8 @@ cdef extern from "kernels.h" nogil:
         double* final_loss
         double* loss_sum
         double* score
-    int DS_SLOTS
+    const Py_ssize_t DS_LANES_F32
+    const Py_ssize_t DS_LANES_F64
     void ds_train_points_f32(const ds_problem* pb, const ds_rules* rules, Py_ssize_t first, Py_ssize_t last,
                              float* work, const ds_outputs* out)
     void ds_train_points_f64(const ds_problem* pb, const ds_rules* rules, Py_ssize_t first, Py_ssize_t last,
@@ -64,11 +65,16 @@ MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_
 OPTIMIZER_IDS = {"gd": DS_GD}
 OPENMP = bool(DS_OPENMP)
 SCORE_WINDOW = 20
-#: Scratch rows of (max_period + 3)·P values each thread needs.
-SLOTS = DS_SLOTS
+#: Trajectories one thread runs at once in SIMD lanes, by precision.
+LANES = {"float32": DS_LANES_F32, "float64": DS_LANES_F64}
+
+
+def scratch_size(dtype: str, p: int, n_consts: int, n_hyper: int, max_period: int, steps: int) -> int:
+    """Work-space values one thread needs: lane vectors of θ, ∇L, constants, hyperparameters, history."""
+    return LANES[dtype] * ((min(max_period, steps) + 3) * p + n_consts + n_hyper)
 
 cdef enum:
-    CHUNK = 16  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)
+    CHUNK = 32  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)
 
 
 def max_threads():
@@ -87,7 +93,7 @@ def train(
     Py_ssize_t steps,                     # IN budget of updates
     double converge_loss, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
     Py_ssize_t max_period, double cycle_tol,  # IN outcome thresholds
-    floating[:, ::1] scratch,             # IN/OUT (threads, SLOTS·(max_period + 3)·P) work space
+    floating[:, ::1] scratch,             # IN/OUT (threads, scratch_size(...)) work space
     unsigned char[::1] outcome,           # OUT (n,)
     int[::1] steps_out,                   # OUT (n,)
     double[::1] final_loss,               # OUT (n,)
@@ -106,7 +112,12 @@ def train(
     cdef ds_outputs out
     if n == 0:
         return
-    if scratch.shape[1] < DS_SLOTS * (k_max + 3) * p:
+    cdef Py_ssize_t lanes
+    if floating is float:
+        lanes = DS_LANES_F32
+    else:
+        lanes = DS_LANES_F64
+    if scratch.shape[1] < lanes * ((k_max + 3) * p + consts.shape[1] + hyper.shape[1]):
         raise ValueError("scratch is too small")
     pb.model = MODEL_IDS[model_name]
     pb.optimizer = OPTIMIZER_IDS[optimizer_name]

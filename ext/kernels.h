@@ -3,7 +3,8 @@
  *
  * The maths and the rules mirror the NumPy reference (descentsim.backends.reference and the models'
  * loss_grad) operation for operation, including the order of every sum, so the engines agree bit for
- * bit (the build disables floating-point contraction). trajectory.h is the body, instantiated here
+ * bit (the build disables floating-point contraction). One thread runs 32 bytes' worth of
+ * trajectories at once, one per SIMD lane (GCC/Clang vector extensions). trajectory.h is the body, instantiated here
  * once per precision. On x86-64 Linux with GCC, ds_train_points_* also gets an AVX2 clone chosen at
  * run time: the same IEEE operations on wider registers, hence the same bits.
  */
@@ -21,9 +22,10 @@ enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRES
 
 #define DS_SCORE_CLIP 1e6 /* normalised losses above this (and non-finite ones) count as this */
 #define DS_SCORE_WINDOW 20 /* the score's trainability test averages this many final values */
-/* data sums run in DS_LANES(T) = 32 bytes / sizeof(T) partial sums (8 float, 4 double): sample i goes
- * to lane i mod DS_LANES, the lanes are combined pairwise (see ds_lane_total) */
+/* trajectories run in the lanes of 32-byte SIMD vectors: 8 in float, 4 in double */
 #define DS_LANES_OF(T) ((ptrdiff_t)(32 / sizeof(T)))
+#define DS_LANES_F32 DS_LANES_OF(float)
+#define DS_LANES_F64 DS_LANES_OF(double)
 
 typedef struct {
     ptrdiff_t steps;        /* budget of updates */
@@ -35,11 +37,6 @@ typedef struct {
     ptrdiff_t window_start; /* first step of the STUCK window */
     ptrdiff_t last_start;   /* first step of the score's final window */
 } ds_rules;
-
-typedef struct {
-    unsigned char outcome;
-    int period, attractor;
-} ds_result;
 
 /* One group of trajectories: a model, an optimiser, and arrays in the precision being run. */
 typedef struct {
@@ -58,9 +55,6 @@ typedef struct {
     int *steps, *period, *attractor;
     double *final_loss, *loss_sum, *score;
 } ds_outputs;
-
-/* trajectories advanced together by one thread (see ds_train_points) */
-#define DS_SLOTS 4
 
 /* helpers are forced inline so that each clone of ds_train_one compiles them for its own target */
 #define DS_INLINE static inline __attribute__((always_inline))

@@ -1,90 +1,114 @@
-/* One trajectory in precision DS_T: included by kernels.h once per precision (no include guard).
- * DS_NAME(f) names this precision's copy of f; DS_MASK_T is the integer type as wide as DS_T.
+/* Trajectories in precision DS_T, DS_LANES at a time in the lanes of SIMD vectors: included by
+ * kernels.h once per precision (no include guard). DS_NAME(f) names this precision's copy of f;
+ * DS_MASK_T is the integer type as wide as DS_T.
+ *
+ * Each lane holds one trajectory and computes exactly what the scalar definition (the NumPy
+ * reference) computes, operation for operation: lanes never mix. Parameters, gradients and per-point
+ * constants live lane-major (value i of lane k at [i·DS_LANES + k]); the outcome bookkeeping runs in
+ * double-precision lanes. A lane whose trajectory is decided takes the next point.
  */
 
 #define DS_LANES DS_LANES_OF(DS_T)
 typedef DS_T DS_NAME(ds_vec) __attribute__((vector_size(32)));
-typedef DS_MASK_T DS_NAME(ds_mask) __attribute__((vector_size(32)));
+typedef DS_MASK_T DS_NAME(ds_vmask) __attribute__((vector_size(32)));
+/* the bookkeeping runs in quads: 4 lanes of double, one 32-byte vector (two quads in float) */
+#define DS_QUADS (DS_LANES / 4)
+typedef DS_T DS_NAME(ds_qvec) __attribute__((vector_size(4 * sizeof(DS_T))));
+typedef DS_MASK_T DS_NAME(ds_qmask) __attribute__((vector_size(4 * sizeof(DS_T))));
+typedef double DS_NAME(ds_dvec) __attribute__((vector_size(32)));
+typedef long long DS_NAME(ds_dmask) __attribute__((vector_size(32)));
 
-/* the lanes' partial sums combined pairwise, e.g. ((s0 + s1) + (s2 + s3)) for four lanes */
-DS_INLINE DS_T DS_NAME(ds_lane_total)(DS_NAME(ds_vec) v)
+#define vec DS_NAME(ds_vec)
+#define vmask DS_NAME(ds_vmask)
+#define dvec DS_NAME(ds_dvec)
+#define dmask DS_NAME(ds_dmask)
+
+DS_INLINE vec DS_NAME(ds_load)(const DS_T *p)
 {
-    DS_T s[DS_LANES];
-    ptrdiff_t width, i;
-    memcpy(s, &v, sizeof v);
-    for (width = DS_LANES / 2; width >= 1; width /= 2)
-        for (i = 0; i < width; i++)
-            s[i] = s[2 * i] + s[2 * i + 1];
-    return s[0];
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-/* ---- models: return L(θ), write ∇L(θ) into g ---------------------------------------------------- */
+DS_INLINE void DS_NAME(ds_store)(DS_T *p, vec v) { memcpy(p, &v, sizeof v); }
 
-/* quadratic: L = ½·a·w², ∇L = a·w */
-DS_INLINE DS_T DS_NAME(ds_quadratic)(const DS_T *th, DS_T *g, const DS_T *c)
+DS_INLINE vec DS_NAME(ds_select)(vmask m, vec a, vec b) { return (vec)((m & (vmask)a) | (~m & (vmask)b)); }
+
+DS_INLINE dvec DS_NAME(ds_dselect)(dmask m, dvec a, dvec b)
 {
-    const DS_T w = th[0], a = c[0];
-    g[0] = a * w;
+    return (dvec)((m & (dmask)a) | (~m & (dmask)b));
+}
+
+DS_INLINE int DS_NAME(ds_any)(dmask m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
+
+#define load DS_NAME(ds_load)
+#define store DS_NAME(ds_store)
+#define select DS_NAME(ds_select)
+#define dselect DS_NAME(ds_dselect)
+
+/* ---- models: return L(θ) per lane, write ∇L(θ) into g (both lane-major) ------------------------ */
+
+/* quadratic: L = ½·a·w², ∇L = a·w; c = (a) */
+DS_INLINE vec DS_NAME(ds_quadratic)(const DS_T *th, DS_T *g, const DS_T *c)
+{
+    const vec w = load(th), a = load(c);
+    store(g, a * w);
     return (DS_T)0.5 * a * w * w;
 }
 
 /* double-well: L = ¼·(w² − 1)², ∇L = w·(w² − 1) */
-DS_INLINE DS_T DS_NAME(ds_double_well)(const DS_T *th, DS_T *g)
+DS_INLINE vec DS_NAME(ds_double_well)(const DS_T *th, DS_T *g)
 {
-    const DS_T w = th[0];
-    const DS_T q = w * w - 1;
-    g[0] = w * q;
+    const vec w = load(th);
+    const vec q = w * w - 1;
+    store(g, w * q);
     return (DS_T)0.25 * q * q;
 }
 
 /* uv: f = vᵀu/√m, L = ½·(f − target)², ∇u = (f − target)·v/√m, ∇v = (f − target)·u/√m;
  * θ = (u, v), c = (target, 1/√m); the dot product is summed in index order */
-DS_INLINE DS_T DS_NAME(ds_uv)(const DS_T *th, DS_T *g, const DS_T *c, ptrdiff_t p)
+DS_INLINE vec DS_NAME(ds_uv)(const DS_T *th, DS_T *g, const DS_T *c, ptrdiff_t p)
 {
     const ptrdiff_t m = p / 2;
-    DS_T dot = 0, r, s;
+    const vec target = load(c), inv_sqrt_m = load(c + DS_LANES);
+    vec dot = {0}, r, s;
     ptrdiff_t i;
     for (i = 0; i < m; i++)
-        dot = dot + th[i] * th[m + i];
-    r = dot * c[1] - c[0];
-    s = r * c[1];
+        dot = dot + load(th + i * DS_LANES) * load(th + (m + i) * DS_LANES);
+    r = dot * inv_sqrt_m - target;
+    s = r * inv_sqrt_m;
     for (i = 0; i < m; i++) {
-        g[i] = s * th[m + i];
-        g[m + i] = s * th[i];
+        store(g + i * DS_LANES, s * load(th + (m + i) * DS_LANES));
+        store(g + (m + i) * DS_LANES, s * load(th + i * DS_LANES));
     }
     return (DS_T)0.5 * r * r;
 }
 
 /* relu-neuron: ŷ = a·relu(w·x + b) + c, e = ŷ − y, L = ½·mean(e²), relu'(0) = 0;
- * ∇ = mean of (e·a·[z>0]·x, e·a·[z>0], e·relu(z), e). Sample i is summed into lane i mod DS_LANES
- * (one SIMD vector of partial sums: masks, no branches); with w_only only L and ∂L/∂w are formed. */
-DS_INLINE DS_T DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, const DS_T *y,
-                                           ptrdiff_t samples, int w_only)
+ * ∇ = mean of (e·a·[z>0]·x, e·a·[z>0], e·relu(z), e), summed in sample order; with w_only only L and
+ * ∂L/∂w are formed (the other parameters do not move). */
+DS_INLINE vec DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, const DS_T *y,
+                                      ptrdiff_t samples, int w_only)
 {
-    typedef DS_NAME(ds_vec) vec;
-    typedef DS_NAME(ds_mask) mask;
-    const DS_T w = th[0], b = th[1], a = th[2], c = th[3], n = (DS_T)samples;
-    const vec zero = {0}, wv = zero + w, bv = zero + b, av = zero + a, cv = zero + c;
-    vec loss = zero, gw = zero, gb = zero, ga = zero, gc = zero, xv, yv;
-    const ptrdiff_t full = samples - samples % DS_LANES;
-    ptrdiff_t i, k;
+    const vec w = load(th), b = load(th + DS_LANES), a = load(th + 2 * DS_LANES),
+              c = load(th + 3 * DS_LANES), zero = {0}, n = zero + (DS_T)samples;
+    vec loss = zero, gw = zero, gb = zero, ga = zero, gc = zero;
+    ptrdiff_t i;
 
 #define DS_RELU_TERMS                                                                                  \
-    memcpy(&xv, x + i, sizeof xv);                                                                     \
-    memcpy(&yv, y + i, sizeof yv);                                                                     \
-    const vec z = wv * xv + bv;                                                                        \
-    const mask active = z > zero;                                                                      \
-    const vec h = (vec)((mask)z & active);                                                             \
-    const vec e = av * h + cv - yv;                                                                    \
-    const vec ea = (vec)((mask)(e * av) & active);                                                     \
+    const vec z = w * x[i] + b;                                                                        \
+    const vmask active = z > zero;                                                                     \
+    const vec h = (vec)(active & (vmask)z);                                                            \
+    const vec e = a * h + c - y[i];                                                                    \
+    const vec ea = (vec)(active & (vmask)(e * a));                                                     \
     loss = loss + e * e;                                                                               \
-    gw = gw + ea * xv;
+    gw = gw + ea * x[i];
     if (w_only) {
-        for (i = 0; i < full; i += DS_LANES) {
+        for (i = 0; i < samples; i++) {
             DS_RELU_TERMS
         }
     } else {
-        for (i = 0; i < full; i += DS_LANES) {
+        for (i = 0; i < samples; i++) {
             DS_RELU_TERMS
             gb = gb + ea;
             ga = ga + e * h;
@@ -92,232 +116,248 @@ DS_INLINE DS_T DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, c
         }
     }
 #undef DS_RELU_TERMS
-    if (full < samples) { /* the last samples % DS_LANES samples, one by one into their lanes */
-        vec *sums[5] = {&loss, &gw, &gb, &ga, &gc};
-        DS_T lanes[5][DS_LANES];
-        for (k = 0; k < 5; k++)
-            memcpy(lanes[k], sums[k], sizeof(vec));
-        for (i = full; i < samples; i++) {
-            const DS_T z = w * x[i] + b;
-            const DS_T h = z > 0 ? z : (DS_T)0;
-            const DS_T e = a * h + c - y[i];
-            const DS_T ea = z > 0 ? e * a : (DS_T)0;
-            k = i % DS_LANES;
-            lanes[0][k] = lanes[0][k] + e * e;
-            lanes[1][k] = lanes[1][k] + ea * x[i];
-            lanes[2][k] = lanes[2][k] + ea;
-            lanes[3][k] = lanes[3][k] + e * h;
-            lanes[4][k] = lanes[4][k] + e;
-        }
-        for (k = 0; k < 5; k++)
-            memcpy(sums[k], lanes[k], sizeof(vec));
-    }
-    g[0] = DS_NAME(ds_lane_total)(gw) / n;
-    if (w_only) {
-        g[1] = g[2] = g[3] = 0; /* never used: only w moves */
-    } else {
-        g[1] = DS_NAME(ds_lane_total)(gb) / n;
-        g[2] = DS_NAME(ds_lane_total)(ga) / n;
-        g[3] = DS_NAME(ds_lane_total)(gc) / n;
-    }
-    return (DS_T)0.5 * (DS_NAME(ds_lane_total)(loss) / n);
+    store(g, gw / n);
+    store(g + DS_LANES, gb / n);
+    store(g + 2 * DS_LANES, ga / n);
+    store(g + 3 * DS_LANES, gc / n);
+    return (DS_T)0.5 * (loss / n);
 }
 
-DS_INLINE DS_T DS_NAME(ds_loss_grad)(int model, const DS_T *th, DS_T *g, const DS_T *c,
-                                         const DS_T *data, ptrdiff_t p, ptrdiff_t samples, int w_only)
+DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c)
 {
-    switch (model) {
+    const DS_T *data = (const DS_T *)pb->data;
+    switch (pb->model) {
     case DS_QUADRATIC:
         return DS_NAME(ds_quadratic)(th, g, c);
     case DS_DOUBLE_WELL:
         return DS_NAME(ds_double_well)(th, g);
     case DS_UV:
-        return DS_NAME(ds_uv)(th, g, c, p);
+        return DS_NAME(ds_uv)(th, g, c, pb->p);
     default:
-        return DS_NAME(ds_relu_neuron)(th, g, data, data + samples, samples, w_only);
+        return DS_NAME(ds_relu_neuron)(th, g, data, data + pb->samples, pb->samples, pb->w_only);
     }
 }
 
 /* index of the minimum a converged trajectory reached: double-well 0 for w = −1, 1 for w = +1 */
-DS_INLINE int DS_NAME(ds_attractor)(int model, const DS_T *th)
-{
-    return model == DS_DOUBLE_WELL ? (th[0] > 0 ? 1 : 0) : -1;
-}
+DS_INLINE int DS_NAME(ds_attractor)(int model, DS_T w) { return model == DS_DOUBLE_WELL ? (w > 0 ? 1 : 0) : -1; }
 
 /* ---- optimisers --------------------------------------------------------------------------------- */
 
 /* parameters below the smallest normal number become 0: gradual underflow must not carry a parameter
  * across zero (in exact arithmetic a dead ReLU's weight decays towards 0 and never crosses it).
  * Every optimiser writes the parameters it updates through this. */
-DS_INLINE DS_T DS_NAME(ds_flush_subnormal)(DS_T value)
+DS_INLINE vec DS_NAME(ds_flush_subnormal)(vec value)
 {
-    return fabs(value) < DS_TINY ? (DS_T)0 : value;
+    const vmask tiny = (value < (DS_T)DS_TINY) & (value > -(DS_T)DS_TINY);
+    return (vec)(~tiny & (vmask)value);
 }
 
-/* gd: θ ← θ − lr·∇L on the trainable parameters (hyper = (lr)) */
-DS_INLINE void DS_NAME(ds_optimizer_step)(int optimizer, DS_T *th, const DS_T *g, const DS_T *hyper,
-                                          const unsigned char *trainable, ptrdiff_t p)
+/* gd: θ ← θ − lr·∇L on the trainable parameters (hyper = (lr)), in the lanes of `go` */
+DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
+                                          vmask go)
 {
-    const DS_T lr = hyper[0];
+    const vec lr = load(hyper);
     ptrdiff_t i;
-    (void)optimizer;
-    for (i = 0; i < p; i++)
-        if (trainable[i])
-            th[i] = DS_NAME(ds_flush_subnormal)(th[i] - lr * g[i]);
+    for (i = 0; i < pb->p; i++) {
+        DS_T *theta = th + i * DS_LANES;
+        if (pb->trainable[i]) {
+            const vec old = load(theta);
+            store(theta, select(go, DS_NAME(ds_flush_subnormal)(old - lr * load(g + i * DS_LANES)), old));
+        }
+    }
 }
 
-/* ---- trajectories ------------------------------------------------------------------------------- */
+/* ---- trajectories in lanes ---------------------------------------------------------------------- */
 
-/* The state of one trajectory between steps. th, g: p values each; history: (k_max + 1)·p values,
- * history[steps − t] = θ_t for the last k_max + 1 steps. */
+/* The bookkeeping of the DS_LANES trajectories in flight (double quads; see descentsim.outcome).
+ * Lane k is entry k % 4 of quad k / 4. */
 typedef struct {
-    ptrdiff_t point, t;
-    double loss, loss0, loss_sum, sum_v, sum_inv, last_sum, window_max, window_min;
-    const DS_T *c, *hyper;
-    DS_T *th, *g, *history;
-    ds_result res;
-} DS_NAME(ds_state);
+    ptrdiff_t point[DS_LANES]; /* grid point of each lane, −1 when the lane is idle */
+    dmask t[DS_QUADS];         /* step of each lane */
+    dmask active[DS_QUADS];
+    dvec loss0[DS_QUADS], loss_sum[DS_QUADS], sum_v[DS_QUADS], sum_inv[DS_QUADS], last_sum[DS_QUADS],
+        window_max[DS_QUADS], window_min[DS_QUADS];
+} DS_NAME(ds_lanes);
 
-DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_state) *s, const ds_problem *pb, ptrdiff_t point)
+#define LANE(field, k) (s->field[(k) / 4][(k) % 4])
+
+/* Lane k starts point `point` (or idles, holding zeros, when point < 0). */
+DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptrdiff_t k, ptrdiff_t point,
+                                 DS_T *th, DS_T *c, DS_T *hyper)
 {
-    const DS_T *theta0 = (const DS_T *)pb->theta0;
-    s->point = point;
-    s->t = 0;
-    s->loss = s->loss0 = s->loss_sum = s->sum_v = s->sum_inv = s->last_sum = 0;
-    s->window_max = -INFINITY;
-    s->window_min = INFINITY;
-    s->c = (const DS_T *)pb->consts + point * pb->n_consts;
-    s->hyper = (const DS_T *)pb->hyper + point * pb->n_hyper;
-    s->res.outcome = DS_UNRESOLVED;
-    s->res.period = 0;
-    s->res.attractor = -1;
-    memcpy(s->th, theta0 + point * pb->p, pb->p * sizeof(DS_T));
+    const ptrdiff_t row = point >= 0 ? point : 0;
+    const DS_T *theta0 = (const DS_T *)pb->theta0 + row * pb->p;
+    const DS_T *consts = (const DS_T *)pb->consts + row * pb->n_consts;
+    const DS_T *hyper0 = (const DS_T *)pb->hyper + row * pb->n_hyper;
+    ptrdiff_t i;
+    s->point[k] = point;
+    LANE(active, k) = point >= 0 ? -1 : 0;
+    LANE(t, k) = 0;
+    LANE(loss0, k) = LANE(loss_sum, k) = LANE(sum_v, k) = LANE(sum_inv, k) = LANE(last_sum, k) = 0;
+    LANE(window_max, k) = -INFINITY;
+    LANE(window_min, k) = INFINITY;
+    for (i = 0; i < pb->p; i++)
+        th[i * DS_LANES + k] = point >= 0 ? theta0[i] : 0;
+    for (i = 0; i < pb->n_consts; i++)
+        c[i * DS_LANES + k] = point >= 0 ? consts[i] : 0;
+    for (i = 0; i < pb->n_hyper; i++)
+        hyper[i * DS_LANES + k] = point >= 0 ? hyper0[i] : 0;
 }
 
-/* CYCLING, STUCK or UNRESOLVED once the budget is spent: the smallest lag that repeats θ, else a
- * plateau, else unresolved */
-DS_INLINE void DS_NAME(ds_classify_end)(DS_NAME(ds_state) *s, const ds_problem *pb, const ds_rules *rules)
+/* CYCLING, STUCK or UNRESOLVED for lane k once its budget is spent: the smallest lag that repeats θ,
+ * else a plateau, else unresolved. history[(lag·p + i)·DS_LANES + k] = θ_i at step steps − lag. */
+DS_INLINE void DS_NAME(ds_classify_end)(const DS_NAME(ds_lanes) *s, const ds_problem *pb,
+                                        const ds_rules *rules, ptrdiff_t k, const DS_T *th,
+                                        const DS_T *history, unsigned char *outcome, int *period)
 {
     const ptrdiff_t p = pb->p;
     double biggest = 0, gap, v, tol;
     ptrdiff_t i, lag;
+    *period = 0;
     for (i = 0; i < p; i++)
-        biggest = fabs(s->th[i]) > biggest ? fabs(s->th[i]) : biggest;
+        biggest = fabs(th[i * DS_LANES + k]) > biggest ? fabs(th[i * DS_LANES + k]) : biggest;
     tol = rules->cycle_tol * (1 + biggest);
     for (lag = 1; lag <= rules->k_max; lag++) {
         gap = 0;
         for (i = 0; i < p; i++) {
-            v = fabs((double)s->th[i] - (double)s->history[lag * p + i]);
+            v = fabs((double)th[i * DS_LANES + k] - (double)history[(lag * p + i) * DS_LANES + k]);
             gap = v > gap ? v : gap;
         }
         if (gap <= tol) {
-            s->res.period = (int)lag;
+            *period = (int)lag;
             break;
         }
     }
-    if (s->res.period >= 2) {
-        s->res.outcome = DS_CYCLING;
-    } else {
-        s->res.period = 0;
-        if (s->window_max - s->window_min <= rules->stuck_tol * s->window_max)
-            s->res.outcome = DS_STUCK;
+    if (*period >= 2) {
+        *outcome = DS_CYCLING;
+        return;
     }
+    *period = 0;
+    *outcome = LANE(window_max, k) - LANE(window_min, k) <= rules->stuck_tol * LANE(window_max, k)
+                   ? DS_STUCK
+                   : DS_UNRESOLVED;
 }
 
-/* Evaluate L_t, apply the rules, and update θ; returns 1 once the outcome is decided (at t = T). */
-DS_INLINE int DS_NAME(ds_advance)(DS_NAME(ds_state) *s, const ds_problem *pb, const ds_rules *rules)
+/* Write the fields of lane k, decided at step T = t with loss L_T; the score holds v_T for the steps
+ * T..steps−1 it did not run. */
+DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *rules, ptrdiff_t k, double loss,
+                                  unsigned char outcome, int period, int attractor, const ds_outputs *out)
 {
-    const ptrdiff_t t = s->t, steps = rules->steps, p = pb->p;
-    double loss, ratio, v;
-    loss = (double)DS_NAME(ds_loss_grad)(pb->model, s->th, s->g, s->c, (const DS_T *)pb->data, p,
-                                         pb->samples, pb->w_only);
-    s->loss = loss;
-    if (t == 0)
-        s->loss0 = loss;
-    if (!isfinite(loss) || loss > rules->diverge_factor * s->loss0) {
-        s->res.outcome = DS_DIVERGED;
-        return 1;
-    }
-    if (loss <= rules->converge_loss) {
-        s->res.outcome = DS_CONVERGED;
-        s->res.attractor = DS_NAME(ds_attractor)(pb->model, s->th);
-        return 1;
-    }
-    if (t >= rules->window_start) {
-        s->window_max = loss > s->window_max ? loss : s->window_max;
-        s->window_min = loss < s->window_min ? loss : s->window_min;
-    }
-    if (t >= steps - rules->k_max)
-        memcpy(s->history + (steps - t) * p, s->th, p * sizeof(DS_T));
-    if (t == steps) {
-        DS_NAME(ds_classify_end)(s, pb, rules);
-        return 1;
-    }
-    ratio = loss / s->loss0;
-    v = ds_clip_ratio(ratio);
-    s->loss_sum = s->loss_sum + ratio;
-    s->sum_v = s->sum_v + v;
-    s->sum_inv = s->sum_inv + 1 / (v > 1 / DS_SCORE_CLIP ? v : 1 / DS_SCORE_CLIP);
-    if (t >= rules->last_start)
-        s->last_sum = s->last_sum + v;
-    DS_NAME(ds_optimizer_step)(pb->optimizer, s->th, s->g, s->hyper, pb->trainable, p);
-    s->t = t + 1;
-    return 0;
-}
-
-/* The fields of a decided trajectory; the score holds v_T for the steps T..steps−1 it did not run. */
-DS_INLINE void DS_NAME(ds_finish)(DS_NAME(ds_state) *s, const ds_rules *rules, const ds_outputs *out)
-{
-    const ptrdiff_t t = s->t, steps = rules->steps, i = s->point;
-    const double final_v = ds_clip_ratio(s->loss0 > 0 ? s->loss / s->loss0 : 0.0);
+    const ptrdiff_t t = LANE(t, k), steps = rules->steps, i = s->point[k];
+    const double loss0 = LANE(loss0, k);
+    const double final_v = ds_clip_ratio(loss0 > 0 ? loss / loss0 : 0.0);
     const double held = (double)(steps - t);
     const double held_last = (double)(steps - (t > rules->last_start ? t : rules->last_start));
-    const double total = s->sum_v + held * final_v;
-    const double last_mean = (s->last_sum + held_last * final_v) /
+    const double total = LANE(sum_v, k) + held * final_v;
+    const double last_mean = (LANE(last_sum, k) + held_last * final_v) /
                              (double)(steps > rules->last_start ? steps - rules->last_start : 1);
     if (steps > 0 && last_mean < 1)
         out->score[i] = -total;
     else
-        out->score[i] = s->sum_inv + held / (final_v > 1 / DS_SCORE_CLIP ? final_v : 1 / DS_SCORE_CLIP);
-    out->outcome[i] = s->res.outcome;
+        out->score[i] = LANE(sum_inv, k) + held / (final_v > 1 / DS_SCORE_CLIP ? final_v : 1 / DS_SCORE_CLIP);
+    out->outcome[i] = outcome;
     out->steps[i] = (int)t;
-    out->final_loss[i] = s->loss;
-    out->loss_sum[i] = s->loss_sum;
-    out->period[i] = s->res.period;
-    out->attractor[i] = s->res.attractor;
+    out->final_loss[i] = loss;
+    out->loss_sum[i] = LANE(loss_sum, k);
+    out->period[i] = period;
+    out->attractor[i] = attractor;
 }
 
-/* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_SLOTS at a time:
- * the slots' steps are independent dependency chains that the processor overlaps, and a slot whose
- * trajectory is decided takes the next point. work: DS_SLOTS·(k_max + 3)·p scratch values. */
-DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules,
-                                               ptrdiff_t first, ptrdiff_t last, DS_T *work,
-                                               const ds_outputs *out)
+/* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time.
+ * work: (k_max + 3)·p + n_consts + n_hyper vectors of DS_LANES values. */
+DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules, ptrdiff_t first,
+                                               ptrdiff_t last, DS_T *work, const ds_outputs *out)
 {
-    DS_NAME(ds_state) slots[DS_SLOTS];
-    const ptrdiff_t stride = (rules->k_max + 3) * pb->p;
-    ptrdiff_t next = first, k, running = 0;
-    for (k = 0; k < DS_SLOTS; k++) {
-        slots[k].th = work + k * stride;
-        slots[k].g = slots[k].th + pb->p;
-        slots[k].history = slots[k].g + pb->p;
-        slots[k].point = -1;
-        if (next < last) {
-            DS_NAME(ds_begin)(&slots[k], pb, next++);
-            running++;
-        }
+    const ptrdiff_t p = pb->p, steps = rules->steps;
+    DS_T *th = work, *g = th + p * DS_LANES, *c = g + p * DS_LANES, *hyper = c + pb->n_consts * DS_LANES,
+         *history = hyper + pb->n_hyper * DS_LANES;
+    DS_NAME(ds_lanes) state, *s = &state;
+    ptrdiff_t next = first, k, i, q;
+    const dvec dzero = {0};
+    int running = 0;
+
+    for (k = 0; k < DS_LANES; k++) {
+        DS_NAME(ds_begin)(s, pb, k, next < last ? next : -1, th, c, hyper);
+        running += next < last;
+        next += next < last;
     }
     while (running > 0) {
-        for (k = 0; k < DS_SLOTS; k++) {
-            if (slots[k].point < 0 || !DS_NAME(ds_advance)(&slots[k], pb, rules))
+        const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c);
+        DS_NAME(ds_qmask) go_quads[DS_QUADS];
+        dmask diverged[DS_QUADS], converged[DS_QUADS], decided[DS_QUADS];
+        dvec losses[DS_QUADS];
+        vmask go;
+        int any_decided = 0;
+        for (q = 0; q < DS_QUADS; q++) {
+            DS_NAME(ds_qvec) quad;
+            dmask live, end, go_q, window;
+            dvec loss, ratio, v;
+            memcpy(&quad, (const DS_T *)&loss_lanes + 4 * q, sizeof quad);
+            loss = losses[q] = __builtin_convertvector(quad, dvec);
+            s->loss0[q] = dselect(s->t[q] == 0, loss, s->loss0[q]);
+            diverged[q] = s->active[q] & (((loss - loss) != 0) | (loss > rules->diverge_factor * s->loss0[q]));
+            converged[q] = s->active[q] & ~diverged[q] & (loss <= rules->converge_loss);
+            live = s->active[q] & ~diverged[q] & ~converged[q];
+            window = live & (s->t[q] >= rules->window_start);
+            s->window_max[q] = dselect(window & (loss > s->window_max[q]), loss, s->window_max[q]);
+            s->window_min[q] = dselect(window & (loss < s->window_min[q]), loss, s->window_min[q]);
+            if (DS_NAME(ds_any)(live & (s->t[q] >= steps - rules->k_max)))
+                for (k = 4 * q; k < 4 * q + 4; k++)
+                    if (live[k % 4] && LANE(t, k) >= steps - rules->k_max)
+                        for (i = 0; i < p; i++)
+                            history[((steps - LANE(t, k)) * p + i) * DS_LANES + k] = th[i * DS_LANES + k];
+            end = live & (s->t[q] == steps);
+            go_q = live & ~end;
+            decided[q] = diverged[q] | converged[q] | end;
+            any_decided |= DS_NAME(ds_any)(decided[q]);
+
+            ratio = loss / s->loss0[q];
+            v = dselect(((ratio - ratio) != 0) | (ratio > DS_SCORE_CLIP), dzero + DS_SCORE_CLIP, ratio);
+            s->loss_sum[q] = dselect(go_q, s->loss_sum[q] + ratio, s->loss_sum[q]);
+            s->sum_v[q] = dselect(go_q, s->sum_v[q] + v, s->sum_v[q]);
+            s->sum_inv[q] = dselect(go_q, s->sum_inv[q] + 1 / dselect(v > 1 / DS_SCORE_CLIP, v, dzero + 1 / DS_SCORE_CLIP),
+                                    s->sum_inv[q]);
+            s->last_sum[q] = dselect(go_q & (s->t[q] >= rules->last_start), s->last_sum[q] + v, s->last_sum[q]);
+            s->t[q] = s->t[q] - go_q; /* go is −1 where true */
+            go_quads[q] = __builtin_convertvector(go_q, DS_NAME(ds_qmask));
+        }
+        memcpy(&go, go_quads, sizeof go);
+        DS_NAME(ds_optimizer_step)(pb, th, g, hyper, go);
+
+        if (!any_decided)
+            continue;
+        for (k = 0; k < DS_LANES; k++) {
+            unsigned char outcome = DS_UNRESOLVED;
+            int period = 0, attractor = -1;
+            if (!decided[k / 4][k % 4])
                 continue;
-            DS_NAME(ds_finish)(&slots[k], rules, out);
-            if (next < last) {
-                DS_NAME(ds_begin)(&slots[k], pb, next++);
+            if (diverged[k / 4][k % 4]) {
+                outcome = DS_DIVERGED;
+            } else if (converged[k / 4][k % 4]) {
+                outcome = DS_CONVERGED;
+                attractor = DS_NAME(ds_attractor)(pb->model, th[k]);
             } else {
-                slots[k].point = -1;
+                DS_NAME(ds_classify_end)(s, pb, rules, k, th, history, &outcome, &period);
+            }
+            DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], outcome, period, attractor, out);
+            if (next < last) {
+                DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper);
+            } else {
+                DS_NAME(ds_begin)(s, pb, k, -1, th, c, hyper);
                 running--;
             }
         }
     }
 }
+
+#undef LANE
+#undef load
+#undef store
+#undef select
+#undef dselect
+#undef vec
+#undef vmask
+#undef dvec
+#undef dmask
+#undef DS_QUADS
+#undef DS_LANES

@@ -22,7 +22,8 @@ class CythonBackend:
         n, p = problem.theta0.shape
         threads = max(1, min(threads, n)) if self.openmp else 1
         out = {name: np.empty(n, dtype=info.dtype) for name, info in FIELDS.items()}
-        scratch = np.empty((threads, _kernels.SLOTS * (min(th.max_period, spec.steps) + 3) * p), dtype=dtype)
+        size = _kernels.scratch_size(spec.dtype, p, problem.consts.shape[1], hyper.shape[1], th.max_period, spec.steps)
+        scratch = np.empty((threads, size), dtype=dtype)
 
         def arr(a):
             return np.ascontiguousarray(a, dtype=dtype)

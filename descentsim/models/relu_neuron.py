@@ -16,18 +16,6 @@ def relu_neuron_data(samples: int, data_seed: int) -> np.ndarray:
     return np.stack([x, np.maximum(x, 0.0)])
 
 
-def sum_lanes(dtype: np.dtype) -> int:
-    """Partial sums the data loops use: one 32-byte SIMD vector of them (8 in float32, 4 in float64)."""
-    return 32 // np.dtype(dtype).itemsize
-
-
-def lane_total(lanes: list) -> np.ndarray:
-    """Partial sums combined pairwise, e.g. ((s0 + s1) + (s2 + s3)) for four lanes (ext/trajectory.h)."""
-    while len(lanes) > 1:
-        lanes = [lanes[2 * i] + lanes[2 * i + 1] for i in range(len(lanes) // 2)]
-    return lanes[0]
-
-
 class ReluNeuron(Model):
     """ŷ = a·relu(w·x + b) + c fitted to y = relu(x), L = ½·mean((ŷ − y)²), relu'(0) = 0.
 
@@ -69,23 +57,22 @@ class ReluNeuron(Model):
         )
 
     def loss_grad(self, theta, consts, data):
-        # Sample i is summed into lane i mod (8 in float32, 4 in float64) and the lanes combined pairwise:
-        # the same order as the compiled kernel (ext/trajectory.h), so the engines agree bit for bit.
+        # Sums run in sample order, as in the compiled kernel, so the engines agree bit for bit.
         x, y = data[0], data[1]
         w, b, a, c = theta.T
         zero = np.zeros_like(w)
-        n_lanes = sum_lanes(theta.dtype)
-        lanes = [[zero] * n_lanes for _ in range(5)]  # Σe², Σ e·a·[z>0]·x, Σ e·a·[z>0], Σ e·h, Σ e
+        loss, gw, gb, ga, gc = zero, zero, zero, zero, zero
         for i in range(x.shape[0]):
             z = w * x[i] + b
             active = z > 0
             h = np.where(active, z, zero)
             e = a * h + c - y[i]
             ea = np.where(active, e * a, zero)
-            k = i % n_lanes
-            for sums, term in zip(lanes, (e * e, ea * x[i], ea, e * h, e)):
-                sums[k] = sums[k] + term
-        loss, gw, gb, ga, gc = (lane_total(s) for s in lanes)
+            loss = loss + e * e
+            gw = gw + ea * x[i]
+            gb = gb + ea
+            ga = ga + e * h
+            gc = gc + e
         samples = x.shape[0]
         grad = np.stack([gw / samples, gb / samples, ga / samples, gc / samples], axis=1)
         return 0.5 * (loss / samples), grad
