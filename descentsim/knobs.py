@@ -59,8 +59,3 @@ class Knob:
             raise SpecError(f"knob {self.name!r} must be finite")
         if self.minimum is not None and np.min(values) < self.minimum:
             raise SpecError(f"knob {self.name!r} must be >= {self.minimum:g}, got {np.min(values):g}")
-
-
-def knob_table(knobs: tuple[Knob, ...]) -> str:
-    """One line per knob: name, default and meaning (for error messages and docs)."""
-    return "\n".join(f"  {k.name:<12} default {k.default!r:<8} {k.doc}" for k in knobs)

@@ -16,7 +16,6 @@ TILE_POINTS = 4096
 class Tile:
     """Rows ``y0:y1`` and columns ``x0:x1`` of a map."""
 
-    index: int
     y0: int
     y1: int
     x0: int
@@ -57,5 +56,5 @@ def tiles(shape: tuple[int, int], tile_shape: tuple[int, int] | None = None) -> 
     out = []
     for y0 in range(0, ny, th):
         for x0 in range(0, nx, tw):
-            out.append(Tile(len(out), y0, min(y0 + th, ny), x0, min(x0 + tw, nx)))
+            out.append(Tile(y0, min(y0 + th, ny), x0, min(x0 + tw, nx)))
     return out

@@ -10,18 +10,16 @@ from cython.parallel cimport prange, threadid
 cdef extern from *:
     """
     #ifdef _OPENMP
-    #include <omp.h>
     #define DS_OPENMP 1
-    #define ds_max_threads() omp_get_max_threads()
     #else
     #define DS_OPENMP 0
-    #define ds_max_threads() 1
     #endif
     """
     int DS_OPENMP
-    int ds_max_threads() nogil
 
 cdef extern from "kernels.h" nogil:
+    double DS_SCORE_CLIP
+    int DS_SCORE_WINDOW
     enum:
         DS_QUADRATIC
         DS_DOUBLE_WELL
@@ -64,7 +62,9 @@ cdef extern from "kernels.h" nogil:
 MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON}
 OPTIMIZER_IDS = {"gd": DS_GD}
 OPENMP = bool(DS_OPENMP)
-SCORE_WINDOW = 20
+# The score's constants as the kernels use them (tests check them against descentsim.outcome).
+SCORE_CLIP = DS_SCORE_CLIP
+SCORE_WINDOW = DS_SCORE_WINDOW
 #: Trajectories one thread runs at once in SIMD lanes, by precision.
 LANES = {"float32": DS_LANES_F32, "float64": DS_LANES_F64}
 
@@ -75,11 +75,6 @@ def scratch_size(dtype: str, p: int, n_consts: int, n_hyper: int, max_period: in
 
 cdef enum:
     CHUNK = 32  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)
-
-
-def max_threads():
-    """Threads OpenMP would use by default (1 without OpenMP)."""
-    return ds_max_threads()
 
 
 def train(
@@ -138,7 +133,7 @@ def train(
     rules.cycle_tol = cycle_tol
     rules.k_max = k_max
     rules.window_start = steps - stuck_window if steps > stuck_window else 0
-    rules.last_start = steps - SCORE_WINDOW if steps > SCORE_WINDOW else 0
+    rules.last_start = steps - DS_SCORE_WINDOW if steps > DS_SCORE_WINDOW else 0
     out.outcome = &outcome[0]
     out.steps = &steps_out[0]
     out.final_loss = &final_loss[0]

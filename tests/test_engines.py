@@ -6,6 +6,8 @@ in both precisions, even where the dynamics are chaotic.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from helpers import assert_same_fields, run_both
 
 import descentsim as ds
@@ -56,3 +58,46 @@ def test_backend_auto_is_compiled():
 def test_unknown_backend_is_refused():
     with pytest.raises(ds.SpecError, match="valid backends"):
         ds.run_map(SPECS["quadratic"], backend="jax")
+
+
+def test_kernel_constants_match_the_definition():
+    from descentsim import _kernels
+    from descentsim.outcome import SCORE_CLIP, SCORE_WINDOW
+
+    assert (_kernels.SCORE_CLIP, _kernels.SCORE_WINDOW) == (SCORE_CLIP, SCORE_WINDOW)
+    assert _kernels.LANES == {"float32": 8, "float64": 4}
+
+
+SWEEPS = {
+    "quadratic": [("lr", 0.01, 3.0), ("a", -1.0, 3.0), ("w0", -5.0, 5.0)],
+    "double-well": [("lr", 0.01, 2.0), ("w0", -2.5, 2.5)],
+    "uv": [("lr", 0.01, 4.0), ("init_scale", 0.1, 2.0), ("target", -2.0, 2.0), ("seed", 0, 5)],
+    "relu-neuron": [("lr", 0.01, 8.0), ("w0", -3.0, 3.0), ("b0", -2.0, 2.0), ("a0", -2.0, 2.0), ("samples", 1, 20)],
+}
+
+
+@st.composite
+def random_specs(draw):
+    model = draw(st.sampled_from(sorted(SWEEPS)))
+    (xname, x0, x1), (yname, y0, y1) = draw(st.permutations(SWEEPS[model]))[:2]
+    params = {}
+    if model == "uv":
+        params["m"] = draw(st.integers(1, 12))
+    if model == "relu-neuron":
+        params["trainable"] = draw(st.sampled_from(["w", "wb", "wbac"]))
+    return MapSpec(
+        model=model,
+        x=Axis(xname, x0, x1, draw(st.integers(1, 13))),
+        y=Axis(yname, y0, y1, draw(st.integers(1, 5))),
+        steps=draw(st.integers(0, 150)),
+        params=params,
+        dtype=draw(st.sampled_from(["float32", "float64"])),
+        thresholds={"max_period": draw(st.integers(2, 8)), "stuck_window": draw(st.integers(1, 60))},
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(random_specs(), st.integers(1, 3))
+def test_cython_matches_reference_on_random_specs(spec, threads):
+    reference, compiled = run_both(spec, threads=threads)
+    assert_same_fields(reference, compiled)
