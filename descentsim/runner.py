@@ -71,7 +71,7 @@ def run_map(
         fields,
         provenance(
             backend=engine.name,
-            threads=n_threads if engine.name != "numpy" else 1,
+            threads=n_threads if engine.parallel else 1,
             ranks=1,
             wall_time_s=wall,
             trajectory_steps=trajectory_steps,

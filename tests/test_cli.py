@@ -1,5 +1,6 @@
 """descentsim-map and descentsim-info as a user runs them."""
 
+import io
 import os
 import shutil
 import subprocess
@@ -143,3 +144,18 @@ def test_examples_are_valid_specs(example):
     spec = ds.MapSpec.from_toml(EXAMPLES / example)
     small = spec.replace(x=spec.x.__class__(**{**spec.x.to_dict(), "n": 5}), steps=20)
     assert ds.run_map(small).outcome.all()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_only():
+    terminal, log = _Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        bar = cli.ProgressBar(stream)
+        for done in (1, 2, 3, 4):
+            bar(done, 4, 1000 * done)
+    assert "4/4 tiles" in terminal.getvalue() and "traj-steps/s" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n") and log.getvalue() == ""

@@ -17,6 +17,8 @@ from ..spec import MapSpec
 
 class Backend(Protocol):
     name: str
+    parallel: bool  # whether ``threads`` > 1 runs threads
+
 
     def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
         """Train every row of ``problem``; fields shaped (n,)."""

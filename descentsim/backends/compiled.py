@@ -14,13 +14,13 @@ class CythonBackend:
     """Runs ``descentsim._kernels.train`` in the spec's precision, ``threads`` OpenMP threads."""
 
     name = "cython"
-    openmp = _kernels.OPENMP
+    parallel = _kernels.OPENMP  # built with OpenMP: threads are real
 
     def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
         dtype = np.dtype(spec.dtype)
         th = spec.resolved_thresholds
         n, p = problem.theta0.shape
-        threads = max(1, min(threads, n)) if self.openmp else 1
+        threads = max(1, min(threads, n)) if self.parallel else 1
         out = {name: np.empty(n, dtype=info.dtype) for name, info in FIELDS.items()}
         size = _kernels.scratch_size(spec.dtype, p, problem.consts.shape[1], hyper.shape[1], th.max_period, spec.steps)
         scratch = np.empty((threads, size), dtype=dtype)

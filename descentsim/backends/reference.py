@@ -152,6 +152,7 @@ class NumpyBackend:
     """The reference engine (single thread; ``threads`` is ignored)."""
 
     name = "numpy"
+    parallel = False
 
     def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
         return train(
