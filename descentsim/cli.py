@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import tomllib
@@ -11,7 +12,7 @@ from typing import Any, Sequence, TextIO
 
 from .errors import DescentsimError, SpecError
 from .outcome import Outcome
-from .spec import MapSpec
+from .spec import MapSpec, read_config
 
 
 def apply_setting(table: dict[str, Any], assignment: str) -> None:
@@ -42,15 +43,7 @@ def apply_setting(table: dict[str, Any], assignment: str) -> None:
 
 def load_config(path: str, settings: Sequence[str] = ()) -> MapSpec:
     """The spec of a TOML config file with ``--set`` overrides applied."""
-    try:
-        with open(path, "rb") as f:
-            table = tomllib.load(f)
-    except OSError as exc:
-        raise SpecError(f"cannot read config {path!r}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"config {path!r} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"config {path!r} is not a text file") from None
+    table = read_config(path)
     for assignment in settings:
         apply_setting(table, assignment)
     return MapSpec.from_dict(table)
@@ -80,13 +73,20 @@ class ProgressBar:
         self.stream.flush()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage goes to --help, not into batch logs)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def _fail(prog: str, message: str) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
 
 
 def map_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="descentsim-map",
         description="Compute a convergence map: train one tiny model per grid point and record what happened.",
     )
@@ -109,13 +109,15 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         spec = load_config(args.config, args.settings)
         tile_shape = _parse_tile(args.tile)
         output = check_output_path(args.output)
-        if output.exists() and not args.force:
+        if os.path.lexists(output) and not args.force:
             raise SpecError(f"output {args.output!r} exists; use --force to replace it")
         bar = ProgressBar(sys.stderr)
         cmap = run_map(spec, backend=args.backend, threads=args.threads, tile_shape=tile_shape, progress=bar)
         cmap.save(output)
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
+    except MemoryError:
+        return _fail(parser.prog, "not enough memory for this map; use fewer points, a smaller tile (--tile) or a smaller model")
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; nothing written", file=sys.stderr)
         return 130
@@ -153,7 +155,7 @@ def describe(cmap) -> str:
 
 
 def info_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="descentsim-info", description="Describe a map file: spec, outcomes, provenance.")
+    parser = _Parser(prog="descentsim-info", description="Describe a map file: spec, outcomes, provenance.")
     parser.add_argument("map", help="HDF5 file written by descentsim-map")
     args = parser.parse_args(argv)
     from .store import read_map
@@ -162,7 +164,10 @@ def info_main(argv: Sequence[str] | None = None) -> int:
         cmap = read_map(args.map)
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
-    print(describe(cmap))
+    try:
+        print(describe(cmap))
+    except BrokenPipeError:  # descentsim-info map.h5 | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,13 +11,17 @@ from .errors import SpecError
 
 KnobValue = float | int | str
 
+#: Largest seed a knob takes: seeds swept on an axis pass through float64, exact below 2^53.
+MAX_SEED = 2**53
+
 
 @dataclass(frozen=True)
 class Knob:
     """One named setting of a model or optimiser.
 
     ``kind`` is ``float``, ``int`` or ``str``. Integer knobs on an axis take the axis values rounded to
-    the nearest whole number; string knobs (``choices``) cannot be swept. ``minimum`` is inclusive.
+    the nearest whole number (halves to even, as ``numpy.rint``); string knobs (``choices``) cannot be
+    swept. ``minimum`` and ``maximum`` are inclusive.
     """
 
     name: str
@@ -24,6 +29,7 @@ class Knob:
     doc: str
     kind: type = float
     minimum: float | None = None
+    maximum: float | None = None
     choices: tuple[str, ...] = ()
 
     @property
@@ -38,13 +44,15 @@ class Knob:
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"knob {self.name!r} must be a number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"knob {self.name!r} must be finite, got {value!r}")
         if self.kind is int:
-            if float(value) != int(value):
+            if isinstance(value, float) and not value.is_integer():
                 raise SpecError(f"knob {self.name!r} must be a whole number, got {value!r}")
             value = int(value)
         else:
             value = float(value)
-        self.check_range(np.asarray([value]))
+        self.check_range(np.asarray([value], dtype=np.float64))
         return value
 
     def sweep_values(self, values: np.ndarray) -> np.ndarray:
@@ -59,3 +67,5 @@ class Knob:
             raise SpecError(f"knob {self.name!r} must be finite")
         if self.minimum is not None and np.min(values) < self.minimum:
             raise SpecError(f"knob {self.name!r} must be >= {self.minimum:g}, got {np.min(values):g}")
+        if self.maximum is not None and np.max(values) > self.maximum:
+            raise SpecError(f"knob {self.name!r} must be <= {self.maximum:g}, got {np.max(values):g}")

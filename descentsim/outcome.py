@@ -8,7 +8,7 @@ At each ``t``, in this order:
 2. ``CONVERGED`` if ``L_t <= converge_loss``; the trajectory stops.
 3. At ``t = steps`` (the budget is spent), with ``θ_t`` the parameters:
 
-   * ``CYCLING`` with period ``p`` if the smallest ``p`` in ``1..max_period`` with
+   * ``CYCLING`` with period ``p`` if the smallest ``p`` in ``1..min(max_period, steps)`` with
      ``max_i |θ_steps,i − θ_steps−p,i| <= cycle_tol * (1 + max_i |θ_steps,i|)`` is ``p >= 2``
      (``p = 1`` is a stationary point, not a cycle);
    * else ``STUCK`` if the loss has stopped moving over the final window
@@ -48,6 +48,8 @@ class Outcome(enum.IntEnum):
 
 #: Normalised losses above this value (and non-finite ones) count as this value in the score.
 SCORE_CLIP = 1e6
+#: Longest cycle looked for (every lag up to it is compared at the end of each trajectory).
+MAX_PERIOD = 4096
 #: The score's trainability test looks at the mean normalised loss over this many final steps.
 SCORE_WINDOW = 20
 
@@ -80,12 +82,12 @@ class Thresholds:
             raise SpecError(f"thresholds.converge_loss must be >= 0, got {self.converge_loss}")
         if not self.diverge_factor > 1:
             raise SpecError(f"thresholds.diverge_factor must be > 1, got {self.diverge_factor}")
-        if self.stuck_window < 1:
-            raise SpecError(f"thresholds.stuck_window must be >= 1, got {self.stuck_window}")
+        if not 1 <= self.stuck_window <= 2**31 - 1:
+            raise SpecError(f"thresholds.stuck_window must be from 1 to {2**31 - 1}, got {self.stuck_window}")
         if not self.stuck_tol >= 0:
             raise SpecError(f"thresholds.stuck_tol must be >= 0, got {self.stuck_tol}")
-        if self.max_period < 2:
-            raise SpecError(f"thresholds.max_period must be >= 2, got {self.max_period}")
+        if not 2 <= self.max_period <= MAX_PERIOD:
+            raise SpecError(f"thresholds.max_period must be from 2 to {MAX_PERIOD}, got {self.max_period}")
         if not self.cycle_tol >= 0:
             raise SpecError(f"thresholds.cycle_tol must be >= 0, got {self.cycle_tol}")
 

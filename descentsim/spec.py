@@ -7,6 +7,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,11 +20,14 @@ from .outcome import Thresholds
 
 DTYPES = ("float64", "float32")
 SCALES = ("linear", "log")
+#: Most points along one axis, and most steps (the ``steps`` field is int32).
+MAX_AXIS_POINTS = 2**24
+MAX_STEPS = 2**31 - 1
 
 
 def _number(owner: str, key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpecError(f"{owner}.{key} must be a finite number, got {value!r}")
+        raise SpecError(f"{owner}: {key} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -54,6 +58,8 @@ class Axis:
         object.__setattr__(self, "stop", _number(owner, "stop", self.stop))
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n <= 0:
             raise SpecError(f"{owner}: n must be a whole number >= 1, got {self.n!r}")
+        if self.n > MAX_AXIS_POINTS:
+            raise SpecError(f"{owner}: n must be at most {MAX_AXIS_POINTS}, got {self.n}; zoom in instead")
         if self.scale not in SCALES:
             raise SpecError(f"{owner}: scale must be 'linear' or 'log', got {self.scale!r}")
         if self.scale == "log" and not self.start * self.stop > 0:
@@ -127,19 +133,24 @@ class MapSpec:
             object.__setattr__(self, "thresholds", Thresholds.from_dict(self.thresholds))
         elif not isinstance(self.thresholds, Thresholds):
             raise SpecError("thresholds must be a table of threshold values")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise SpecError(f"steps must be a whole number >= 0, got {self.steps!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= MAX_STEPS:
+            raise SpecError(f"steps must be a whole number from 0 to {MAX_STEPS}, got {self.steps!r}")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         if not isinstance(self.params, Mapping):
             raise SpecError("params must be a table of knob = value")
+        if self.shape[0] * self.shape[1] > MAX_AXIS_POINTS * 64:
+            raise SpecError(f"the map has {self.shape[0] * self.shape[1]} points, more than one run can hold; "
+                            "split it into several maps")
 
         knobs = self.knobs
         valid = ", ".join(knobs)
         for name in self.params:
             if name not in knobs:
                 raise SpecError(f"unknown knob {name!r} for model {model.name!r}; valid knobs: {valid}")
-        object.__setattr__(self, "params", {k: knobs[k].coerce(v) for k, v in self.params.items()})
+        object.__setattr__(
+            self, "params", MappingProxyType({k: knobs[k].coerce(v) for k, v in self.params.items()})
+        )
         for axis in self.axes:
             if axis.name not in knobs:
                 raise SpecError(f"unknown knob {axis.name!r} on an axis of model {model.name!r}; valid knobs: {valid}")
@@ -236,14 +247,20 @@ class MapSpec:
     @classmethod
     def from_toml(cls, path: str | Path) -> "MapSpec":
         """Read a spec from a TOML file."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SpecError(f"cannot read config {str(path)!r}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise SpecError(f"config {str(path)!r} is not a text file") from None
-        return cls.from_toml_text(text, source=f"config {str(path)!r}")
+        return cls.from_dict(read_config(path))
+
+
+def read_config(path: str | Path) -> dict:
+    """The table of a TOML config file; SpecError (naming the file) if it cannot be read or parsed."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise SpecError(f"cannot read config {str(path)!r}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"config {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"config {str(path)!r} is not a text file") from None
 
 
 def _toml_value(value: object) -> str:

@@ -42,8 +42,10 @@ def check_output_path(path: str | Path) -> Path:
         raise MapFileError(f"output {str(path)!r} is a directory; give a file name such as {str(path / 'map.h5')!r}")
     if not parent.is_dir():
         raise MapFileError(f"output directory {str(parent)!r} does not exist; create it first")
+    if os.path.lexists(path) and not path.is_file():
+        raise MapFileError(f"output {str(path)!r} exists and is not a regular file; choose another -o path")
     try:  # a real probe: permission bits do not tell root, ACLs or read-only mounts
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        fd, probe = tempfile.mkstemp(prefix=".ds-", suffix=".probe", dir=parent)
     except OSError as exc:
         raise MapFileError(
             f"output directory {str(parent)!r} is not writable ({exc.strerror}); choose another -o path"
@@ -56,7 +58,8 @@ def check_output_path(path: str | Path) -> Path:
 def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
     """Write ``cmap`` to ``path`` atomically."""
     path = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".ds-", suffix=".partial", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a map is meant to be shared
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
@@ -71,6 +74,12 @@ def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -127,28 +136,33 @@ def _write(f: h5py.File, cmap: ConvergenceMap) -> None:
 def read_map(path: str | Path) -> ConvergenceMap:
     """Read a map file written by ``write_map``; MapFileError for anything else."""
     path = Path(path)
+    shown = repr(str(path))
     if not path.exists():
-        raise MapFileError(f"no such map file: {str(path)!r}")
+        raise MapFileError(f"no such map file: {shown}")
+    if path.is_file() and not h5py.is_hdf5(path):
+        raise MapFileError(f"{shown} is not an HDF5 file; give a map written by descentsim-map")
     try:
         f = h5py.File(path, "r")
-    except OSError:
-        raise MapFileError(f"{str(path)!r} is not an HDF5 file; give a map written by descentsim-map") from None
+    except OSError as exc:
+        raise MapFileError(f"cannot open {shown}: {exc}") from None
     with f:
         if f.attrs.get("descentsim_format") != FORMAT_NAME:
-            raise MapFileError(f"{str(path)!r} was not written by descentsim; give a map written by descentsim-map")
-        version = int(f.attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise MapFileError(
-                f"{str(path)!r} uses map format {version}, newer than this descentsim reads ({FORMAT_VERSION}); "
-                "upgrade descentsim"
-            )
+            raise MapFileError(f"{shown} was not written by descentsim; give a map written by descentsim-map")
         try:
-            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {str(path)!r}")
+            version = int(f.attrs.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise MapFileError(
+                    f"{shown} uses map format {version}, newer than this descentsim reads ({FORMAT_VERSION}); "
+                    "upgrade descentsim"
+                )
+            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}")
             fields = {name: f[name][()].reshape(spec.shape) for name in FIELDS}
-        except (KeyError, ValueError, DescentsimError) as exc:
-            raise MapFileError(f"{str(path)!r} is damaged or incomplete ({exc}); recompute the map") from None
-        skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
-        prov = {k: _plain(v) for k, v in f.attrs.items() if k not in skip}
+            skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
+            prov = {k: _plain(v) for k, v in f.attrs.items() if k not in skip}
+        except MapFileError:
+            raise
+        except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
+            raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
     return ConvergenceMap(spec, fields, prov)
 
 

@@ -8,7 +8,7 @@ from .errors import SpecError
 
 
 def available_cores() -> int:
-    """Cores this process may run on (CPU affinity and cgroup-limited schedulers respected)."""
+    """Cores this process may run on (its CPU affinity, as set by taskset, cpusets or a batch scheduler)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

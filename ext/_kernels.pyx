@@ -1,7 +1,7 @@
-"""Compiled engine: OpenMP threads over grid points, one trajectory each (kernels.h does the maths).
+"""Compiled engine: OpenMP threads over chunks of grid points; kernels.h does the maths.
 
-Each trajectory touches only its own scratch row, so results do not depend on the thread count or on
-which points share a call.
+Each thread trains its chunk in SIMD lanes, one trajectory per lane; lanes never mix, so results do
+not depend on the thread count, the chunking or which points share a call.
 """
 
 from cython cimport floating

@@ -1,15 +1,21 @@
-/* descentsim's compiled kernels: one gradient-descent trajectory, with the models, the optimisers
- * and the outcome rules, for float and double.
+/* descentsim's compiled kernels: gradient-descent trajectories with the models, the optimisers and
+ * the outcome rules, for float and double.
  *
  * The maths and the rules mirror the NumPy reference (descentsim.backends.reference and the models'
  * loss_grad) operation for operation, including the order of every sum, so the engines agree bit for
  * bit (the build disables floating-point contraction). One thread runs 32 bytes' worth of
  * trajectories at once, one per SIMD lane (GCC/Clang vector extensions). trajectory.h is the body, instantiated here
- * once per precision. On x86-64 Linux with GCC, ds_train_points_* also gets an AVX2 clone chosen at
- * run time: the same IEEE operations on wider registers, hence the same bits.
+ * once per precision. On x86-64 Linux (glibc) with GCC, ds_train_points_* also gets an AVX2 clone
+ * chosen at run time: the same IEEE operations on wider registers, hence the same bits.
+ *
+ * Needs GCC >= 9 or Clang (vector extensions with __builtin_convertvector).
  */
 #ifndef DESCENTSIM_KERNELS_H
 #define DESCENTSIM_KERNELS_H
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 9
+#error "descentsim's kernels need GCC 9 or newer (or Clang): load a newer compiler module"
+#endif
 
 #include <float.h>
 #include <math.h>
@@ -56,16 +62,16 @@ typedef struct {
     double *final_loss, *loss_sum, *score;
 } ds_outputs;
 
-/* helpers are forced inline so that each clone of ds_train_one compiles them for its own target */
+/* helpers are forced inline so that each clone of ds_train_points compiles them for its own target */
 #define DS_INLINE static inline __attribute__((always_inline))
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define DS_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define DS_CLONES
 #endif
 
-/* v = L/L_0 for the score: non-finite → 1e6, clipped at 1e6 (ratio = L/L_0, 0 where L_0 = 0) */
+/* v = L/L_0 for the score: non-finite → 1e6, clipped at 1e6 (ratio = L/L_0, or 0 where L_0 = 0) */
 DS_INLINE double ds_clip_ratio(double ratio)
 {
     return (!isfinite(ratio) || ratio > DS_SCORE_CLIP) ? DS_SCORE_CLIP : ratio;

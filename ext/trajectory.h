@@ -153,8 +153,7 @@ DS_INLINE vec DS_NAME(ds_flush_subnormal)(vec value)
 }
 
 /* gd: θ ← θ − lr·∇L on the trainable parameters (hyper = (lr)), in the lanes of `go` */
-DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
-                                          vmask go)
+DS_INLINE void DS_NAME(ds_gd_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, vmask go)
 {
     const vec lr = load(hyper);
     ptrdiff_t i;
@@ -164,6 +163,16 @@ DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const 
             const vec old = load(theta);
             store(theta, select(go, DS_NAME(ds_flush_subnormal)(old - lr * load(g + i * DS_LANES)), old));
         }
+    }
+}
+
+DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
+                                          vmask go)
+{
+    switch (pb->optimizer) {
+    case DS_GD:
+        DS_NAME(ds_gd_step)(pb, th, g, hyper, go);
+        break;
     }
 }
 
@@ -245,7 +254,7 @@ DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *ru
 {
     const ptrdiff_t t = LANE(t, k), steps = rules->steps, i = s->point[k];
     const double loss0 = LANE(loss0, k);
-    const double final_v = ds_clip_ratio(loss0 > 0 ? loss / loss0 : 0.0);
+    const double final_v = ds_clip_ratio(loss0 == 0 ? 0.0 : loss / loss0);
     const double held = (double)(steps - t);
     const double held_last = (double)(steps - (t > rules->last_start ? t : rules->last_start));
     const double total = LANE(sum_v, k) + held * final_v;

@@ -69,7 +69,7 @@ def test_kernel_constants_match_the_definition():
 
 
 SWEEPS = {
-    "quadratic": [("lr", 0.01, 3.0), ("a", -1.0, 3.0), ("w0", -5.0, 5.0)],
+    "quadratic": [("lr", 0.01, 3.0), ("a", 0.0, 3.0), ("w0", -5.0, 5.0)],
     "double-well": [("lr", 0.01, 2.0), ("w0", -2.5, 2.5)],
     "uv": [("lr", 0.01, 4.0), ("init_scale", 0.1, 2.0), ("target", -2.0, 2.0), ("seed", 0, 5)],
     "relu-neuron": [("lr", 0.01, 8.0), ("w0", -3.0, 3.0), ("b0", -2.0, 2.0), ("a0", -2.0, 2.0), ("samples", 1, 20)],

@@ -1,5 +1,7 @@
 """HDF5 map files: round trip, self-description, refusal of foreign and newer files, atomic writes."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -111,9 +113,40 @@ def test_failed_write_leaves_nothing(tmp_path, cmap, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_overwrite_is_atomic_replacement(tmp_path, cmap):
+def test_overwrite_replaces_the_file_and_leaves_no_temporary(tmp_path, cmap):
     path = tmp_path / "map.h5"
     path.write_bytes(b"old")
     cmap.save(path)
     assert ds.open_map(path).spec == SPEC
     assert [p.name for p in tmp_path.iterdir()] == ["map.h5"]
+
+
+def test_damaged_files_are_one_line_errors(tmp_path, cmap):
+    path = tmp_path / "map.h5"
+    cmap.save(path)
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = "two"
+    with pytest.raises(ds.MapFileError, match="damaged or incomplete"):
+        ds.open_map(path)
+    cmap.save(path)
+    with h5py.File(path, "a") as f:
+        del f["score"]
+        f.create_group("score")
+    with pytest.raises(ds.MapFileError, match="damaged or incomplete"):
+        ds.open_map(path)
+
+
+def test_file_is_readable_by_others(tmp_path, cmap):
+    """mkstemp makes private files; a map is written with the usual umask-based mode."""
+    old = os.umask(0o022)
+    try:
+        cmap.save(tmp_path / "map.h5")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "map.h5").stat().st_mode & 0o777 == 0o644
+
+
+def test_long_file_names(tmp_path, cmap):
+    path = tmp_path / ("a" * 240 + ".h5")
+    cmap.save(path)
+    assert ds.open_map(path).spec == SPEC

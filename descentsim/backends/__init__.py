@@ -6,6 +6,8 @@ Both take the same problems (``problems``) and return the same fields (``descent
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -18,7 +20,6 @@ from ..spec import MapSpec
 class Backend(Protocol):
     name: str
     parallel: bool  # whether ``threads`` > 1 runs threads
-
 
     def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
         """Train every row of ``problem``; fields shaped (n,)."""
@@ -54,8 +55,15 @@ def get_backend(name: str) -> Backend:
         try:
             from .compiled import CythonBackend
         except ImportError as exc:
+            hint = (
+                "run from outside the source tree, or reinstall with 'pip install .'"
+                if (Path(__file__).parents[2] / "ext" / "_kernels.pyx").exists()
+                else "reinstall with 'pip install .'"
+            )
             if name == "cython":
-                raise SpecError(f"the cython backend is not built ({exc}); reinstall with 'pip install .'") from None
+                raise SpecError(f"the cython backend is not available ({exc}); {hint}") from None
+            warnings.warn(f"descentsim: the compiled engine is not available ({exc}); using the slow NumPy "
+                          f"reference instead; {hint}", RuntimeWarning, stacklevel=3)
         else:
             return CythonBackend()
     if name in ("auto", "numpy"):

@@ -18,9 +18,8 @@ HISTORY_BUDGET = 1 << 24
 
 
 def normalised_loss(loss: np.ndarray, loss0: np.ndarray) -> np.ndarray:
-    """v = L/L_0 for the score: non-finite → 1e6, clipped at 1e6; 0 where L_0 = 0."""
-    safe = np.where(loss0 > 0, loss0, 1.0)
-    v = np.where(loss0 > 0, loss / safe, 0.0)
+    """v = L/L_0 for the score: non-finite (also from a non-finite L_0) → 1e6, clipped at 1e6; 0 where L_0 = 0."""
+    v = np.where(loss0 == 0, 0.0, loss / np.where(loss0 == 0, 1.0, loss0))
     return np.where(np.isfinite(v), np.minimum(v, SCORE_CLIP), SCORE_CLIP)
 
 

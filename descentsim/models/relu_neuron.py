@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..knobs import Knob
+from ..knobs import MAX_SEED, Knob
 from .base import KnobValues, Model, Problem, per_point
 
 TRAINABLE_SETS = {"w": (1, 0, 0, 0), "wb": (1, 1, 0, 0), "wbac": (1, 1, 1, 1)}
@@ -42,8 +42,8 @@ class ReluNeuron(Model):
         Knob("a0", 1.0, "initial output weight a"),
         Knob("c0", 0.0, "initial output bias c"),
         Knob("trainable", "w", "parameters that learn: w, wb or wbac", kind=str, choices=tuple(TRAINABLE_SETS)),
-        Knob("samples", 64, "number of training inputs (full batch)", kind=int, minimum=1),
-        Knob("data_seed", 0, "seed of the training inputs", kind=int, minimum=0),
+        Knob("samples", 64, "number of training inputs (full batch)", kind=int, minimum=1, maximum=2**24),
+        Knob("data_seed", 0, "seed of the training inputs", kind=int, minimum=0, maximum=MAX_SEED),
     )
     shape_knobs = frozenset({"trainable", "samples", "data_seed"})
 

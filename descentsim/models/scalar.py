@@ -20,7 +20,7 @@ class Quadratic(Model):
     name = "quadratic"
     kernel = "quadratic"
     knobs = (
-        Knob("a", 1.0, "curvature of L(w) = ½·a·w²"),
+        Knob("a", 1.0, "curvature of L(w) = ½·a·w² (>= 0: the loss has a minimum)", minimum=0.0),
         Knob("w0", 1.0, "initial weight"),
     )
 

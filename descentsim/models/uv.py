@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..knobs import Knob
+from ..knobs import MAX_SEED, Knob
 from .base import KnobValues, Model, Problem, per_point
 
 
@@ -25,10 +25,10 @@ class UV(Model):
     name = "uv"
     kernel = "uv"
     knobs = (
-        Knob("m", 256, "width: number of hidden units", kind=int, minimum=1),
+        Knob("m", 256, "width: number of hidden units", kind=int, minimum=1, maximum=2**24),
         Knob("target", 1.0, "the single training target y"),
         Knob("init_scale", 1.0, "multiplies the N(0,1) initial u and v"),
-        Knob("seed", 0, "seed of the initial u, v", kind=int, minimum=0),
+        Knob("seed", 0, "seed of the initial u, v", kind=int, minimum=0, maximum=MAX_SEED),
     )
     shape_knobs = frozenset({"m"})
 
