@@ -46,8 +46,10 @@ class ConvergenceMap:
     Examples
     --------
     >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 3.0, 6), steps=100))
-    >>> m.outcome.shape, m.fraction(Outcome.CONVERGED)
-    ((1, 6), 0.6)
+    >>> m.outcome.shape, m.fraction(Outcome.CONVERGED)  # lr = 0.5, 1, 1.5 converge
+    ((1, 6), 0.5)
+    >>> m.outcome[0].tolist()  # lr = 2 = 2/a flips sign forever: a 2-cycle
+    [1, 1, 1, 4, 2, 2]
     """
 
     def __init__(self, spec: MapSpec, fields: dict[str, np.ndarray], provenance: dict[str, Any] | None = None):

@@ -42,3 +42,13 @@ def test_grid_point_does_not_depend_on_its_neighbours():
     one = ds.run_map(single)
     for name in full.fields:
         np.testing.assert_array_equal(one.fields[name][0, 0], full.fields[name][iy, ix], err_msg=name)
+
+
+def test_wide_models_run_in_blocks_with_the_same_result(monkeypatch):
+    """A tile of a wide model is prepared in blocks of points; the blocking changes nothing."""
+    import descentsim.runner as runner
+
+    spec = MapSpec(model="uv", x=Axis("lr", 0.2, 3.0, 9), y=Axis("seed", 0, 4, 5), steps=100, params={"m": 16})
+    whole = ds.run_map(spec)
+    monkeypatch.setattr(runner, "THETA_BUDGET", 3 * 32)  # three points per block
+    assert_same_fields(whole, ds.run_map(spec))

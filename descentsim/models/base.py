@@ -52,6 +52,10 @@ class Model:
     def problem(self, values: KnobValues, n: int) -> Problem:
         raise NotImplementedError
 
+    def parameter_count(self, values: KnobValues) -> int:
+        """P, the number of parameters of one trajectory (the largest, where a shape knob is swept)."""
+        raise NotImplementedError
+
     def loss_grad(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Loss (n,) and gradient (n, P) at parameters ``theta`` (n, P), in theta's dtype."""
         raise NotImplementedError

@@ -56,6 +56,9 @@ class ReluNeuron(Model):
             trainable=np.array(TRAINABLE_SETS[values["trainable"]], dtype=bool),
         )
 
+    def parameter_count(self, values: KnobValues) -> int:
+        return 4
+
     def loss_grad(self, theta, consts, data):
         # Sums run in sample order, as in the compiled kernel, so the engines agree bit for bit.
         x, y = data[0], data[1]

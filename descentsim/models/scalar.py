@@ -32,6 +32,9 @@ class Quadratic(Model):
             trainable=np.ones(1, dtype=bool),
         )
 
+    def parameter_count(self, values: KnobValues) -> int:
+        return 1
+
     def loss_grad(self, theta, consts, data):
         w, a = theta[:, 0], consts[:, 0]
         return 0.5 * a * w * w, (a * w)[:, None]
@@ -58,6 +61,9 @@ class DoubleWell(Model):
             data=np.zeros((1, 1)),
             trainable=np.ones(1, dtype=bool),
         )
+
+    def parameter_count(self, values: KnobValues) -> int:
+        return 1
 
     def loss_grad(self, theta, consts, data):
         w = theta[:, 0]

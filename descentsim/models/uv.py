@@ -51,6 +51,9 @@ class UV(Model):
             trainable=np.ones(2 * m, dtype=bool),
         )
 
+    def parameter_count(self, values: KnobValues) -> int:
+        return 2 * int(np.max(values["m"]))
+
     def loss_grad(self, theta, consts, data):
         m = theta.shape[1] // 2
         u, v = theta[:, :m], theta[:, m:]

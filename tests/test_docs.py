@@ -1,0 +1,17 @@
+"""The examples in the docstrings run and print what they say."""
+
+import doctest
+
+import pytest
+
+import descentsim
+from descentsim import convergence_map, runner, spec
+
+MODULES = [descentsim, spec, runner, convergence_map]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    names = {name: getattr(descentsim, name) for name in descentsim.__all__}
+    result = doctest.testmod(module, extraglobs=names, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
