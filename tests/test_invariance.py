@@ -52,3 +52,12 @@ def test_wide_models_run_in_blocks_with_the_same_result(monkeypatch):
     whole = ds.run_map(spec)
     monkeypatch.setattr(runner, "THETA_BUDGET", 3 * 32)  # three points per block
     assert_same_fields(whole, ds.run_map(spec))
+
+
+def test_reference_history_chunking_changes_nothing(monkeypatch):
+    import descentsim.backends.reference as reference
+
+    spec = SPEC.replace(steps=120)
+    whole = ds.run_map(spec, backend="numpy")
+    monkeypatch.setattr(reference, "HISTORY_BUDGET", 4 * (spec.thresholds.max_period + 2) * 7)  # 7 points a chunk
+    assert_same_fields(whole, ds.run_map(spec, backend="numpy"))
