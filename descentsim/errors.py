@@ -1,5 +1,7 @@
 """Errors meant for people: each message names the problem and the fix."""
 
+from typing import Iterable, Sequence
+
 
 class DescentsimError(Exception):
     """Base class of errors descentsim reports as one line (exit code 2 on the command line)."""
@@ -11,3 +13,10 @@ class SpecError(DescentsimError, ValueError):
 
 class MapFileError(DescentsimError, OSError):
     """A file that is not a descentsim map this version can read, or that cannot be written."""
+
+
+def check_known(keys: Iterable[str], valid: Sequence[str], what: str, prefix: str = "") -> None:
+    """SpecError naming the first of ``keys`` not in ``valid``, and listing the valid ones."""
+    unknown = sorted(set(keys) - set(valid))
+    if unknown:
+        raise SpecError(f"{prefix}unknown {what} {unknown[0]!r}; valid {what}s: {', '.join(valid)}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass, fields
 
-from .errors import SpecError
+from .errors import SpecError, check_known
 
 
 class Outcome(enum.IntEnum):
@@ -93,10 +93,7 @@ class Thresholds:
 
     @classmethod
     def from_dict(cls, table: dict) -> "Thresholds":
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(table) - set(valid))
-        if unknown:
-            raise SpecError(f"unknown threshold {unknown[0]!r}; valid thresholds: {', '.join(valid)}")
+        check_known(table, [f.name for f in fields(cls)], "threshold")
         return cls(**table)
 
     def to_dict(self) -> dict:

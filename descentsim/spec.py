@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, check_known
 from .knobs import Knob, KnobValue
 from .models import Model, get_model
 from .optimizers import Optimizer, get_optimizer
@@ -84,9 +84,7 @@ class Axis:
         if not isinstance(table, Mapping):
             raise SpecError(f"axis {which} must be a table with name, start, stop, n (and scale)")
         valid = ("name", "start", "stop", "n", "scale")
-        unknown = sorted(set(table) - set(valid))
-        if unknown:
-            raise SpecError(f"axis {which}: unknown key {unknown[0]!r}; valid keys: {', '.join(valid)}")
+        check_known(table, valid, "key", prefix=f"axis {which}: ")
         missing = [k for k in valid[:4] if k not in table]
         if missing:
             raise SpecError(f"axis {which}: missing {', '.join(missing)}")
@@ -223,10 +221,7 @@ class MapSpec:
 
     @classmethod
     def from_dict(cls, table: Mapping) -> "MapSpec":
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(table) - set(valid))
-        if unknown:
-            raise SpecError(f"unknown setting {unknown[0]!r}; valid settings: {', '.join(valid)}")
+        check_known(table, [f.name for f in fields(cls)], "setting")
         for required in ("model", "x"):
             if required not in table:
                 raise SpecError(f"the spec has no {required!r}; add it (e.g. model = \"quadratic\" and an [x] table)")
