@@ -41,9 +41,9 @@ DS_INLINE dvec DS_NAME(ds_dselect)(dmask m, dvec a, dvec b)
 
 DS_INLINE int DS_NAME(ds_any)(dmask m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
 
-#define load DS_NAME(ds_load)
-#define store DS_NAME(ds_store)
-#define select DS_NAME(ds_select)
+#define vload DS_NAME(ds_load)
+#define vstore DS_NAME(ds_store)
+#define vselect DS_NAME(ds_select)
 #define dselect DS_NAME(ds_dselect)
 
 /* ---- models: return L(θ) per lane, write ∇L(θ) into g (both lane-major) ------------------------ */
@@ -51,17 +51,17 @@ DS_INLINE int DS_NAME(ds_any)(dmask m) { return (m[0] | m[1] | m[2] | m[3]) != 0
 /* quadratic: L = ½·a·w², ∇L = a·w; c = (a) */
 DS_INLINE vec DS_NAME(ds_quadratic)(const DS_T *th, DS_T *g, const DS_T *c)
 {
-    const vec w = load(th), a = load(c);
-    store(g, a * w);
+    const vec w = vload(th), a = vload(c);
+    vstore(g, a * w);
     return (DS_T)0.5 * a * w * w;
 }
 
 /* double-well: L = ¼·(w² − 1)², ∇L = w·(w² − 1) */
 DS_INLINE vec DS_NAME(ds_double_well)(const DS_T *th, DS_T *g)
 {
-    const vec w = load(th);
+    const vec w = vload(th);
     const vec q = w * w - 1;
-    store(g, w * q);
+    vstore(g, w * q);
     return (DS_T)0.25 * q * q;
 }
 
@@ -70,16 +70,16 @@ DS_INLINE vec DS_NAME(ds_double_well)(const DS_T *th, DS_T *g)
 DS_INLINE vec DS_NAME(ds_uv)(const DS_T *th, DS_T *g, const DS_T *c, ptrdiff_t p)
 {
     const ptrdiff_t m = p / 2;
-    const vec target = load(c), inv_sqrt_m = load(c + DS_LANES);
+    const vec target = vload(c), inv_sqrt_m = vload(c + DS_LANES);
     vec dot = {0}, r, s;
     ptrdiff_t i;
     for (i = 0; i < m; i++)
-        dot = dot + load(th + i * DS_LANES) * load(th + (m + i) * DS_LANES);
+        dot = dot + vload(th + i * DS_LANES) * vload(th + (m + i) * DS_LANES);
     r = dot * inv_sqrt_m - target;
     s = r * inv_sqrt_m;
     for (i = 0; i < m; i++) {
-        store(g + i * DS_LANES, s * load(th + (m + i) * DS_LANES));
-        store(g + (m + i) * DS_LANES, s * load(th + i * DS_LANES));
+        vstore(g + i * DS_LANES, s * vload(th + (m + i) * DS_LANES));
+        vstore(g + (m + i) * DS_LANES, s * vload(th + i * DS_LANES));
     }
     return (DS_T)0.5 * r * r;
 }
@@ -90,8 +90,8 @@ DS_INLINE vec DS_NAME(ds_uv)(const DS_T *th, DS_T *g, const DS_T *c, ptrdiff_t p
 DS_INLINE vec DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, const DS_T *y,
                                       ptrdiff_t samples, int w_only)
 {
-    const vec w = load(th), b = load(th + DS_LANES), a = load(th + 2 * DS_LANES),
-              c = load(th + 3 * DS_LANES), zero = {0}, n = zero + (DS_T)samples;
+    const vec w = vload(th), b = vload(th + DS_LANES), a = vload(th + 2 * DS_LANES),
+              c = vload(th + 3 * DS_LANES), zero = {0}, n = zero + (DS_T)samples;
     vec loss = zero, gw = zero, gb = zero, ga = zero, gc = zero;
     ptrdiff_t i;
 
@@ -116,10 +116,10 @@ DS_INLINE vec DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, co
         }
     }
 #undef DS_RELU_TERMS
-    store(g, gw / n);
-    store(g + DS_LANES, gb / n);
-    store(g + 2 * DS_LANES, ga / n);
-    store(g + 3 * DS_LANES, gc / n);
+    vstore(g, gw / n);
+    vstore(g + DS_LANES, gb / n);
+    vstore(g + 2 * DS_LANES, ga / n);
+    vstore(g + 3 * DS_LANES, gc / n);
     return (DS_T)0.5 * (loss / n);
 }
 
@@ -155,13 +155,13 @@ DS_INLINE vec DS_NAME(ds_flush_subnormal)(vec value)
 /* gd: θ ← θ − lr·∇L on the trainable parameters (hyper = (lr)), in the lanes of `go` */
 DS_INLINE void DS_NAME(ds_gd_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, vmask go)
 {
-    const vec lr = load(hyper);
+    const vec lr = vload(hyper);
     ptrdiff_t i;
     for (i = 0; i < pb->p; i++) {
         DS_T *theta = th + i * DS_LANES;
         if (pb->trainable[i]) {
-            const vec old = load(theta);
-            store(theta, select(go, DS_NAME(ds_flush_subnormal)(old - lr * load(g + i * DS_LANES)), old));
+            const vec old = vload(theta);
+            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - lr * vload(g + i * DS_LANES)), old));
         }
     }
 }
@@ -360,9 +360,9 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
 }
 
 #undef LANE
-#undef load
-#undef store
-#undef select
+#undef vload
+#undef vstore
+#undef vselect
 #undef dselect
 #undef vec
 #undef vmask
