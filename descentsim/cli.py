@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 import tomllib
 from dataclasses import fields
 from typing import Any, Sequence, TextIO
 
-from .errors import DescentsimError, SpecError
+from .errors import DescentsimError, RunInterrupted, SpecError
 from .outcome import Outcome
 from .spec import MapSpec, read_config
 
@@ -85,10 +87,17 @@ def _fail(prog: str, message: str) -> int:
     return 2
 
 
+#: Exit status of a run stopped by SIGTERM with its finished tiles saved: "incomplete, resume me"
+#: (EX_TEMPFAIL of sysexits.h).
+EXIT_INCOMPLETE = 75
+
+
 def map_main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(
         prog="descentsim-map",
         description="Compute a convergence map: train one tiny model per grid point and record what happened.",
+        epilog=f"Exit status: 0 done, 2 bad input, {EXIT_INCOMPLETE} stopped by SIGTERM with the finished tiles "
+        "saved (run the same command with --resume to finish).",
     )
     parser.add_argument("config", help="TOML file with the map spec (same keys as descentsim.MapSpec)")
     parser.add_argument("-o", "--output", required=True, help="HDF5 file to write")
@@ -99,28 +108,43 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=("auto", "cython", "numpy"), help="engine (default auto)")
     parser.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: OMP_NUM_THREADS or all cores)")
     parser.add_argument("--tile", default=None, metavar="ROWSxCOLS", help="tile shape, e.g. 16x256 (results do not depend on it)")
-    parser.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted run of OUTPUT (or start one)")
+    parser.add_argument("--force", action="store_true", help="replace OUTPUT, and any interrupted run of it")
     args = parser.parse_args(argv)
 
-    from .runner import run_map
-    from .store import check_output_path
+    from .runner import run_map_to_file
 
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         spec = load_config(args.config, args.settings)
-        tile_shape = _parse_tile(args.tile)
-        output = check_output_path(args.output)
-        if os.path.lexists(output) and not args.force:
-            raise SpecError(f"output {args.output!r} exists; use --force to replace it")
-        bar = ProgressBar(sys.stderr)
-        cmap = run_map(spec, backend=args.backend, threads=args.threads, tile_shape=tile_shape, progress=bar)
-        cmap.save(output)
+        cmap = run_map_to_file(
+            spec,
+            args.output,
+            backend=args.backend,
+            threads=args.threads,
+            tile_shape=_parse_tile(args.tile),
+            resume=args.resume,
+            force=args.force,
+            progress=ProgressBar(sys.stderr),
+            stop_requested=stop.is_set,
+        )
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
+    except RunInterrupted as stopped:
+        print(
+            f"{parser.prog}: stopped by SIGTERM after {stopped.done} of {stopped.total} tiles; they are saved in "
+            f"{str(stopped.partial)!r}: run the same command with --resume to finish",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
     except MemoryError:
         return _fail(parser.prog, "not enough memory for this map; use fewer points, a smaller tile (--tile) or a smaller model")
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; nothing written", file=sys.stderr)
+        print(f"{parser.prog}: interrupted; finished tiles are kept for --resume", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     prov = cmap.provenance
     print(
         f"wrote {args.output}: {spec.shape[0]}x{spec.shape[1]} {spec.model} map in {prov['wall_time_s']:.2f} s "

@@ -15,6 +15,14 @@ class MapFileError(DescentsimError, OSError):
     """A file that is not a descentsim map this version can read, or that cannot be written."""
 
 
+class RunInterrupted(Exception):
+    """A run stopped on request (SIGTERM) between tiles; its finished tiles are saved for --resume."""
+
+    def __init__(self, done: int, total: int, partial=None):
+        super().__init__(f"stopped after {done} of {total} tiles")
+        self.done, self.total, self.partial = done, total, partial
+
+
 def check_known(keys: Iterable[str], valid: Sequence[str], what: str, prefix: str = "") -> None:
     """SpecError naming the first of ``keys`` not in ``valid``, and listing the valid ones."""
     unknown = sorted(set(keys) - set(valid))

@@ -1,8 +1,10 @@
-"""Running a map in one process: tiles through a backend into a ConvergenceMap."""
+"""Running a map in one process: tiles through a backend into a ConvergenceMap, in memory or to a file."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -10,9 +12,12 @@ import numpy as np
 from .backends import Backend, get_backend, problems
 from .convergence_map import ConvergenceMap, provenance
 from .fields import FIELDS, empty_fields
+from .errors import RunInterrupted, SpecError
+from .journal import TileJournal, journal_path
 from .spec import MapSpec
+from .store import check_output_path, read_map
 from .threads import effective_threads
-from .tiles import Tile, tiles
+from .tiles import Tile, clamp_tile_shape, tiles
 
 #: Called after each finished tile with (tiles done, tiles in all, trajectory-steps so far).
 ProgressCallback = Callable[[int, int, int], None]
@@ -37,6 +42,35 @@ def compute_tile(spec: MapSpec, backend: Backend, tile: Tile, threads: int) -> d
     return {name: values.reshape(tile.shape) for name, values in flat.items()}
 
 
+def run_tiles(
+    spec: MapSpec,
+    engine: Backend,
+    todo: list[Tile],
+    threads: int,
+    on_tile: Callable[[Tile, dict[str, np.ndarray]], None],
+    progress: ProgressCallback | None = None,
+    total: int | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> int:
+    """Compute ``todo`` in order, handing each finished tile to ``on_tile``; returns the trajectory-steps run.
+
+    Between tiles, ``stop_requested()`` returning true raises RunInterrupted (finished tiles are handed
+    over first, unfinished ones are not started).
+    """
+    total = total if total is not None else len(todo)
+    first = total - len(todo)
+    trajectory_steps = 0
+    for done, tile in enumerate(todo, start=1):
+        if stop_requested is not None and stop_requested():
+            raise RunInterrupted(first + done - 1, total)
+        result = compute_tile(spec, engine, tile, threads)
+        on_tile(tile, result)
+        trajectory_steps += int(result["steps"].sum())
+        if progress is not None:
+            progress(first + done, total, trajectory_steps)
+    return trajectory_steps
+
+
 def run_map(
     spec: MapSpec,
     backend: str = "auto",
@@ -44,7 +78,7 @@ def run_map(
     tile_shape: tuple[int, int] | None = None,
     progress: ProgressCallback | None = None,
 ) -> ConvergenceMap:
-    """Compute the convergence map of ``spec``.
+    """Compute the convergence map of ``spec`` in memory.
 
     Parameters
     ----------
@@ -64,16 +98,13 @@ def run_map(
     n_threads = effective_threads(threads)
     fields = empty_fields(spec.shape)
     layout = tiles(spec.shape, tile_shape)
-    started = time.perf_counter()
-    trajectory_steps = 0
-    for done, tile in enumerate(layout, start=1):
-        result = compute_tile(spec, engine, tile, n_threads)
+
+    def keep(tile: Tile, result: dict[str, np.ndarray]) -> None:
         for name, values in result.items():
             fields[name][tile.region] = values
-        trajectory_steps += int(result["steps"].sum())
-        if progress is not None:
-            progress(done, len(layout), trajectory_steps)
-    wall = time.perf_counter() - started
+
+    started = time.perf_counter()
+    trajectory_steps = run_tiles(spec, engine, layout, n_threads, keep, progress)
     return ConvergenceMap(
         spec,
         fields,
@@ -81,8 +112,78 @@ def run_map(
             backend=engine.name,
             threads=n_threads if engine.parallel else 1,
             ranks=1,
-            wall_time_s=wall,
+            wall_time_s=time.perf_counter() - started,
             trajectory_steps=trajectory_steps,
             tile_shape=layout[0].shape,
         ),
     )
+
+
+def run_map_to_file(
+    spec: MapSpec,
+    output: str | Path,
+    backend: str = "auto",
+    threads: int | None = None,
+    tile_shape: tuple[int, int] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> ConvergenceMap:
+    """Compute the map of ``spec`` into the HDF5 file ``output``, safe against being killed.
+
+    Finished tiles go to the journal ``output + ".partial"`` as they come (see ``descentsim.journal``);
+    the HDF5 file appears, complete, only at the end. ``resume=True`` continues the journal of an
+    interrupted run (the spec must be the same; its tile shape is kept), or starts afresh if there is
+    none; an existing output needs ``force=True`` (which also discards a journal). When
+    ``stop_requested()`` turns true (say, on SIGTERM) the run stops between tiles, keeps its journal and
+    raises RunInterrupted.
+    """
+    output = check_output_path(output)
+    partial = journal_path(output)
+    if resume and force:
+        raise SpecError("--resume and --force contradict each other: resume a run, or start it over")
+    if resume and os.path.lexists(output) and not partial.exists():
+        existing = read_map(output)
+        if existing.spec != spec:
+            raise SpecError(f"output {str(output)!r} holds a different map; use --force to replace it")
+        return existing  # already complete
+    if os.path.lexists(output) and not (force or resume):
+        raise SpecError(f"output {str(output)!r} exists; use --force to replace it")
+    if partial.exists() and not (force or resume):
+        raise SpecError(
+            f"an interrupted run of {str(output)!r} is in {str(partial)!r}; "
+            "add --resume to finish it, or --force to start over"
+        )
+    engine = get_backend(backend)
+    n_threads = effective_threads(threads)
+    if resume and partial.exists():
+        journal = TileJournal.resume(partial, spec)
+    else:
+        journal = TileJournal.create(partial, spec, clamp_tile_shape(spec.shape, tile_shape))
+    resumed = len(journal.done)
+    started = time.perf_counter()
+    try:
+        trajectory_steps = run_tiles(
+            spec, engine, journal.missing, n_threads, journal.append, progress, len(journal.tiles), stop_requested
+        )
+    except RunInterrupted as stop:
+        raise RunInterrupted(stop.done, stop.total, partial) from None
+    finally:
+        journal.close()
+    cmap = ConvergenceMap(
+        spec,
+        journal.assemble(),
+        provenance(
+            backend=engine.name,
+            threads=n_threads if engine.parallel else 1,
+            ranks=1,
+            wall_time_s=time.perf_counter() - started,
+            trajectory_steps=trajectory_steps,
+            tile_shape=journal.tile_shape,
+            tiles_resumed=resumed,
+        ),
+    )
+    cmap.save(output)
+    journal.remove()
+    return cmap

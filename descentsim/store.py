@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 import h5py
@@ -58,7 +59,8 @@ def check_output_path(path: str | Path) -> Path:
 def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
     """Write ``cmap`` to ``path`` atomically."""
     path = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".ds-", suffix=".partial", dir=path.parent)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a map is meant to be shared
     os.close(fd)
     try:
@@ -74,6 +76,17 @@ def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def temporary_prefix(path: Path) -> str:
+    """Hidden temporary files for ``path`` start with this (short, whatever the length of the name)."""
+    return f".ds-{zlib.crc32(path.name.encode()):08x}-"
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of ``path`` left by a writer killed mid-write (a later write replaces them anyway)."""
+    for stale in path.parent.glob(temporary_prefix(path) + "*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _umask() -> int:

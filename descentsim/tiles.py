@@ -14,8 +14,9 @@ TILE_POINTS = 4096
 
 @dataclass(frozen=True)
 class Tile:
-    """Rows ``y0:y1`` and columns ``x0:x1`` of a map."""
+    """Tile number ``index`` (row-major over the map's tiles): rows ``y0:y1`` and columns ``x0:x1``."""
 
+    index: int
     y0: int
     y1: int
     x0: int
@@ -46,15 +47,20 @@ def default_tile_shape(shape: tuple[int, int]) -> tuple[int, int]:
     return (max(1, min(ny, TILE_POINTS // width)), width)
 
 
-def tiles(shape: tuple[int, int], tile_shape: tuple[int, int] | None = None) -> list[Tile]:
-    """The tiles covering a map of ``shape`` (ny, nx), row by row; edge tiles may be smaller."""
-    ny, nx = shape
+def clamp_tile_shape(shape: tuple[int, int], tile_shape: tuple[int, int] | None) -> tuple[int, int]:
+    """The tile shape a map of ``shape`` uses: the default, or the one asked for, cut to the map."""
     th, tw = tile_shape or default_tile_shape(shape)
     if th < 1 or tw < 1:
         raise SpecError(f"tile shape must be at least 1x1, got {th}x{tw}")
-    th, tw = min(th, ny), min(tw, nx)
+    return min(th, shape[0]), min(tw, shape[1])
+
+
+def tiles(shape: tuple[int, int], tile_shape: tuple[int, int] | None = None) -> list[Tile]:
+    """The tiles covering a map of ``shape`` (ny, nx), row by row; edge tiles may be smaller."""
+    ny, nx = shape
+    th, tw = clamp_tile_shape(shape, tile_shape)
     out = []
     for y0 in range(0, ny, th):
         for x0 in range(0, nx, tw):
-            out.append(Tile(y0, min(y0 + th, ny), x0, min(x0 + tw, nx)))
+            out.append(Tile(len(out), y0, min(y0 + th, ny), x0, min(x0 + tw, nx)))
     return out
