@@ -119,6 +119,47 @@ def run_map(
     )
 
 
+def open_journal(
+    spec: MapSpec,
+    output: str | Path,
+    tile_shape: tuple[int, int] | None = None,
+    resume: bool = False,
+    force: bool = False,
+) -> TileJournal | ConvergenceMap:
+    """The journal a run writing ``output`` appends to, or the finished map if ``resume`` finds it done.
+
+    Checks, before any work: the output path is writable; an existing output needs ``force`` (or is
+    the finished map being resumed); an interrupted run needs ``resume`` (same spec) or ``force``.
+    """
+    output = check_output_path(output)
+    partial = journal_path(output)
+    if resume and force:
+        raise SpecError("--resume and --force contradict each other: resume a run, or start it over")
+    if resume and os.path.lexists(output) and not partial.exists():
+        existing = read_map(output)
+        if existing.spec != spec:
+            raise SpecError(f"output {str(output)!r} holds a different map; use --force to replace it")
+        return existing
+    if os.path.lexists(output) and not (force or resume):
+        raise SpecError(f"output {str(output)!r} exists; use --force to replace it")
+    if partial.exists() and not (force or resume):
+        raise SpecError(
+            f"an interrupted run of {str(output)!r} is in {str(partial)!r}; "
+            "add --resume to finish it, or --force to start over"
+        )
+    if resume and partial.exists():
+        return TileJournal.resume(partial, spec)
+    return TileJournal.create(partial, spec, clamp_tile_shape(spec.shape, tile_shape))
+
+
+def finish_journal(journal: TileJournal, output: str | Path, run: dict) -> ConvergenceMap:
+    """Write the map of a complete journal to ``output`` (atomically) and delete the journal."""
+    cmap = ConvergenceMap(journal.spec, journal.assemble(), provenance(tile_shape=journal.tile_shape, **run))
+    cmap.save(output)
+    journal.remove()
+    return cmap
+
+
 def run_map_to_file(
     spec: MapSpec,
     output: str | Path,
@@ -139,28 +180,11 @@ def run_map_to_file(
     ``stop_requested()`` turns true (say, on SIGTERM) the run stops between tiles, keeps its journal and
     raises RunInterrupted.
     """
-    output = check_output_path(output)
-    partial = journal_path(output)
-    if resume and force:
-        raise SpecError("--resume and --force contradict each other: resume a run, or start it over")
-    if resume and os.path.lexists(output) and not partial.exists():
-        existing = read_map(output)
-        if existing.spec != spec:
-            raise SpecError(f"output {str(output)!r} holds a different map; use --force to replace it")
-        return existing  # already complete
-    if os.path.lexists(output) and not (force or resume):
-        raise SpecError(f"output {str(output)!r} exists; use --force to replace it")
-    if partial.exists() and not (force or resume):
-        raise SpecError(
-            f"an interrupted run of {str(output)!r} is in {str(partial)!r}; "
-            "add --resume to finish it, or --force to start over"
-        )
     engine = get_backend(backend)
     n_threads = effective_threads(threads)
-    if resume and partial.exists():
-        journal = TileJournal.resume(partial, spec)
-    else:
-        journal = TileJournal.create(partial, spec, clamp_tile_shape(spec.shape, tile_shape))
+    journal = open_journal(spec, output, tile_shape, resume, force)
+    if isinstance(journal, ConvergenceMap):
+        return journal  # resumed a finished map
     resumed = len(journal.done)
     started = time.perf_counter()
     try:
@@ -168,22 +192,15 @@ def run_map_to_file(
             spec, engine, journal.missing, n_threads, journal.append, progress, len(journal.tiles), stop_requested
         )
     except RunInterrupted as stop:
-        raise RunInterrupted(stop.done, stop.total, partial) from None
+        raise RunInterrupted(stop.done, stop.total, journal.path) from None
     finally:
         journal.close()
-    cmap = ConvergenceMap(
-        spec,
-        journal.assemble(),
-        provenance(
-            backend=engine.name,
-            threads=n_threads if engine.parallel else 1,
-            ranks=1,
-            wall_time_s=time.perf_counter() - started,
-            trajectory_steps=trajectory_steps,
-            tile_shape=journal.tile_shape,
-            tiles_resumed=resumed,
-        ),
+    run = dict(
+        backend=engine.name,
+        threads=n_threads if engine.parallel else 1,
+        ranks=1,
+        wall_time_s=time.perf_counter() - started,
+        trajectory_steps=trajectory_steps,
+        tiles_resumed=resumed,
     )
-    cmap.save(output)
-    journal.remove()
-    return cmap
+    return finish_journal(journal, output, run)
