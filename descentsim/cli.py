@@ -52,26 +52,35 @@ def load_config(path: str, settings: Sequence[str] = ()) -> MapSpec:
 
 
 class ProgressBar:
-    """A one-line progress bar on a terminal; silent when the stream is not a terminal."""
+    """Progress of a run: a one-line bar on a terminal; in a batch log, a line every ``interval`` seconds."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, prefix: str = "", interval: float = 10.0):
         self.stream = stream
-        self.enabled = stream.isatty()
-        self.started = time.perf_counter()
+        self.terminal = stream.isatty()
+        self.prefix = prefix
+        self.interval = interval
+        self.started = self.logged = time.perf_counter()
 
     def __call__(self, done: int, total: int, trajectory_steps: int) -> None:
-        if not self.enabled:
+        now = time.perf_counter()
+        if not self.terminal and (now - self.logged < self.interval or done == total):
             return
-        elapsed = time.perf_counter() - self.started
+        elapsed = now - self.started
         rate = trajectory_steps / elapsed if elapsed > 0 else 0.0
-        eta = elapsed * (total - done) / done
-        filled = int(30 * done / total)
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} tiles  "
-            f"{rate:.3g} traj-steps/s  ETA {eta:5.0f} s "
-        )
-        if done == total:
-            self.stream.write("\n")
+        eta = elapsed * (total - done) / max(done, 1)
+        if self.terminal:
+            filled = int(30 * done / total)
+            self.stream.write(
+                f"\r{self.prefix}[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} tiles  "
+                f"{rate:.3g} traj-steps/s  ETA {eta:5.0f} s "
+            )
+            if done == total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(
+                f"{self.prefix}{done}/{total} tiles ({done / total:.0%}), {rate:.3g} traj-steps/s, ETA {eta:.0f} s\n"
+            )
+            self.logged = now
         self.stream.flush()
 
 
@@ -110,33 +119,50 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tile", default=None, metavar="ROWSxCOLS", help="tile shape, e.g. 16x256 (results do not depend on it)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted run of OUTPUT (or start one)")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT, and any interrupted run of it")
+    parser.add_argument(
+        "--schedule", default="dynamic", choices=("dynamic", "static"),
+        help="under MPI: hand tiles out as ranks finish (dynamic, default) or in fixed blocks (static)",
+    )
     args = parser.parse_args(argv)
 
+    from .mpi import abort_on_exception, run_map_mpi, world
     from .runner import run_map_to_file
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    comm = None
     try:
+        comm = world()
+        rank, size = (comm.Get_rank(), comm.Get_size()) if comm else (0, 1)
+        prefix = f"[{rank}/{size}] " if comm else ""
+        if comm:
+            abort_on_exception(comm)
         spec = load_config(args.config, args.settings)
-        cmap = run_map_to_file(
-            spec,
-            args.output,
+        common = dict(
             backend=args.backend,
             threads=args.threads,
             tile_shape=_parse_tile(args.tile),
             resume=args.resume,
             force=args.force,
-            progress=ProgressBar(sys.stderr),
+            progress=ProgressBar(sys.stderr, prefix) if rank == 0 else None,
             stop_requested=stop.is_set,
         )
+        if comm:
+            log = lambda message: print(prefix + message, file=sys.stderr, flush=True)  # noqa: E731
+            cmap = run_map_mpi(comm, spec, args.output, schedule=args.schedule, log=log, **common)
+        else:
+            cmap = run_map_to_file(spec, args.output, **common)
     except DescentsimError as exc:
-        return _fail(parser.prog, str(exc))
+        return _fail(parser.prog, str(exc)) if comm is None or comm.Get_rank() == 0 else 2
     except RunInterrupted as stopped:
         print(
-            f"{parser.prog}: stopped by SIGTERM after {stopped.done} of {stopped.total} tiles; they are saved in "
-            f"{str(stopped.partial)!r}: run the same command with --resume to finish",
+            f"{prefix}{parser.prog}: stopped by SIGTERM after {stopped.done} of {stopped.total} tiles; they are saved "
+            f"in {str(stopped.partial)!r}: run the same command with --resume to finish",
             file=sys.stderr,
+            flush=True,
         )
+        if comm:
+            comm.Abort(EXIT_INCOMPLETE)  # the other ranks may be mid-tile: end them all now
         return EXIT_INCOMPLETE
     except MemoryError:
         return _fail(parser.prog, "not enough memory for this map; use fewer points, a smaller tile (--tile) or a smaller model")
@@ -145,10 +171,13 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if cmap is None:  # ranks above 0
+        return 0
     prov = cmap.provenance
+    ranks = f"{prov['ranks']} ranks × " if prov.get("ranks", 1) > 1 else ""
     print(
-        f"wrote {args.output}: {spec.shape[0]}x{spec.shape[1]} {spec.model} map in {prov['wall_time_s']:.2f} s "
-        f"({prov['backend']}, {prov['threads']} threads, "
+        f"{prefix}wrote {args.output}: {spec.shape[0]}x{spec.shape[1]} {spec.model} map in {prov['wall_time_s']:.2f} s "
+        f"({prov['backend']}, {ranks}{prov['threads']} threads, "
         f"{prov['trajectory_steps'] / max(prov['wall_time_s'], 1e-9):.3g} traj-steps/s); "
         + ", ".join(f"{o.label} {f:.1%}" for o, f in cmap.fractions().items() if f > 0)
     )

@@ -97,7 +97,7 @@ class TileJournal:
     # --- writing ----------------------------------------------------------------------------------
     def append(self, tile: Tile, fields: dict[str, np.ndarray]) -> None:
         """Record a finished tile (one write of header and payload)."""
-        payload = b"".join(np.ascontiguousarray(fields[name], dtype=info.dtype).tobytes() for name, info in FIELDS.items())
+        payload = pack_fields(fields)
         header = RECORD_HEADER.pack(RECORD, tile.index, len(payload), zlib.crc32(payload))
         os.write(self._fd, header + payload)
         self.done[tile.index] = fields
@@ -158,7 +158,7 @@ def read_journal(path: Path) -> tuple[MapSpec, tuple[int, int], dict[int, dict],
         tile = layout.get(index)
         if tile is None or len(payload) != tile.size * sum(np.dtype(i.dtype).itemsize for i in FIELDS.values()):
             break
-        done[index] = _unpack(payload, tile)
+        done[index] = unpack_fields(payload, tile)
         offset = end
     return spec, tile_shape, done, offset
 
@@ -174,7 +174,13 @@ def _records(data: bytes, offset: int) -> Iterator[tuple[int, bytes, int]]:
         offset = end
 
 
-def _unpack(payload: bytes, tile: Tile) -> dict[str, np.ndarray]:
+def pack_fields(fields: dict[str, np.ndarray]) -> bytes:
+    """A tile's fields as bytes: each field's values (row-major) in ``FIELDS`` order."""
+    return b"".join(np.ascontiguousarray(fields[name], dtype=info.dtype).tobytes() for name, info in FIELDS.items())
+
+
+def unpack_fields(payload: bytes, tile: Tile) -> dict[str, np.ndarray]:
+    """The inverse of ``pack_fields`` for ``tile``."""
     fields, pos = {}, 0
     for name, info in FIELDS.items():
         size = tile.size * np.dtype(info.dtype).itemsize

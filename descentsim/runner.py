@@ -27,18 +27,31 @@ ProgressCallback = Callable[[int, int, int], None]
 THETA_BUDGET = 1 << 23
 
 
-def compute_tile(spec: MapSpec, backend: Backend, tile: Tile, threads: int) -> dict[str, np.ndarray]:
-    """The fields of every point of ``tile``, each shaped ``tile.shape``."""
+def compute_tile(
+    spec: MapSpec,
+    backend: Backend,
+    tile: Tile,
+    threads: int,
+    block_points: int | None = None,
+    between_blocks: Callable[[], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """The fields of every point of ``tile``, each shaped ``tile.shape``.
+
+    The points go through the engine in blocks (of at most ``block_points``, and few enough that wide
+    models fit in memory); ``between_blocks`` is called after each. Neither changes the result.
+    """
     iy, ix = tile.grid_indices()
     flat = {name: np.empty(tile.size, dtype=info.dtype) for name, info in FIELDS.items()}
     p = spec.model_def.parameter_count(spec.point_values(iy, ix))
-    block = max(1, THETA_BUDGET // p)
+    block = max(1, min(THETA_BUDGET // p, block_points or tile.size))
     for start in range(0, tile.size, block):
         part = slice(start, start + block)
         for positions, problem, hyper in problems(spec, iy[part], ix[part]):
             result = backend.run(spec, problem, hyper, threads)
             for name in FIELDS:
                 flat[name][part][positions] = result[name]
+        if between_blocks is not None:
+            between_blocks()
     return {name: values.reshape(tile.shape) for name, values in flat.items()}
 
 
