@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -36,6 +37,9 @@ samples = 128
 """
 
 
+WORKDIR = tempfile.mkdtemp(prefix="descentsim-mpi-")
+
+
 def mpiexec() -> list[str]:
     exe = shutil.which("mpiexec")
     if exe is None:
@@ -48,8 +52,10 @@ def command(ranks: int, *args: str) -> list[str]:
     return [*mpiexec(), "-n", str(ranks), sys.executable, "-m", "descentsim.cli", *args]
 
 
+# Jobs start in an empty directory: "python -m" puts the working directory first on sys.path, and a
+# source checkout there (without compiled kernels) would shadow the installed package.
 def run(ranks, *args, timeout=300):
-    return subprocess.run(command(ranks, *args), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command(ranks, *args), capture_output=True, text=True, timeout=timeout, cwd=WORKDIR)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +104,12 @@ def _wait_for_tiles(partial, count, timeout=60):
 
 def start_job(ranks, *args):
     return subprocess.Popen(
-        command(ranks, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command(ranks, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=WORKDIR,
     )
 
 
@@ -148,7 +159,7 @@ sys.exit(map_main([{str(config)!r}, "-o", {str(out)!r}, "--tile", "2x48"]))
 """
     started = time.monotonic()
     result = subprocess.run(
-        [*mpiexec(), "-n", "2", sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [*mpiexec(), "-n", "2", sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=WORKDIR
     )
     assert result.returncode != 0
     assert "tile 3 is cursed" in result.stderr and "[1/2] aborting the job" in result.stderr
