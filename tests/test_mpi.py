@@ -150,8 +150,8 @@ from mpi4py import MPI
 import descentsim.mpi as mpi
 real = mpi.compute_tile
 def failing(spec, engine, tile, *args, **kw):
-    if MPI.COMM_WORLD.Get_rank() == 1 and tile.index == 3:
-        raise RuntimeError("tile 3 is cursed")
+    if MPI.COMM_WORLD.Get_rank() == 1:  # its first tile
+        raise RuntimeError(f"tile {{tile.index}} is cursed")
     return real(spec, engine, tile, *args, **kw)
 mpi.compute_tile = failing
 from descentsim.cli import map_main
@@ -162,7 +162,7 @@ sys.exit(map_main([{str(config)!r}, "-o", {str(out)!r}, "--tile", "2x48"]))
         [*mpiexec(), "-n", "2", sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=WORKDIR
     )
     assert result.returncode != 0
-    assert "tile 3 is cursed" in result.stderr and "[1/2] aborting the job" in result.stderr
+    assert "is cursed" in result.stderr and "[1/2] aborting the job" in result.stderr
     assert time.monotonic() - started < 60
     assert not out.exists()
 
