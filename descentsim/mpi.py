@@ -43,6 +43,7 @@ PREFETCH = 2
 ROOT_SLICE = 512
 ROOT_COMPUTES_UP_TO = 64
 POLL_S = 0.0005
+ABORT_GRACE_S = 0.5
 INDEX = struct.Struct("<q")
 
 #: Environment variables by which MPI launchers (mpiexec of MPICH, Open MPI, MVAPICH, Intel MPI; srun
@@ -77,11 +78,14 @@ def world():
 def abort_on_exception(comm) -> None:
     """An uncaught exception on any rank prints it and ends the whole job (never a hang)."""
     previous = sys.excepthook
+    prefix = f"[{comm.Get_rank()}/{comm.Get_size()}]"
 
     def hook(kind, value, tb):
+        sys.stderr.write(f"{prefix} error: {kind.__name__}: {value}\n")
         previous(kind, value, tb)
-        sys.stderr.write(f"[{comm.Get_rank()}/{comm.Get_size()}] aborting the job\n")
+        sys.stderr.write(f"{prefix} aborting the job\n")
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)  # let the launcher forward the message before the job is torn down
         comm.Abort(1)
 
     sys.excepthook = hook
