@@ -68,6 +68,7 @@ class TileJournal:
         self.done = done
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._synced = time.monotonic()
+        self.sync_seconds = 0.0  # time spent in fsync, for the coordinator's accounts
 
     # --- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -105,8 +106,10 @@ class TileJournal:
             self.sync()
 
     def sync(self) -> None:
+        began = time.monotonic()
         os.fsync(self._fd)
         self._synced = time.monotonic()
+        self.sync_seconds += self._synced - began
 
     def close(self) -> None:
         if self._fd >= 0:

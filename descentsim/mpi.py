@@ -136,6 +136,7 @@ class Coordinator:
         self.received = 0
         self.trajectory_steps = 0
         self.coordination_s = 0.0
+        self.incoming: list = []  # (request, buffer, source) of results being received
         self.remote_tiles = 0
         self.result_bytes = 0
         self.root_computes = comm.Get_size() <= ROOT_COMPUTES_UP_TO
@@ -173,17 +174,25 @@ class Coordinator:
             self.progress(len(self.journal.done), len(self.journal.tiles), self.trajectory_steps)
 
     def serve(self) -> None:
-        """Handle every message waiting: results in, next assignments out."""
+        """Handle every message waiting: receives posted for results, finished ones recorded and answered.
+
+        Receives are non-blocking, so rank 0 never waits for a transfer that needs the sender's help.
+        """
         MPI = _mpi()
         status = MPI.Status()
         while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
-            began = time.perf_counter()
             source, tag = status.Get_source(), status.Get_tag()
             if tag == TAG_STOPPING:
                 self.comm.recv(source=source, tag=TAG_STOPPING)
                 raise RunInterrupted(len(self.journal.done), len(self.journal.tiles))
             buffer = np.empty(status.Get_count(MPI.BYTE), dtype=np.uint8)
-            self.comm.Recv([buffer, MPI.BYTE], source=source, tag=TAG_RESULT)
+            self.incoming.append((self.comm.Irecv([buffer, MPI.BYTE], source=source, tag=TAG_RESULT), buffer, source))
+        waiting = []
+        for request, buffer, source in self.incoming:
+            if not request.Test():
+                waiting.append((request, buffer, source))
+                continue
+            began = time.perf_counter()
             (index,) = INDEX.unpack_from(buffer)
             tile = self.tiles[index]
             self.assigned[source].remove(index)
@@ -194,6 +203,7 @@ class Coordinator:
             self.remote_tiles += 1
             self.result_bytes += buffer.size
             self.coordination_s += time.perf_counter() - began
+        self.incoming = waiting
 
     def run(self) -> None:
         while self.received < self.expected:
@@ -212,7 +222,8 @@ class Coordinator:
     def overhead(self) -> dict:
         """Measured cost of coordination per tile computed elsewhere: for the provenance and the logs.
 
-        Rank 0's time to receive a result, append it to the journal and send the next assignment;
+        Rank 0's time to take in a received result, append it to the journal and send the next
+        assignment (including the journal's fsyncs, at most one a second, also given on their own);
         two messages per tile, the result carrying the tile's fields plus an 8-byte index.
         """
         remote = max(1, self.remote_tiles)
@@ -220,6 +231,7 @@ class Coordinator:
             "coordinator_s_per_tile": self.coordination_s / remote,
             "messages_per_tile": 2,
             "bytes_per_tile": (self.result_bytes + 8 * self.remote_tiles) / remote,
+            "journal_sync_s": self.journal.sync_seconds,
         }
 
 
@@ -246,7 +258,12 @@ def work(comm, spec: MapSpec, engine: Backend, threads: int, tiles: dict[int, Ti
             continue
         if queue:
             tile = tiles[queue.popleft()]
-            fields = compute_tile(spec, engine, tile, threads)
+
+            def progress_sends():  # a large result moves only while its sender calls MPI
+                for request, _ in sending:
+                    request.Test()
+
+            fields = compute_tile(spec, engine, tile, threads, ROOT_SLICE, progress_sends)
             message = np.frombuffer(INDEX.pack(tile.index) + pack_fields(fields), dtype=np.uint8)
             sending.append((comm.Isend([message, MPI.BYTE], dest=0, tag=TAG_RESULT), message))
         elif finished:
