@@ -60,14 +60,17 @@ class ProgressBar:
         self.prefix = prefix
         self.interval = interval
         self.started = self.logged = time.perf_counter()
+        self.before: int | None = None  # tiles done before this run (resumed ones), for the ETA
 
     def __call__(self, done: int, total: int, trajectory_steps: int) -> None:
         now = time.perf_counter()
+        if self.before is None:
+            self.before = done - 1
         if not self.terminal and (now - self.logged < self.interval or done == total):
             return
         elapsed = now - self.started
         rate = trajectory_steps / elapsed if elapsed > 0 else 0.0
-        eta = elapsed * (total - done) / max(done, 1)
+        eta = elapsed * (total - done) / max(done - self.before, 1)
         if self.terminal:
             filled = int(30 * done / total)
             self.stream.write(
@@ -125,19 +128,17 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from .mpi import abort_on_exception, run_map_mpi, world
+    from .mpi import abort_on_exception, agree, run_map_mpi, world
     from .runner import run_map_to_file
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    comm = None
+    comm, prefix, rank = None, "", 0
     try:
         comm = world()
-        rank, size = (comm.Get_rank(), comm.Get_size()) if comm else (0, 1)
-        prefix = f"[{rank}/{size}] " if comm else ""
         if comm:
+            rank, prefix = comm.Get_rank(), f"[{comm.Get_rank()}/{comm.Get_size()}] "
             abort_on_exception(comm)
-        spec = load_config(args.config, args.settings)
         common = dict(
             backend=args.backend,
             threads=args.threads,
@@ -147,30 +148,39 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             progress=ProgressBar(sys.stderr, prefix) if rank == 0 else None,
             stop_requested=stop.is_set,
         )
-        if comm:
+        if comm:  # rank 0 reads the config; every rank computes its spec
+            text = error = None
+            if rank == 0:
+                try:
+                    text = load_config(args.config, args.settings).to_toml()
+                except DescentsimError as exc:
+                    error = str(exc)
+            agree(comm, error)
+            spec = MapSpec.from_toml_text(comm.bcast(text, root=0))
             log = lambda message: print(prefix + message, file=sys.stderr, flush=True)  # noqa: E731
             cmap = run_map_mpi(comm, spec, args.output, schedule=args.schedule, log=log, **common)
         else:
+            spec = load_config(args.config, args.settings)
             cmap = run_map_to_file(spec, args.output, **common)
     except DescentsimError as exc:
-        return _fail(parser.prog, str(exc)) if comm is None or comm.Get_rank() == 0 else 2
+        return _fail(prefix + parser.prog, str(exc)) if rank == 0 else 2
     except RunInterrupted as stopped:
-        print(
-            f"{prefix}{parser.prog}: stopped by SIGTERM after {stopped.done} of {stopped.total} tiles; they are saved "
-            f"in {str(stopped.partial)!r}: run the same command with --resume to finish",
-            file=sys.stderr,
-            flush=True,
-        )
-        if comm:
-            comm.Abort(EXIT_INCOMPLETE)  # the other ranks may be mid-tile: end them all now
+        if rank == 0:
+            print(
+                f"{prefix}{parser.prog}: stopped by SIGTERM after {stopped.done} of {stopped.total} tiles; they are "
+                f"saved in {str(stopped.partial)!r}: run the same command with --resume to finish",
+                file=sys.stderr,
+                flush=True,
+            )
         return EXIT_INCOMPLETE
     except MemoryError:
-        return _fail(parser.prog, "not enough memory for this map; use fewer points, a smaller tile (--tile) or a smaller model")
+        return _fail(prefix + parser.prog, "not enough memory for this map; use fewer points or a smaller model")
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; finished tiles are kept for --resume", file=sys.stderr)
+        print(f"{prefix}{parser.prog}: interrupted; finished tiles are kept for --resume", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if comm is None:  # under MPI the handler stays: a late SIGTERM must not kill a rank mid-exit
+            signal.signal(signal.SIGTERM, previous)
     if cmap is None:  # ranks above 0
         return 0
     prov = cmap.provenance

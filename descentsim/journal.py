@@ -13,9 +13,9 @@ File layout (all integers little-endian uint32):
 
 Records are only ever appended. A kill in the middle of an append leaves a torn last record, which
 the reader recognises (short, or wrong CRC) and cuts off; everything before it is intact. The file is
-flushed to the operating system after every record (a killed process loses nothing) and synced to
-disk at most every ``SYNC_INTERVAL`` seconds and when the run stops (a crashed node loses at most
-that much).
+written to the operating system with every record (a killed process loses nothing) and synced to
+disk when a record comes more than ``SYNC_INTERVAL`` seconds after the last sync, and when the run
+stops; a crashed node can lose the records since the last sync.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import MapFileError
+from .store import fsync_directory
 from .fields import FIELDS, empty_fields
 from .spec import MapSpec
 from .tiles import Tile, tiles
@@ -80,6 +81,7 @@ class TileJournal:
             f.flush()
             os.fsync(f.fileno())
         os.replace(fresh, path)
+        fsync_directory(path.parent)
         return cls(path, spec, tile_shape, {})
 
     @classmethod
@@ -100,7 +102,10 @@ class TileJournal:
         """Record a finished tile (one write of header and payload)."""
         payload = pack_fields(fields)
         header = RECORD_HEADER.pack(RECORD, tile.index, len(payload), zlib.crc32(payload))
-        os.write(self._fd, header + payload)
+        try:
+            os.write(self._fd, header + payload)
+        except OSError as exc:
+            raise MapFileError(f"cannot add to the partial run {str(self.path)!r}: {exc.strerror}") from None
         self.done[tile.index] = fields
         if time.monotonic() - self._synced > SYNC_INTERVAL:
             self.sync()

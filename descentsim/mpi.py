@@ -1,17 +1,26 @@
 """One map on many MPI processes: rank 0 hands out tiles and writes the journal, every rank computes.
 
-Protocol (two messages per tile):
+Protocol, between rank 0 and each worker (ranks above 0):
 
-* rank 0 → worker, tag ASSIGN: a tile index (``int``), or ``-1`` when no more will come. Each worker
-  holds up to ``PREFETCH`` assigned tiles, so it never waits for rank 0 between tiles.
-* worker → rank 0, tag RESULT: the tile index (8 bytes) and the tile's fields packed as in the journal
-  (about 37 bytes a point). Rank 0 appends it to the journal and assigns the worker its next tile.
+* ASSIGN, rank 0 → worker: a tile index; ``STOP`` (no more tiles: finish those held); ``HALT`` (drop
+  everything now: the run is being stopped). A worker holds up to ``PREFETCH`` assigned tiles, so it
+  never waits for rank 0 between tiles.
+* RESULT, worker → rank 0: the tile index (8 bytes) and the tile's fields packed as in the journal
+  (37 bytes a point); rank 0 appends it to the journal and assigns the worker its next tile.
+* STOPPING, worker → rank 0: this worker got SIGTERM; rank 0 then halts everyone.
+* DONE, worker → rank 0, last: every result of this worker has been delivered; rank 0 answers with
+  ``RELEASE`` on ASSIGN, after which nothing more passes between them.
 
 Tiles go out dynamically (``schedule="dynamic"``: a diverging tile costs three steps, a stuck one the
 whole budget), or in contiguous blocks fixed in advance (``"static"``, for comparison). Rank 0 also
-computes, in slices of ``ROOT_SLICE`` points between which it serves the workers, when the job has at
-most ``ROOT_COMPUTES_UP_TO`` ranks; above that it only coordinates. Waiting is done by polling with
-short sleeps, so an idle rank does not spin a core that a busy one could use.
+computes, in slices of ``SLICE`` points between which it serves the workers, when the job has at most
+``ROOT_COMPUTES_UP_TO`` ranks; above that it only coordinates. Waiting is done by polling with short
+sleeps, so an idle rank does not spin a core a busy one could use; receives are non-blocking, and a
+worker moves its outgoing results along between slices, so no rank waits on another's computation.
+
+A stop (SIGTERM on any rank) halts every rank between slices: results already sent are received and
+journaled, and every rank returns normally, rank 0 raising RunInterrupted (the command exits 75).
+An error on one rank once the run has begun aborts the whole job.
 
 Whatever the number of ranks, threads or tile shape, each tile is computed by the same pure function
 of (spec, tile), so the map's data are identical.
@@ -34,35 +43,38 @@ from .errors import DescentsimError, RunInterrupted, SpecError
 from .journal import TileJournal, pack_fields, unpack_fields
 from .runner import ProgressCallback, compute_tile, finish_journal, open_journal
 from .spec import MapSpec
-from .threads import available_cores, effective_threads
-from .tiles import Tile
+from .threads import effective_threads
+from .tiles import Tile, tiles
 
-TAG_ASSIGN, TAG_RESULT, TAG_STOPPING = 1, 2, 3
-STOP = -1
+TAG_ASSIGN, TAG_RESULT, TAG_STOPPING, TAG_DONE = 1, 2, 3, 4
+STOP, HALT, RELEASE = -1, -2, -3
 PREFETCH = 2
-ROOT_SLICE = 512
+SLICE = 512
 ROOT_COMPUTES_UP_TO = 64
 POLL_S = 0.0005
 ABORT_GRACE_S = 0.5
 INDEX = struct.Struct("<q")
 
 #: Environment variables by which MPI launchers (mpiexec of MPICH, Open MPI, MVAPICH, Intel MPI; srun
-#: with PMI-2 or PMIx) tell a process it is one of several.
+#: with PMI-2 or PMIx) tell a process it is one of several; the value is the world size where known.
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_RANK")
 
 
-def launched_by_mpi() -> bool:
-    """Whether an MPI launcher started this process as one of several ranks (without starting MPI)."""
+def launcher_size() -> int | None:
+    """The number of ranks an MPI launcher started (0 if it does not say), or None if not launched."""
     for name in LAUNCHER_VARIABLES:
-        value = os.environ.get(name)
-        if value is not None and (name == "PMIX_RANK" or value.strip() not in ("", "1")):
-            return True
-    return False
+        value = os.environ.get(name, "").strip()
+        if name == "PMIX_RANK" and value:
+            return 0
+        if value.isdigit() and int(value) > 1:
+            return int(value)
+    return None
 
 
 def world():
     """``MPI.COMM_WORLD`` when launched as several ranks, else None (mpi4py is then never imported)."""
-    if not launched_by_mpi():
+    launched = launcher_size()
+    if launched is None:
         return None
     try:
         from mpi4py import MPI
@@ -72,52 +84,88 @@ def world():
             "pip install mpi4py (and an MPI, e.g. pip install mpich, if the machine has none)"
         ) from None
     comm = MPI.COMM_WORLD
-    return comm if comm.Get_size() > 1 else None
-
-
-def abort_on_exception(comm) -> None:
-    """An uncaught exception on any rank prints it and ends the whole job (never a hang)."""
-    previous = sys.excepthook
-    prefix = f"[{comm.Get_rank()}/{comm.Get_size()}]"
-
-    def hook(kind, value, tb):
-        sys.stderr.write(f"{prefix} error: {kind.__name__}: {value}\n")
-        previous(kind, value, tb)
-        sys.stderr.write(f"{prefix} aborting the job\n")
-        sys.stderr.flush()
-        time.sleep(ABORT_GRACE_S)  # let the launcher forward the message before the job is torn down
-        comm.Abort(1)
-
-    sys.excepthook = hook
-
-
-def threads_per_rank(comm, threads: int | None) -> tuple[int, str | None]:
-    """OpenMP threads for this rank, and a warning if ranks × threads oversubscribe the node's cores.
-
-    Explicit ``threads`` or ``OMP_NUM_THREADS`` win. Otherwise the cores this rank may use, shared out
-    among the ranks of its node unless the launcher already bound the rank to its own cores.
-    """
-    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)
-    local_ranks = node.Get_size()
-    node.Free()
-    cores = os.cpu_count() or 1
-    if threads is None and not os.environ.get("OMP_NUM_THREADS", "").strip():
-        mine = available_cores()
-        threads = max(1, mine // local_ranks) if mine >= cores else mine
-    threads = effective_threads(threads)
-    warning = None
-    if threads * local_ranks > cores:
-        warning = (
-            f"{local_ranks} ranks × {threads} threads on a node with {cores} cores oversubscribe it; "
-            "set --threads (or OMP_NUM_THREADS) to cores / ranks per node"
+    if launched > 1 and comm.Get_size() == 1:
+        raise SpecError(
+            f"the launcher started {launched} ranks but mpi4py sees only this one: mpi4py was built for another "
+            f"MPI ({MPI.Get_library_version().splitlines()[0].strip()}); use that MPI's mpiexec, or rebuild mpi4py"
         )
-    return threads, warning
+    return comm if comm.Get_size() > 1 else None
 
 
 def _mpi():
     from mpi4py import MPI
 
     return MPI
+
+
+def prefix(comm) -> str:
+    return f"[{comm.Get_rank()}/{comm.Get_size()}]"
+
+
+def fatal(comm, message: str, code: int = 1) -> None:
+    """Print ``message`` (one line, with rank/size) and end the whole job."""
+    sys.stderr.write(f"{prefix(comm)} error: {message}\n{prefix(comm)} aborting the job\n")
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)  # let the launcher forward the message before the job is torn down
+    comm.Abort(code)
+
+
+def abort_on_exception(comm) -> None:
+    """An uncaught exception on any rank prints it and ends the whole job (never a hang)."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        fatal(comm, f"{kind.__name__}: {value}")
+
+    sys.excepthook = hook
+
+
+def agree(comm, error: str | None) -> None:
+    """A collective check: if any rank has an error, every rank raises SpecError with the first one."""
+    errors = comm.allgather(error)
+    failed = [(rank, e) for rank, e in enumerate(errors) if e is not None]
+    if failed:
+        rank, message = failed[0]
+        raise SpecError(message if rank == 0 else f"on rank {rank}: {message}")
+
+
+def threads_per_rank(comm, threads: int | None) -> tuple[int, str | None]:
+    """OpenMP threads for this rank, and a warning (for one rank per node) if its cores are oversubscribed.
+
+    Explicit ``threads`` or ``OMP_NUM_THREADS`` win. Otherwise the cores this rank may use (its CPU
+    affinity), shared among the ranks of its node that may use the same cores.
+    """
+    node = comm.Split_type(_mpi().COMM_TYPE_SHARED)
+    try:
+        mine = _affinity()
+        everyone = node.allgather(mine)
+        sharing = sum(1 for other in everyone if other & mine)
+        if threads is None and not os.environ.get("OMP_NUM_THREADS", "").strip():
+            threads = max(1, len(mine) // sharing)
+        threads = effective_threads(threads)
+        all_threads = node.allgather(threads)
+        cores = set().union(*everyone)
+        warning = None
+        if node.Get_rank() == 0 and sum(all_threads) > len(cores):
+            warning = (
+                f"{node.Get_size()} ranks with {sum(all_threads)} threads in all on {len(cores)} cores oversubscribe "
+                f"this node; set --threads (or OMP_NUM_THREADS) to {max(1, len(cores) // node.Get_size())}"
+            )
+    finally:
+        node.Free()
+    return threads, warning
+
+
+def _affinity() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
+
+
+class _Halt(Exception):
+    """Stop computing now (the run is being stopped)."""
 
 
 class Coordinator:
@@ -128,32 +176,35 @@ class Coordinator:
         self.comm, self.spec, self.engine, self.threads = comm, spec, engine, threads
         self.journal, self.progress, self.stop_requested = journal, progress, stop_requested
         self.tiles = {t.index: t for t in journal.tiles}
-        self.workers = range(1, comm.Get_size())
+        self.workers = list(range(1, comm.Get_size()))
         self.assigned: dict[int, deque] = {w: deque() for w in self.workers}
-        self.stopped: set[int] = set()
-        todo = journal.missing
-        self.expected = len(todo)
-        self.received = 0
+        self.stopped: set[int] = set()  # workers sent STOP or HALT
+        self.finished: set[int] = set()  # workers that sent DONE
+        self.incoming: list = []  # (request, buffer, source) of results being received
+        self.halting = False
         self.trajectory_steps = 0
         self.coordination_s = 0.0
-        self.incoming: list = []  # (request, buffer, source) of results being received
         self.remote_tiles = 0
         self.result_bytes = 0
         self.root_computes = comm.Get_size() <= ROOT_COMPUTES_UP_TO
-        if schedule == "static":  # contiguous blocks, one per rank, fixed in advance
-            blocks = np.array_split(np.arange(len(todo)), comm.Get_size())
-            self.own = deque(todo[i] for i in blocks[0])
-            self.pending: deque = deque()
-            for w in self.workers:
-                for i in blocks[w]:
-                    self._assign(w, todo[i])
-        else:
-            self.pending = deque(todo)
-            self.own = self.pending
+        self.dynamic = schedule == "dynamic"
+        todo = journal.missing
+        self.own: deque = deque()
+        self.pending: deque = deque()
+        if self.dynamic:
+            self.pending.extend(todo)
             for _ in range(PREFETCH):
                 for w in self.workers:
                     if self.pending:
                         self._assign(w, self.pending.popleft())
+        else:  # contiguous blocks fixed in advance, one per computing rank
+            computing = ([0] if self.root_computes else []) + self.workers
+            for rank, block in zip(computing, np.array_split(np.arange(len(todo)), len(computing))):
+                for i in block:
+                    if rank == 0:
+                        self.own.append(todo[i])
+                    else:
+                        self._assign(rank, todo[i])
         for w in self.workers:
             self._stop_if_done(w)
 
@@ -166,27 +217,37 @@ class Coordinator:
             self.comm.send(STOP, dest=worker, tag=TAG_ASSIGN)
             self.stopped.add(worker)
 
+    def _next_own(self) -> Tile | None:
+        queue = self.pending if self.dynamic else self.own
+        if not self.root_computes or not queue:
+            return None
+        tile = queue.popleft()
+        for w in self.workers:
+            self._stop_if_done(w)
+        return tile
+
     def _record(self, tile: Tile, fields: dict[str, np.ndarray]) -> None:
         self.journal.append(tile, fields)
-        self.received += 1
         self.trajectory_steps += int(fields["steps"].sum())
         if self.progress is not None:
             self.progress(len(self.journal.done), len(self.journal.tiles), self.trajectory_steps)
 
     def serve(self) -> None:
-        """Handle every message waiting: receives posted for results, finished ones recorded and answered.
-
-        Receives are non-blocking, so rank 0 never waits for a transfer that needs the sender's help.
-        """
+        """Handle every message waiting: receives posted for results, finished ones recorded and answered."""
         MPI = _mpi()
         status = MPI.Status()
         while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
             source, tag = status.Get_source(), status.Get_tag()
-            if tag == TAG_STOPPING:
-                self.comm.recv(source=source, tag=TAG_STOPPING)
-                raise RunInterrupted(len(self.journal.done), len(self.journal.tiles))
-            buffer = np.empty(status.Get_count(MPI.BYTE), dtype=np.uint8)
-            self.incoming.append((self.comm.Irecv([buffer, MPI.BYTE], source=source, tag=TAG_RESULT), buffer, source))
+            if tag == TAG_RESULT:
+                buffer = np.empty(status.Get_count(MPI.BYTE), dtype=np.uint8)
+                self.incoming.append((self.comm.Irecv([buffer, MPI.BYTE], source=source, tag=tag), buffer, source))
+            elif tag == TAG_STOPPING:
+                self.comm.recv(source=source, tag=tag)
+                self.halting = True
+            else:  # TAG_DONE: comes after all of that worker's results
+                self.comm.recv(source=source, tag=tag)
+                self.finished.add(source)
+                self.comm.send(RELEASE, dest=source, tag=TAG_ASSIGN)
         waiting = []
         for request, buffer, source in self.incoming:
             if not request.Test():
@@ -197,7 +258,7 @@ class Coordinator:
             tile = self.tiles[index]
             self.assigned[source].remove(index)
             self._record(tile, unpack_fields(buffer[INDEX.size :].tobytes(), tile))
-            if self.pending and self.own is self.pending:
+            if self.dynamic and self.pending and not self.halting:
                 self._assign(source, self.pending.popleft())
             self._stop_if_done(source)
             self.remote_tiles += 1
@@ -205,72 +266,100 @@ class Coordinator:
             self.coordination_s += time.perf_counter() - began
         self.incoming = waiting
 
+    def _serve_or_halt(self) -> None:
+        self.serve()
+        if self.halting or self.stop_requested():
+            raise _Halt
+
     def run(self) -> None:
-        while self.received < self.expected:
+        """Until every tile is journaled; RunInterrupted (after draining the workers) if stopped."""
+        halted = False
+        try:
+            while len(self.journal.done) < len(self.journal.tiles):
+                self._serve_or_halt()
+                tile = self._next_own()
+                if tile is not None:
+                    fields = compute_tile(self.spec, self.engine, tile, self.threads, SLICE, self._serve_or_halt)
+                    self._record(tile, fields)
+                else:
+                    time.sleep(POLL_S)
+        except _Halt:
+            halted = True
+            for w in self.workers:
+                if w not in self.finished:
+                    self.comm.send(HALT, dest=w, tag=TAG_ASSIGN)
+        while len(self.finished) < len(self.workers) or self.incoming:  # every result in, every worker done
             self.serve()
-            if self.stop_requested():
-                raise RunInterrupted(len(self.journal.done), len(self.journal.tiles))
-            if self.root_computes and self.own:
-                tile = self.own.popleft()
-                for w in self.workers:
-                    self._stop_if_done(w)
-                fields = compute_tile(self.spec, self.engine, tile, self.threads, ROOT_SLICE, self.serve)
-                self._record(tile, fields)
-            else:
-                time.sleep(POLL_S)
+            time.sleep(POLL_S)
+        self.journal.sync()
+        if halted:
+            raise RunInterrupted(len(self.journal.done), len(self.journal.tiles))
 
     def overhead(self) -> dict:
         """Measured cost of coordination per tile computed elsewhere: for the provenance and the logs.
 
         Rank 0's time to take in a received result, append it to the journal and send the next
         assignment (including the journal's fsyncs, at most one a second, also given on their own);
-        two messages per tile, the result carrying the tile's fields plus an 8-byte index.
+        two messages per tile, the result carrying the tile's fields and an 8-byte index.
         """
         remote = max(1, self.remote_tiles)
         return {
             "coordinator_s_per_tile": self.coordination_s / remote,
             "messages_per_tile": 2,
-            "bytes_per_tile": (self.result_bytes + 8 * self.remote_tiles) / remote,
+            "bytes_per_tile": self.result_bytes / remote,
             "journal_sync_s": self.journal.sync_seconds,
         }
 
 
-def work(comm, spec: MapSpec, engine: Backend, threads: int, tiles: dict[int, Tile],
-         stop_requested: Callable[[], bool]) -> None:
-    """Ranks above 0: compute assigned tiles and send them to rank 0 until told to stop."""
+def work(comm, spec: MapSpec, engine: Backend, threads: int, layout: dict[int, Tile],
+         stop_requested: Callable[[], bool]) -> bool:
+    """Ranks above 0: compute assigned tiles and send them to rank 0; returns whether the run was halted."""
     MPI = _mpi()
     queue: deque = deque()
-    sending: list = []  # (request, buffer) of results in flight: rank 0 receives them between its slices
-    finished = told_stopping = False
-    while True:
-        sending = [(request, buffer) for request, buffer in sending if not request.Test()]
+    sending: list = []  # (request, buffer) of results on their way to rank 0
+    state = {"finished": False, "halted": False, "told": False}
+
+    def check() -> None:  # between tiles and between slices
+        for request, _ in sending:
+            request.Test()  # a large result moves only while its sender calls MPI
         while comm.Iprobe(source=0, tag=TAG_ASSIGN):
             index = comm.recv(source=0, tag=TAG_ASSIGN)
             if index == STOP:
-                finished = True
+                state["finished"] = True
+            elif index == HALT:
+                state["halted"] = True
             else:
                 queue.append(index)
-        if stop_requested():
-            if not told_stopping:
-                comm.send(None, dest=0, tag=TAG_STOPPING)
-                told_stopping = True
-            time.sleep(POLL_S)  # rank 0 ends the job
-            continue
-        if queue:
-            tile = tiles[queue.popleft()]
+        if stop_requested() and not state["told"]:
+            comm.send(None, dest=0, tag=TAG_STOPPING)
+            state["told"] = True
+        if state["halted"] or state["told"]:
+            raise _Halt
 
-            def progress_sends():  # a large result moves only while its sender calls MPI
-                for request, _ in sending:
-                    request.Test()
-
-            fields = compute_tile(spec, engine, tile, threads, ROOT_SLICE, progress_sends)
-            message = np.frombuffer(INDEX.pack(tile.index) + pack_fields(fields), dtype=np.uint8)
-            sending.append((comm.Isend([message, MPI.BYTE], dest=0, tag=TAG_RESULT), message))
-        elif finished:
-            MPI.Request.Waitall([request for request, _ in sending])
-            return
-        else:
+    try:
+        while True:
+            check()
+            if queue:
+                tile = layout[queue.popleft()]
+                fields = compute_tile(spec, engine, tile, threads, SLICE, check)
+                message = np.frombuffer(INDEX.pack(tile.index) + pack_fields(fields), dtype=np.uint8)
+                sending.append((comm.Isend([message, MPI.BYTE], dest=0, tag=TAG_RESULT), message))
+            elif state["finished"]:
+                break
+            else:
+                time.sleep(POLL_S)
+    except _Halt:
+        pass
+    MPI.Request.Waitall([request for request, _ in sending])
+    comm.send(None, dest=0, tag=TAG_DONE)
+    while True:  # whatever rank 0 sent before it saw DONE, up to its RELEASE
+        while not comm.Iprobe(source=0, tag=TAG_ASSIGN):
             time.sleep(POLL_S)
+        message = comm.recv(source=0, tag=TAG_ASSIGN)
+        if message == RELEASE:
+            break
+        state["halted"] |= message == HALT
+    return state["halted"] or state["told"]
 
 
 def run_map_mpi(
@@ -289,51 +378,69 @@ def run_map_mpi(
 ) -> ConvergenceMap | None:
     """``run_map_to_file`` on every rank of ``comm``; returns the map on rank 0, None elsewhere.
 
-    Checks that only rank 0 makes (output, journal) are broadcast, so a refusal ends every rank with
-    the same SpecError. RunInterrupted is raised on rank 0 only (it then aborts the job).
+    Every rank must be given rank 0's spec. Refusals before the run (a bad engine or thread count on
+    any rank, the output or journal on rank 0) raise the same SpecError on every rank; an error once
+    the run has begun aborts the job. A stop raises RunInterrupted on every rank.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
-    if schedule not in ("dynamic", "static"):
-        raise SpecError(f"schedule must be 'dynamic' or 'static', got {schedule!r}")
-    engine = get_backend(backend)
-    n_threads, warning = threads_per_rank(comm, threads)
-    if warning and comm.Get_rank() == 0:
+    error = None
+    try:
+        if schedule not in ("dynamic", "static"):
+            raise SpecError(f"schedule must be 'dynamic' or 'static', got {schedule!r}")
+        engine = get_backend(backend)
+    except DescentsimError as exc:
+        error = str(exc)
+    agree(comm, error)
+    try:
+        n_threads, warning = threads_per_rank(comm, threads)
+        error = None
+    except DescentsimError as exc:
+        error, warning = str(exc), None
+    agree(comm, error)
+    if warning:
         log(f"warning: {warning}")
-    journal = refusal = None
+    journal = None
     if rank == 0:
         try:
             journal = open_journal(spec, output, tile_shape, resume, force)
         except DescentsimError as exc:
-            refusal = exc
-    refused = comm.bcast(str(refusal) if refusal else None, root=0)
-    if refused is not None:
-        raise refusal if rank == 0 else SpecError(refused)
-    finished = comm.bcast(isinstance(journal, ConvergenceMap), root=0)
+            error = str(exc)
+    agree(comm, error)
+    finished, layout_shape = comm.bcast(
+        (isinstance(journal, ConvergenceMap), None if journal is None or isinstance(journal, ConvergenceMap)
+         else journal.tile_shape), root=0
+    )
     if finished:
         return journal if rank == 0 else None
-    layout_shape = comm.bcast(journal.tile_shape if rank == 0 else None, root=0)
 
     started = time.perf_counter()
-    if rank != 0:
-        from .tiles import tiles as cut
-
-        work(comm, spec, engine, n_threads, {t.index: t for t in cut(spec.shape, layout_shape)}, stop_requested)
-        return None
-    resumed = len(journal.done)
-    coordinator = Coordinator(comm, spec, engine, n_threads, journal, schedule, progress, stop_requested)
     try:
-        coordinator.run()
+        if rank != 0:
+            layout = {t.index: t for t in tiles(spec.shape, layout_shape)}
+            if work(comm, spec, engine, n_threads, layout, stop_requested):
+                raise RunInterrupted(0, 0)
+            return None
+        resumed = len(journal.done)
+        coordinator = Coordinator(comm, spec, engine, n_threads, journal, schedule, progress, stop_requested)
+        try:
+            coordinator.run()
+        finally:
+            journal.close()
+        run = dict(
+            backend=engine.name,
+            threads=n_threads if engine.parallel else 1,
+            ranks=size,
+            schedule=schedule,
+            wall_time_s=time.perf_counter() - started,
+            trajectory_steps=coordinator.trajectory_steps,
+            tiles_resumed=resumed,
+            **coordinator.overhead(),
+        )
+        return finish_journal(journal, output, run)
     except RunInterrupted as stop:
-        journal.close()
-        raise RunInterrupted(stop.done, stop.total, journal.path) from None
-    run = dict(
-        backend=engine.name,
-        threads=n_threads if engine.parallel else 1,
-        ranks=size,
-        schedule=schedule,
-        wall_time_s=time.perf_counter() - started,
-        trajectory_steps=coordinator.trajectory_steps,
-        tiles_resumed=resumed,
-        **coordinator.overhead(),
-    )
-    return finish_journal(journal, output, run)
+        raise RunInterrupted(stop.done, stop.total, journal.path if journal is not None else None) from None
+    except DescentsimError as exc:
+        fatal(comm, str(exc), 2)
+    except MemoryError:
+        fatal(comm, "not enough memory for this map; use fewer points or a smaller model", 2)
+    return None

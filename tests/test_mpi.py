@@ -18,6 +18,26 @@ from helpers import assert_same_fields
 import descentsim as ds
 from descentsim.journal import journal_path, read_journal
 
+SLOW = """
+model = "relu-neuron"
+steps = 3000
+[x]
+name = "lr"
+start = 0.001
+stop = 0.05
+n = 48
+scale = "log"
+[y]
+name = "w0"
+start = -2.0
+stop = 2.0
+n = 64
+[params]
+samples = 256
+[thresholds]
+converge_loss = 0.0
+"""
+
 CONFIG = """
 model = "relu-neuron"
 steps = 2000
@@ -92,6 +112,7 @@ def test_same_map_on_any_number_of_ranks(tmp_path, config, reference, ranks, ext
 
 
 def _wait_for_tiles(partial, count, timeout=60):
+    """Until the journal holds ``count`` tiles (fails on timeout: the kill must land mid-run)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -99,10 +120,23 @@ def _wait_for_tiles(partial, count, timeout=60):
                 return
         except ds.MapFileError:
             pass
-        time.sleep(0.02)
+        time.sleep(0.005)
+    pytest.fail(f"the journal never held {count} tiles")
 
 
-def start_job(ranks, *args):
+@pytest.fixture(scope="module")
+def slow_reference():
+    return ds.run_map(ds.MapSpec.from_toml_text(SLOW))
+
+
+@pytest.fixture
+def slow(tmp_path):
+    path = tmp_path / "slow.toml"
+    path.write_text(SLOW)
+    return path
+
+
+def start_job(ranks, *args, marker=""):
     return subprocess.Popen(
         command(ranks, *args),
         stdout=subprocess.PIPE,
@@ -110,35 +144,60 @@ def start_job(ranks, *args):
         text=True,
         start_new_session=True,
         cwd=WORKDIR,
+        env={**os.environ, "JOB_MARKER": marker},
     )
 
 
-def test_kill_9_of_the_whole_job_then_resume_on_other_rank_counts(tmp_path, config, reference):
+def rank_pid(marker: str, rank: int) -> int:
+    """The process of MPI rank ``rank`` of the job started with JOB_MARKER=marker (found by environment)."""
+    for pid in subprocess.run(["pgrep", "-f", "descentsim.cli"], capture_output=True, text=True).stdout.split():
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        ranks = (f"PMI_RANK={rank}".encode(), f"OMPI_COMM_WORLD_RANK={rank}".encode())
+        if f"JOB_MARKER={marker}".encode() in environ and any(r in environ for r in ranks):
+            return int(pid)
+    pytest.fail(f"no process of rank {rank} in job {marker}")
+
+
+SLOW_ARGS = ["--tile", "2x48", "--threads", "1"]  # 32 tiles, about a second on two ranks
+
+
+def test_kill_9_of_the_whole_job_then_resume_on_other_rank_counts(tmp_path, slow, slow_reference):
     out = tmp_path / "map.h5"
-    for ranks, tiles in ((2, 2), (3, 5)):
-        job = start_job(ranks, str(config), "-o", str(out), "--tile", "2x48", "--resume")
+    for ranks, tiles in ((2, 2), (3, 8)):
+        job = start_job(ranks, str(slow), "-o", str(out), *SLOW_ARGS, "--resume")
         _wait_for_tiles(journal_path(out), tiles)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
         assert not out.exists()
-    result = run(2, str(config), "-o", str(out), "--resume")
+        assert len(read_journal(journal_path(out))[2]) < 32
+    result = run(2, str(slow), "-o", str(out), "--resume")
     assert result.returncode == 0, result.stderr
-    assert_same_fields(reference, ds.open_map(out))
+    assert_same_fields(slow_reference, ds.open_map(out))
     assert not journal_path(out).exists()
 
 
-def test_sigterm_to_the_job_saves_and_exits_75(tmp_path, config, reference):
+@pytest.mark.parametrize("who", ["job", "one worker"])
+def test_sigterm_saves_and_every_rank_exits_75(tmp_path, slow, slow_reference, who):
+    """SIGTERM to the whole job (what a scheduler does), or to one worker: all stop, 75, nothing lost."""
     out = tmp_path / "map.h5"
-    job = start_job(2, str(config), "-o", str(out), "--tile", "2x48")
+    job = start_job(3, str(slow), "-o", str(out), *SLOW_ARGS, marker=str(tmp_path))
     _wait_for_tiles(journal_path(out), 3)
-    os.killpg(job.pid, signal.SIGTERM)  # what a batch scheduler does at the wall-time limit
+    if who == "job":
+        os.killpg(job.pid, signal.SIGTERM)
+    else:
+        os.kill(rank_pid(str(tmp_path), 1), signal.SIGTERM)
     _, err = job.communicate(timeout=60)
     assert job.returncode == 75, err
-    assert "--resume" in err and "Traceback" not in err
-    assert not out.exists() and journal_path(out).exists()
-    result = run(3, str(config), "-o", str(out), "--resume")
+    assert err.count("--resume") == 1 and "Traceback" not in err and "abort" not in err.lower()
+    assert not out.exists()
+    saved = len(read_journal(journal_path(out))[2])
+    assert 3 <= saved < 32
+    result = run(2, str(slow), "-o", str(out), "--resume")
     assert result.returncode == 0, result.stderr
-    assert_same_fields(reference, ds.open_map(out))
+    assert_same_fields(slow_reference, ds.open_map(out))
 
 
 def test_exception_on_a_worker_ends_the_job_promptly(tmp_path, config):
@@ -167,13 +226,13 @@ sys.exit(map_main([{str(config)!r}, "-o", {str(out)!r}, "--tile", "2x48"]))
     assert not out.exists()
 
 
-def test_resume_with_another_spec_is_refused_on_every_rank(tmp_path, config):
+def test_resume_with_another_spec_is_refused_on_every_rank(tmp_path, slow):
     out = tmp_path / "map.h5"
-    job = start_job(2, str(config), "-o", str(out), "--tile", "2x48")
+    job = start_job(2, str(slow), "-o", str(out), *SLOW_ARGS)
     _wait_for_tiles(journal_path(out), 1)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    result = run(2, str(config), "-o", str(out), "--resume", "--set", "steps=10", timeout=60)
+    result = run(2, str(slow), "-o", str(out), "--resume", "--set", "steps=10", timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("partial run of a different map") == 1  # said once, by rank 0
     assert "Traceback" not in result.stderr
@@ -182,5 +241,76 @@ def test_resume_with_another_spec_is_refused_on_every_rank(tmp_path, config):
 def test_bad_config_under_mpi_is_one_line(tmp_path):
     (tmp_path / "bad.toml").write_text("model = 'mlp'\n[x]\nname='lr'\nstart=0.1\nstop=1.0\nn=4\n")
     result = run(2, str(tmp_path / "bad.toml"), "-o", str(tmp_path / "o.h5"), timeout=60)
-    assert result.returncode == 2 and result.stderr.count("unknown model 'mlp'") == 1
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "[0/2] descentsim-map: error: unknown model 'mlp'; valid models: quadratic, double-well, uv, relu-neuron"
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_only_rank_0_reads_the_config(tmp_path, config, reference):
+    """Workers take rank 0's spec: a config on rank 0's node alone is enough."""
+    out = tmp_path / "map.h5"
+    script = (
+        'if [ "${PMI_RANK:-${OMPI_COMM_WORLD_RANK:-0}}" = 0 ]; then c="$1"; else c=/nonexistent.toml; fi; '
+        'exec "$2" -m descentsim.cli "$c" -o "$3"'
+    )
+    result = subprocess.run(
+        [*mpiexec(), "-n", "2", "bash", "-c", script, "_", str(config), sys.executable, str(out)],
+        capture_output=True, text=True, timeout=120, cwd=WORKDIR,
+    )
+    assert result.returncode == 0, result.stderr
+    assert_same_fields(reference, ds.open_map(out))
+
+
+PATCHED = """
+import sys
+from mpi4py import MPI
+import descentsim.mpi as mpi
+{patch}
+from descentsim.cli import map_main
+sys.exit(map_main(sys.argv[1:]))
+"""
+
+
+def run_patched(ranks, patch, *args, timeout=120):
+    script = PATCHED.format(patch=patch)
+    return subprocess.run(
+        [*mpiexec(), "-n", str(ranks), sys.executable, "-c", script, *args],
+        capture_output=True, text=True, timeout=timeout, cwd=WORKDIR,
+    )
+
+
+@pytest.mark.parametrize("schedule", ["dynamic", "static"])
+def test_rank_0_only_coordinating(tmp_path, config, reference, schedule):
+    """Above ROOT_COMPUTES_UP_TO ranks, rank 0 computes nothing; both schedules still finish."""
+    out = tmp_path / "map.h5"
+    result = run_patched(3, "mpi.ROOT_COMPUTES_UP_TO = 1", str(config), "-o", str(out), "--schedule", schedule)
+    assert result.returncode == 0, result.stderr
+    assert_same_fields(reference, ds.open_map(out))
+
+
+def test_more_ranks_than_tiles_and_resume_of_a_finished_journal(tmp_path, config, reference):
+    out = tmp_path / "map.h5"
+    result = run(4, str(config), "-o", str(out), "--tile", "40x48")  # a single tile
+    assert result.returncode == 0, result.stderr
+    assert_same_fields(reference, ds.open_map(out))
+    again = run(3, str(config), "-o", str(out), "--resume")
+    assert again.returncode == 0, again.stderr
+
+
+def test_exception_on_rank_0_ends_the_job_promptly(tmp_path, config):
+    out = tmp_path / "map.h5"
+    patch = (
+        "real = mpi.compute_tile\n"
+        "def failing(*args, **kw):\n"
+        "    if MPI.COMM_WORLD.Get_rank() == 0:\n"
+        "        raise RuntimeError('rank 0 is cursed')\n"
+        "    return real(*args, **kw)\n"
+        "mpi.compute_tile = failing"
+    )
+    started = time.monotonic()
+    result = run_patched(2, patch, str(config), "-o", str(out), "--tile", "2x48")
+    assert result.returncode != 0
+    assert "[0/2] error: RuntimeError: rank 0 is cursed" in result.stderr
+    assert time.monotonic() - started < 60 and not out.exists()
