@@ -128,12 +128,15 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from .journal import journal_path
     from .mpi import abort_on_exception, agree, run_map_mpi, world
     from .runner import run_map_to_file
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     comm, prefix, rank = None, "", 0
+    # --resume of a map that is already written (and has no partial run) leaves it as it is
+    already_complete = args.resume and os.path.lexists(args.output) and not journal_path(args.output).exists()
     try:
         comm = world()
         if comm:
@@ -184,6 +187,9 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     if cmap is None:  # ranks above 0
         return 0
     prov = cmap.provenance
+    if already_complete:
+        print(f"{prefix}{args.output} is already complete: nothing to do")
+        return 0
     ranks = f"{prov['ranks']} ranks × " if prov.get("ranks", 1) > 1 else ""
     print(
         f"{prefix}wrote {args.output}: {spec.shape[0]}x{spec.shape[1]} {spec.model} map in {prov['wall_time_s']:.2f} s "

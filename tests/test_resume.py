@@ -143,6 +143,7 @@ def test_resume_of_a_finished_map_is_a_no_op(tmp_path, config):
     before = out.stat().st_mtime_ns
     again = finish(config, out, "--set", "steps=50", "--resume")
     assert again.returncode == 0 and out.stat().st_mtime_ns == before
+    assert "already complete" in again.stdout
     other = finish(config, out, "--set", "steps=60", "--resume")
     assert other.returncode == 2 and "holds a different map" in other.stderr
 
