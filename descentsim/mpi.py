@@ -284,7 +284,7 @@ class Coordinator:
                 else:
                     time.sleep(POLL_S)
         except _Halt:
-            halted = True
+            halted = self.halting = True  # no more assignments
             for w in self.workers:
                 if w not in self.finished:
                     self.comm.send(HALT, dest=w, tag=TAG_ASSIGN)
