@@ -13,3 +13,25 @@ def run_both(spec: ds.MapSpec, threads: int = 2):
 def assert_same_fields(a: ds.ConvergenceMap, b: ds.ConvergenceMap) -> None:
     for name in a.fields:
         np.testing.assert_array_equal(a.fields[name], b.fields[name], err_msg=f"field {name}")
+
+
+#: A map that takes about 1.5 s on one thread (nothing converges or stops early): for kill tests.
+SLOW_CONFIG = """
+model = "relu-neuron"
+steps = 3000
+[x]
+name = "lr"
+start = 0.001
+stop = 0.05
+n = 48
+scale = "log"
+[y]
+name = "w0"
+start = -2.0
+stop = 2.0
+n = 64
+[params]
+samples = 256
+[thresholds]
+converge_loss = 0.0
+"""

@@ -13,30 +13,12 @@ import tempfile
 import time
 
 import pytest
-from helpers import assert_same_fields
+from helpers import SLOW_CONFIG, assert_same_fields
 
 import descentsim as ds
 from descentsim.journal import journal_path, read_journal
 
-SLOW = """
-model = "relu-neuron"
-steps = 3000
-[x]
-name = "lr"
-start = 0.001
-stop = 0.05
-n = 48
-scale = "log"
-[y]
-name = "w0"
-start = -2.0
-stop = 2.0
-n = 64
-[params]
-samples = 256
-[thresholds]
-converge_loss = 0.0
-"""
+SLOW = SLOW_CONFIG
 
 CONFIG = """
 model = "relu-neuron"

@@ -8,32 +8,14 @@ import time
 
 import numpy as np
 import pytest
-from helpers import assert_same_fields
+from helpers import SLOW_CONFIG, assert_same_fields
 
 import descentsim as ds
 from descentsim.journal import RECORD_HEADER, TileJournal, journal_path, read_journal
 from descentsim.store import temporary_prefix
 
 # About 1.5 s on one thread, in 32 tiles of 2 rows: long enough to kill in the middle.
-CONFIG = """
-model = "relu-neuron"
-steps = 3000
-[x]
-name = "lr"
-start = 0.001
-stop = 0.05
-n = 48
-scale = "log"
-[y]
-name = "w0"
-start = -2.0
-stop = 2.0
-n = 64
-[params]
-samples = 256
-[thresholds]
-converge_loss = 0.0
-"""
+CONFIG = SLOW_CONFIG
 ARGS = ["--threads", "1", "--tile", "2x48"]
 
 
