@@ -158,3 +158,27 @@ def test_kill_9_early_during_start_up(tmp_path, config, reference, delay):
     result = finish(config, out, "--resume", "--set", "steps=300")
     assert result.returncode == 0, result.stderr
     assert ds.open_map(out).outcome.all()
+
+
+def test_kill_9_during_the_final_write(tmp_path):
+    """Killed while the HDF5 file is being written (its temporary exists): the output path stays empty,
+    and --resume writes the complete map."""
+    config = tmp_path / "big.toml"
+    config.write_text(
+        'model = "quadratic"\nsteps = 2\n[x]\nname = "lr"\nstart = 0.1\nstop = 3.0\nn = 1024\n'
+        '[y]\nname = "w0"\nstart = -1.0\nstop = 1.0\nn = 1024\n'
+    )
+    out = tmp_path / "map.h5"
+    run = subprocess.Popen([shutil.which("descentsim-map"), str(config), "-o", str(out)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob(temporary_prefix(out) + "*.tmp")):
+        time.sleep(0.001)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert list(tmp_path.glob(temporary_prefix(out) + "*.tmp")), "the kill did not land during the write"
+    assert not out.exists()
+    result = finish(config, out, "--resume")
+    assert result.returncode == 0, result.stderr
+    expected = ds.run_map(ds.MapSpec.from_toml(config))
+    assert_same_fields(expected, ds.open_map(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.toml", "map.h5"]
