@@ -46,8 +46,8 @@ def compute_tile(
     block = max(1, min(THETA_BUDGET // p, block_points or tile.size))
     for start in range(0, tile.size, block):
         part = slice(start, start + block)
-        for positions, problem, hyper in problems(spec, iy[part], ix[part]):
-            result = backend.run(spec, problem, hyper, threads)
+        for positions, problem, hyper, factors in problems(spec, iy[part], ix[part]):
+            result = backend.run(spec, problem, hyper, factors, threads)
             for name in FIELDS:
                 flat[name][part][positions] = result[name]
         if between_blocks is not None:

@@ -26,6 +26,10 @@ cdef extern from "kernels.h" nogil:
         DS_UV
         DS_RELU_NEURON
         DS_GD
+        DS_MOMENTUM
+        DS_NESTEROV
+        DS_ADAM
+    Py_ssize_t ds_state_vectors(int optimizer, Py_ssize_t p)
     ctypedef struct ds_rules:
         Py_ssize_t steps
         double converge_loss
@@ -42,6 +46,7 @@ cdef extern from "kernels.h" nogil:
         const void* consts
         const void* data
         const void* hyper
+        const double* lr_factors
         const unsigned char* trainable
     ctypedef struct ds_outputs:
         unsigned char* outcome
@@ -60,7 +65,7 @@ cdef extern from "kernels.h" nogil:
 
 # Kernel ids; the Python models and optimisers refer to them by name.
 MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON}
-OPTIMIZER_IDS = {"gd": DS_GD}
+OPTIMIZER_IDS = {"gd": DS_GD, "momentum": DS_MOMENTUM, "nesterov": DS_NESTEROV, "adam": DS_ADAM}
 OPENMP = bool(DS_OPENMP)
 # The score's constants as the kernels use them (tests check them against descentsim.outcome).
 SCORE_CLIP = DS_SCORE_CLIP
@@ -69,9 +74,11 @@ SCORE_WINDOW = DS_SCORE_WINDOW
 LANES = {"float32": DS_LANES_F32, "float64": DS_LANES_F64}
 
 
-def scratch_size(dtype: str, p: int, n_consts: int, n_hyper: int, max_period: int, steps: int) -> int:
-    """Work-space values one thread needs: lane vectors of θ, ∇L, constants, hyperparameters, history."""
-    return LANES[dtype] * ((min(max_period, steps) + 3) * p + n_consts + n_hyper)
+def scratch_size(dtype: str, optimizer: str, p: int, n_consts: int, n_hyper: int, max_period: int, steps: int) -> int:
+    """Work-space values one thread needs: lane vectors of θ, ∇L, constants, hyperparameters, optimiser
+    state and history."""
+    state = ds_state_vectors(OPTIMIZER_IDS[optimizer], p)
+    return LANES[dtype] * ((min(max_period, steps) + 3) * p + n_consts + n_hyper + state)
 
 cdef enum:
     CHUNK = 32  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)
@@ -83,7 +90,8 @@ def train(
     const floating[:, ::1] theta0,        # IN (n, P) initial parameters
     const floating[:, ::1] consts,        # IN (n, C) per-point model constants
     const floating[:, ::1] data,          # IN (D, S) shared data
-    const floating[:, ::1] hyper,         # IN (n, H) per-point optimiser hyperparameters
+    const floating[:, ::1] hyper,         # IN (n, H) per-point optimiser hyperparameters, lr first
+    const double[::1] lr_factors,         # IN (steps,) learning-rate schedule f(t), or None for f = 1
     const unsigned char[::1] trainable,   # IN (P,) which parameters move
     Py_ssize_t steps,                     # IN budget of updates
     double converge_loss, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
@@ -112,8 +120,11 @@ def train(
         lanes = DS_LANES_F32
     else:
         lanes = DS_LANES_F64
-    if scratch.shape[1] < lanes * ((k_max + 3) * p + consts.shape[1] + hyper.shape[1]):
+    if scratch.shape[1] < lanes * ((k_max + 3) * p + consts.shape[1] + hyper.shape[1]
+                                   + ds_state_vectors(OPTIMIZER_IDS[optimizer_name], p)):
         raise ValueError("scratch is too small")
+    if lr_factors is not None and lr_factors.shape[0] < steps:
+        raise ValueError("lr_factors is shorter than steps")
     pb.model = MODEL_IDS[model_name]
     pb.optimizer = OPTIMIZER_IDS[optimizer_name]
     pb.w_only = pb.model == DS_RELU_NEURON and not (trainable[1] or trainable[2] or trainable[3])
@@ -125,6 +136,7 @@ def train(
     pb.consts = &consts[0, 0]
     pb.data = &data[0, 0]
     pb.hyper = &hyper[0, 0]
+    pb.lr_factors = &lr_factors[0] if lr_factors is not None and steps > 0 else NULL
     pb.trainable = &trainable[0]
     rules.steps = steps
     rules.converge_loss = converge_loss

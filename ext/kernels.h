@@ -23,7 +23,7 @@
 #include <string.h>
 
 enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3 };
-enum { DS_GD = 0 };
+enum { DS_GD = 0, DS_MOMENTUM = 1, DS_NESTEROV = 2, DS_ADAM = 3 };
 enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRESOLVED = 5 };
 
 #define DS_SCORE_CLIP 1e6 /* normalised losses above this (and non-finite ones) count as this */
@@ -51,9 +51,25 @@ typedef struct {
     const void *theta0; /* (n, p) initial parameters */
     const void *consts; /* (n, n_consts) per-point model constants */
     const void *data;   /* (D, samples) shared data */
-    const void *hyper;  /* (n, n_hyper) per-point optimiser hyperparameters */
+    const void *hyper;  /* (n, n_hyper) per-point optimiser hyperparameters, lr first */
+    const double *lr_factors; /* (steps,) learning-rate schedule f(t), or NULL for f = 1 */
     const unsigned char *trainable; /* (p,) which parameters move */
 } ds_problem;
+
+/* Optimiser state per trajectory, in vectors of lanes: momentum and nesterov a velocity per parameter;
+ * adam the moments m and v per parameter, then the bias-correction products c1 and c2. */
+static inline ptrdiff_t ds_state_vectors(int optimizer, ptrdiff_t p)
+{
+    switch (optimizer) {
+    case DS_MOMENTUM:
+    case DS_NESTEROV:
+        return p;
+    case DS_ADAM:
+        return 2 * p + 2;
+    default:
+        return 0;
+    }
+}
 
 /* Where the fields of point i go. */
 typedef struct {
@@ -81,20 +97,24 @@ DS_INLINE double ds_clip_ratio(double ratio)
 #define DS_MASK_T int
 #define DS_NAME(name) name##_f32
 #define DS_TINY FLT_MIN
+#define DS_SQRT sqrtf
 #include "trajectory.h"
 #undef DS_T
 #undef DS_MASK_T
 #undef DS_NAME
 #undef DS_TINY
+#undef DS_SQRT
 
 #define DS_T double
 #define DS_MASK_T long long
 #define DS_NAME(name) name##_f64
 #define DS_TINY DBL_MIN
+#define DS_SQRT sqrt
 #include "trajectory.h"
 #undef DS_T
 #undef DS_MASK_T
 #undef DS_NAME
 #undef DS_TINY
+#undef DS_SQRT
 
 #endif

@@ -152,28 +152,72 @@ DS_INLINE vec DS_NAME(ds_flush_subnormal)(vec value)
     return (vec)(~tiny & (vmask)value);
 }
 
-/* gd: θ ← θ − lr·∇L on the trainable parameters (hyper = (lr)), in the lanes of `go` */
-DS_INLINE void DS_NAME(ds_gd_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, vmask go)
+/* The updates of descentsim.optimizers, on the trainable parameters, in the lanes of `go`; lr is this
+ * step's learning rate lr·f(t); hyper = (lr, own knobs...); state as in ds_state_vectors. */
+
+DS_INLINE vec DS_NAME(ds_sqrt)(vec x)
 {
-    const vec lr = vload(hyper);
+    ptrdiff_t k;
+    for (k = 0; k < DS_LANES; k++)
+        x[k] = DS_SQRT(x[k]);
+    return x;
+}
+
+/* gd: θ ← θ − lr·g;  momentum: v ← β·v + g, θ ← θ − lr·v;  nesterov: v ← β·v + g, θ ← θ − lr·(g + β·v) */
+DS_INLINE void DS_NAME(ds_sgd_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, DS_T *state,
+                                    vec lr, vmask go)
+{
+    const int with_velocity = pb->optimizer != DS_GD, nesterov = pb->optimizer == DS_NESTEROV;
+    const vec beta = with_velocity ? vload(hyper + DS_LANES) : lr * 0;
     ptrdiff_t i;
     for (i = 0; i < pb->p; i++) {
         DS_T *theta = th + i * DS_LANES;
         if (pb->trainable[i]) {
-            const vec old = vload(theta);
-            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - lr * vload(g + i * DS_LANES)), old));
+            const vec old = vload(theta), grad = vload(g + i * DS_LANES);
+            vec step = grad;
+            if (with_velocity) {
+                const vec velocity = beta * vload(state + i * DS_LANES) + grad;
+                vstore(state + i * DS_LANES, vselect(go, velocity, vload(state + i * DS_LANES)));
+                step = nesterov ? grad + beta * velocity : velocity;
+            }
+            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - lr * step), old));
         }
     }
 }
 
-DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
-                                          vmask go)
+/* adam: m ← β₁·m + (1 − β₁)·g; v ← β₂·v + (1 − β₂)·g²; c₁ ← c₁·β₁; c₂ ← c₂·β₂;
+ * θ ← θ − lr·(m/(1 − c₁)) / (√(v/(1 − c₂)) + ε) */
+DS_INLINE void DS_NAME(ds_adam_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, DS_T *state,
+                                     vec lr, vmask go)
 {
-    switch (pb->optimizer) {
-    case DS_GD:
-        DS_NAME(ds_gd_step)(pb, th, g, hyper, go);
-        break;
+    const ptrdiff_t p = pb->p;
+    const vec beta1 = vload(hyper + DS_LANES), beta2 = vload(hyper + 2 * DS_LANES), eps = vload(hyper + 3 * DS_LANES);
+    DS_T *c1p = state + 2 * p * DS_LANES, *c2p = c1p + DS_LANES;
+    const vec c1 = vload(c1p) * beta1, c2 = vload(c2p) * beta2;
+    ptrdiff_t i;
+    for (i = 0; i < p; i++) {
+        DS_T *theta = th + i * DS_LANES, *mp = state + i * DS_LANES, *vp = state + (p + i) * DS_LANES;
+        if (pb->trainable[i]) {
+            const vec old = vload(theta), grad = vload(g + i * DS_LANES);
+            const vec m = beta1 * vload(mp) + (1 - beta1) * grad;
+            const vec v = beta2 * vload(vp) + (1 - beta2) * (grad * grad);
+            const vec update = (m / (1 - c1)) / (DS_NAME(ds_sqrt)(v / (1 - c2)) + eps);
+            vstore(mp, vselect(go, m, vload(mp)));
+            vstore(vp, vselect(go, v, vload(vp)));
+            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - lr * update), old));
+        }
     }
+    vstore(c1p, vselect(go, c1, vload(c1p)));
+    vstore(c2p, vselect(go, c2, vload(c2p)));
+}
+
+DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
+                                          DS_T *state, vec lr, vmask go)
+{
+    if (pb->optimizer == DS_ADAM)
+        DS_NAME(ds_adam_step)(pb, th, g, hyper, state, lr, go);
+    else
+        DS_NAME(ds_sgd_step)(pb, th, g, hyper, state, lr, go);
 }
 
 /* ---- trajectories in lanes ---------------------------------------------------------------------- */
@@ -192,7 +236,7 @@ typedef struct {
 
 /* Lane k starts point `point` (or idles, holding zeros, when point < 0). */
 DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptrdiff_t k, ptrdiff_t point,
-                                 DS_T *th, DS_T *c, DS_T *hyper)
+                                 DS_T *th, DS_T *c, DS_T *hyper, DS_T *state)
 {
     const ptrdiff_t row = point >= 0 ? point : 0;
     const DS_T *theta0 = (const DS_T *)pb->theta0 + row * pb->p;
@@ -211,6 +255,10 @@ DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptr
         c[i * DS_LANES + k] = point >= 0 ? consts[i] : 0;
     for (i = 0; i < pb->n_hyper; i++)
         hyper[i * DS_LANES + k] = point >= 0 ? hyper0[i] : 0;
+    for (i = 0; i < ds_state_vectors(pb->optimizer, pb->p); i++)
+        state[i * DS_LANES + k] = 0;
+    if (pb->optimizer == DS_ADAM) /* the bias-correction products start at 1 */
+        state[2 * pb->p * DS_LANES + k] = state[(2 * pb->p + 1) * DS_LANES + k] = 1;
 }
 
 /* CYCLING, STUCK or UNRESOLVED for lane k once its budget is spent: the smallest lag that repeats θ,
@@ -273,27 +321,27 @@ DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *ru
 }
 
 /* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time.
- * work: (k_max + 3)·p + n_consts + n_hyper vectors of DS_LANES values. */
+ * work: (k_max + 3)·p + n_consts + n_hyper + ds_state_vectors(optimizer, p) vectors of DS_LANES values. */
 DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules, ptrdiff_t first,
                                                ptrdiff_t last, DS_T *work, const ds_outputs *out)
 {
     const ptrdiff_t p = pb->p, steps = rules->steps;
     DS_T *th = work, *g = th + p * DS_LANES, *c = g + p * DS_LANES, *hyper = c + pb->n_consts * DS_LANES,
-         *history = hyper + pb->n_hyper * DS_LANES;
-    DS_NAME(ds_lanes) state, *s = &state;
+         *state = hyper + pb->n_hyper * DS_LANES, *history = state + ds_state_vectors(pb->optimizer, p) * DS_LANES;
+    DS_NAME(ds_lanes) lanes, *s = &lanes;
     ptrdiff_t next = first, k, i, q;
     const dvec dzero = {0};
     int running = 0;
 
     for (k = 0; k < DS_LANES; k++) {
-        DS_NAME(ds_begin)(s, pb, k, next < last ? next : -1, th, c, hyper);
+        DS_NAME(ds_begin)(s, pb, k, next < last ? next : -1, th, c, hyper, state);
         running += next < last;
         next += next < last;
     }
     while (running > 0) {
         const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c);
         DS_NAME(ds_qmask) go_quads[DS_QUADS];
-        dmask diverged[DS_QUADS], converged[DS_QUADS], decided[DS_QUADS];
+        dmask diverged[DS_QUADS], converged[DS_QUADS], decided[DS_QUADS], going[DS_QUADS];
         dvec losses[DS_QUADS];
         vmask go;
         int any_decided = 0;
@@ -327,11 +375,19 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             s->sum_inv[q] = dselect(go_q, s->sum_inv[q] + 1 / dselect(v > 1 / DS_SCORE_CLIP, v, dzero + 1 / DS_SCORE_CLIP),
                                     s->sum_inv[q]);
             s->last_sum[q] = dselect(go_q & (s->t[q] >= rules->last_start), s->last_sum[q] + v, s->last_sum[q]);
-            s->t[q] = s->t[q] - go_q; /* go is −1 where true */
+            going[q] = go_q;
             go_quads[q] = __builtin_convertvector(go_q, DS_NAME(ds_qmask));
         }
         memcpy(&go, go_quads, sizeof go);
-        DS_NAME(ds_optimizer_step)(pb, th, g, hyper, go);
+        {
+            vec lr = vload(hyper);
+            if (pb->lr_factors != NULL) /* lanes are at different steps: lr·f(t) lane by lane */
+                for (k = 0; k < DS_LANES; k++)
+                    lr[k] = lr[k] * (DS_T)pb->lr_factors[LANE(t, k) < steps ? LANE(t, k) : 0]; /* t = steps: no update */
+            DS_NAME(ds_optimizer_step)(pb, th, g, hyper, state, lr, go);
+        }
+        for (q = 0; q < DS_QUADS; q++)
+            s->t[q] = s->t[q] - going[q]; /* −1 where the lane went on */
 
         if (!any_decided)
             continue;
@@ -350,9 +406,9 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             }
             DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], outcome, period, attractor, out);
             if (next < last) {
-                DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper);
+                DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper, state);
             } else {
-                DS_NAME(ds_begin)(s, pb, k, -1, th, c, hyper);
+                DS_NAME(ds_begin)(s, pb, k, -1, th, c, hyper, state);
                 running--;
             }
         }

@@ -80,7 +80,14 @@ SWEEPS = {
 def random_specs(draw):
     model = draw(st.sampled_from(sorted(SWEEPS)))
     (xname, x0, x1), (yname, y0, y1) = draw(st.permutations(SWEEPS[model]))[:2]
+    optimizer = draw(st.sampled_from(["gd", "momentum", "nesterov", "adam"]))
     params = {}
+    if optimizer in ("momentum", "nesterov"):
+        params["momentum"] = draw(st.floats(0.0, 0.99))
+    if optimizer == "adam":
+        params.update(beta1=draw(st.floats(0.0, 0.99)), beta2=draw(st.floats(0.5, 0.9999)))
+    params["schedule"] = draw(st.sampled_from(["constant", "step", "exponential", "cosine"]))
+    params["warmup_steps"] = draw(st.integers(0, 20))
     if model == "uv":
         params["m"] = draw(st.integers(1, 12))
     if model == "relu-neuron":
@@ -90,6 +97,7 @@ def random_specs(draw):
         x=Axis(xname, x0, x1, draw(st.integers(1, 13))),
         y=Axis(yname, y0, y1, draw(st.integers(1, 5))),
         steps=draw(st.integers(0, 150)),
+        optimizer=optimizer,
         params=params,
         dtype=draw(st.sampled_from(["float32", "float64"])),
         thresholds={"max_period": draw(st.integers(2, 8)), "stuck_window": draw(st.integers(1, 60))},

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..models import Problem
+from ..optimizers import schedule_factors
 from ..spec import MapSpec
 
 
@@ -21,22 +22,27 @@ class Backend(Protocol):
     name: str
     parallel: bool  # whether ``threads`` > 1 runs threads
 
-    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
-        """Train every row of ``problem``; fields shaped (n,)."""
+    def run(
+        self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int
+    ) -> dict[str, np.ndarray]:
+        """Train every row of ``problem`` (learning-rate schedule ``factors``); fields shaped (n,)."""
 
 
-def problems(spec: MapSpec, iy: np.ndarray, ix: np.ndarray) -> Iterator[tuple[np.ndarray, Problem, np.ndarray]]:
-    """The problems for grid points (iy, ix): ``(positions, problem, hyper)`` per group of points.
+def problems(
+    spec: MapSpec, iy: np.ndarray, ix: np.ndarray
+) -> Iterator[tuple[np.ndarray, Problem, np.ndarray, np.ndarray | None]]:
+    """The problems for grid points (iy, ix): ``(positions, problem, hyper, factors)`` per group of points.
 
-    Points that differ in a shape knob (one that fixes array sizes or shared data, such as a width or
-    a data seed) go into separate groups; ``positions`` index into iy/ix.
+    Points that differ in a shape knob (one that fixes array sizes, shared data or the learning-rate
+    schedule, such as a width, a data seed or a decay rate) go into separate groups; ``positions``
+    index into iy/ix; ``factors`` are the schedule's (``optimizers.schedule_factors``).
     """
     values = spec.point_values(iy, ix)
     model, optimizer = spec.model_def, spec.optimizer_def
-    swept = sorted(k for k in model.shape_knobs if isinstance(values[k], np.ndarray))
+    swept = sorted(k for k in model.shape_knobs | optimizer.shape_knobs if isinstance(values[k], np.ndarray))
     if not swept:
         n = len(iy)
-        yield np.arange(n), model.problem(values, n), optimizer.hyper(values, n)
+        yield np.arange(n), model.problem(values, n), optimizer.hyper(values, n), schedule_factors(values, spec.steps)
         return
     keys = np.stack([values[k] for k in swept], axis=1)
     combos, group = np.unique(keys, axis=0, return_inverse=True)
@@ -44,9 +50,9 @@ def problems(spec: MapSpec, iy: np.ndarray, ix: np.ndarray) -> Iterator[tuple[np
     for g, combo in enumerate(combos):
         positions = np.flatnonzero(group == g)
         sub = {k: (v[positions] if isinstance(v, np.ndarray) else v) for k, v in values.items()}
-        sub.update({k: int(c) for k, c in zip(swept, combo)})
+        sub.update({k: (int(c) if spec.knobs[k].kind is int else float(c)) for k, c in zip(swept, combo)})
         n = len(positions)
-        yield positions, model.problem(sub, n), optimizer.hyper(sub, n)
+        yield positions, model.problem(sub, n), optimizer.hyper(sub, n), schedule_factors(sub, spec.steps)
 
 
 def get_backend(name: str) -> Backend:

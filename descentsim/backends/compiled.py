@@ -16,13 +16,18 @@ class CythonBackend:
     name = "cython"
     parallel = _kernels.OPENMP  # built with OpenMP: threads are real
 
-    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
+    def run(
+        self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int
+    ) -> dict[str, np.ndarray]:
         dtype = np.dtype(spec.dtype)
         th = spec.resolved_thresholds
         n, p = problem.theta0.shape
         threads = max(1, min(threads, n)) if self.parallel else 1
         out = {name: np.empty(n, dtype=info.dtype) for name, info in FIELDS.items()}
-        size = _kernels.scratch_size(spec.dtype, p, problem.consts.shape[1], hyper.shape[1], th.max_period, spec.steps)
+        optimizer = spec.optimizer_def.kernel
+        size = _kernels.scratch_size(
+            spec.dtype, optimizer, p, problem.consts.shape[1], hyper.shape[1], th.max_period, spec.steps
+        )
         scratch = np.empty((threads, size), dtype=dtype)
 
         def arr(a):
@@ -30,11 +35,12 @@ class CythonBackend:
 
         _kernels.train(
             spec.model_def.kernel,
-            spec.optimizer_def.kernel,
+            optimizer,
             arr(problem.theta0),
             arr(problem.consts),
             arr(problem.data),
             arr(hyper),
+            factors,
             np.ascontiguousarray(problem.trainable, dtype=np.uint8),
             spec.steps,
             th.converge_loss,

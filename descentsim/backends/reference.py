@@ -37,26 +37,34 @@ def train(
     optimizer: Optimizer,
     problem: Problem,
     hyper: np.ndarray,
+    factors: np.ndarray | None,
     steps: int,
     thresholds: Thresholds,
     dtype: str = "float64",
 ) -> dict[str, np.ndarray]:
-    """Train every row of ``problem`` for up to ``steps`` updates and classify it; fields shaped (n,)."""
+    """Train every row of ``problem`` for up to ``steps`` updates and classify it; fields shaped (n,).
+
+    ``factors`` are the learning-rate schedule's f(t), t < steps (None: constant).
+    """
     n, p = problem.theta0.shape
     chunk = max(1, HISTORY_BUDGET // (p * (thresholds.max_period + 2)))
     parts = [
-        _train_chunk(model, optimizer, problem, hyper, slice(s, s + chunk), steps, thresholds, np.dtype(dtype))
+        _train_chunk(
+            model, optimizer, problem, hyper, factors, slice(s, s + chunk), steps, thresholds, np.dtype(dtype)
+        )
         for s in range(0, n, chunk)
     ]
     return {name: np.concatenate([part[name] for part in parts]) for name in FIELDS}
 
 
-def _train_chunk(model, optimizer, problem, hyper, rows, steps, th: Thresholds, dtype) -> dict[str, np.ndarray]:
+def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thresholds, dtype) -> dict[str, np.ndarray]:
     theta = problem.theta0[rows].astype(dtype)
     consts = problem.consts[rows].astype(dtype)
     data = problem.data.astype(dtype)
     hyper = hyper[rows]
     n, p = theta.shape
+    state = optimizer.initial_state(n, p, dtype)
+    lr = hyper[:, 0:1].astype(dtype)
     out = {name: np.full(n, info.fill, dtype=info.dtype) for name, info in FIELDS.items()}
     running = np.ones(n, dtype=bool)
     loss0 = np.zeros(n)
@@ -112,8 +120,13 @@ def _train_chunk(model, optimizer, problem, hyper, rows, steps, th: Thresholds, 
             sum_inv[go] += 1 / np.maximum(v, 1 / SCORE_CLIP)
             if t >= last_start:
                 last_sum[go] += v
-            updated = optimizer.step(theta[go], grad[~stop], hyper[go], problem.trainable)
-            theta[go] = np.where(problem.trainable, flush_subnormal(updated), updated)
+            lr_t = lr[go] if factors is None else lr[go] * dtype.type(factors[t])
+            updated, moved = optimizer.step(
+                theta[go], grad[~stop], lr_t, hyper[go], {k: v[go] for k, v in state.items()}
+            )
+            theta[go] = np.where(problem.trainable, flush_subnormal(updated), theta[go])
+            for k, v in moved.items():
+                state[k][go] = v
 
     decided = out["steps"]
     out["loss_sum"] = loss_sum
@@ -153,7 +166,14 @@ class NumpyBackend:
     name = "numpy"
     parallel = False
 
-    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, threads: int) -> dict[str, np.ndarray]:
+    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors, threads: int) -> dict[str, np.ndarray]:
         return train(
-            spec.model_def, spec.optimizer_def, problem, hyper, spec.steps, spec.resolved_thresholds, spec.dtype
+            spec.model_def,
+            spec.optimizer_def,
+            problem,
+            hyper,
+            factors,
+            spec.steps,
+            spec.resolved_thresholds,
+            spec.dtype,
         )

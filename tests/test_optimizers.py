@@ -1,0 +1,136 @@
+"""Optimisers and learning-rate schedules: first steps by hand, and the engines against each other."""
+
+import math
+
+import numpy as np
+import pytest
+from helpers import assert_same_fields, run_both
+
+import descentsim as ds
+from descentsim import Axis, MapSpec
+from descentsim.optimizers import schedule_factors
+
+
+def quadratic_after(steps, optimizer="gd", **params):
+    """L after ``steps`` updates of the quadratic (a = 1, w0 = 1) from a one-point map."""
+    spec = MapSpec(
+        model="quadratic",
+        x=Axis("lr", params.pop("lr", 0.1), params.pop("lr_", 0.1), 1),
+        steps=steps,
+        optimizer=optimizer,
+        params=params,
+        thresholds={"converge_loss": 0.0},
+    )
+    results = [ds.run_map(spec, backend=b).fields["final_loss"][0, 0] for b in ("cython", "numpy")]
+    assert results[0] == results[1]
+    return results[0]
+
+
+def test_momentum_first_steps_by_hand():
+    w, v = 1.0, 0.0
+    for _ in range(3):
+        v = 0.9 * v + w  # g = a·w with a = 1
+        w = w - 0.1 * v
+    assert quadratic_after(3, "momentum", momentum=0.9) == pytest.approx(0.5 * w * w, rel=1e-14)
+    assert w == pytest.approx(0.9 - 0.1 * 1.8 - 0.1 * (0.9 * 1.8 + 0.72))
+
+
+def test_nesterov_first_steps_by_hand():
+    w, v = 1.0, 0.0
+    for _ in range(3):
+        v = 0.9 * v + w
+        w = w - 0.1 * (w + 0.9 * v)
+    assert quadratic_after(3, "nesterov", momentum=0.9) == pytest.approx(0.5 * w * w, rel=1e-14)
+
+
+def test_adam_first_steps_by_hand():
+    w, m, v, c1, c2 = 1.0, 0.0, 0.0, 1.0, 1.0
+    for _ in range(4):
+        g = w
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        c1, c2 = c1 * 0.9, c2 * 0.999
+        w = w - 0.1 * (m / (1 - c1)) / (math.sqrt(v / (1 - c2)) + 1e-8)
+    assert quadratic_after(4, "adam") == pytest.approx(0.5 * w * w, rel=1e-12)
+    # the first Adam step moves every parameter by about lr, whatever its gradient's size
+    assert quadratic_after(1, "adam", lr=0.25, lr_=0.25) == pytest.approx(0.5 * 0.75**2, rel=1e-7)
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        (dict(schedule="step", decay_rate=0.5, decay_steps=2), [1, 1, 0.5, 0.5, 0.25]),
+        (dict(schedule="exponential", decay_rate=0.25, decay_steps=2), [1, 0.5, 0.25, 0.125, 0.0625]),
+        (dict(schedule="cosine", decay_steps=4, lr_min_ratio=0.2), [1, 0.2 + 0.8 * (1 + 0.5**0.5) / 2, 0.6,
+                                                                      0.2 + 0.8 * (1 - 0.5**0.5) / 2, 0.2]),
+        (dict(schedule="constant", warmup_steps=4), [0.25, 0.5, 0.75, 1, 1]),
+    ],
+)
+def test_schedule_factors(schedule, expected):
+    values = {"schedule": "constant", "decay_rate": 0.1, "decay_steps": 100, "lr_min_ratio": 0.0, "warmup_steps": 0}
+    np.testing.assert_allclose(schedule_factors({**values, **schedule}, 5), expected, rtol=1e-15)
+
+
+def test_step_schedule_on_the_quadratic():
+    """lr_t = lr·0.5^t: w_{t+1} = (1 − lr_t)·w_t exactly."""
+    w = 1.0
+    for t in range(6):
+        w = w - (0.8 * 0.5**t) * w
+    got = quadratic_after(6, lr=0.8, lr_=0.8, schedule="step", decay_rate=0.5, decay_steps=1)
+    assert got == pytest.approx(0.5 * w * w, rel=1e-14)
+
+
+MODELS = {
+    "quadratic": MapSpec(model="quadratic", x=Axis("lr", 0.05, 2.5, 13), y=Axis("a", 0.5, 2.0, 5), steps=200),
+    "double-well": MapSpec(model="double-well", x=Axis("lr", 0.05, 1.5, 13), y=Axis("w0", -2.0, 2.0, 7), steps=200),
+    "uv": MapSpec(model="uv", x=Axis("lr", 0.05, 2.0, 9), y=Axis("init_scale", 0.5, 1.5, 3), steps=150,
+                  params={"m": 16}),
+    "relu-neuron": MapSpec(model="relu-neuron", x=Axis("lr", 0.01, 5.0, 11, "log"), y=Axis("w0", -2.0, 2.0, 7),
+                           steps=200, params={"trainable": "wbac", "samples": 24}),
+}
+OPTIMIZER_SETTINGS = {
+    "momentum": {"momentum": 0.8},
+    "nesterov": {"momentum": 0.7},
+    "adam": {"beta1": 0.85, "beta2": 0.99},
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZER_SETTINGS))
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_cython_matches_reference_for_every_model_and_optimizer(model, optimizer, dtype):
+    base = MODELS[model]
+    spec = base.replace(optimizer=optimizer, params={**base.params, **OPTIMIZER_SETTINGS[optimizer]}, dtype=dtype)
+    assert_same_fields(*run_both(spec))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"schedule": "step", "decay_rate": 0.5, "decay_steps": 17},
+        {"schedule": "cosine", "decay_steps": 80, "lr_min_ratio": 0.1, "warmup_steps": 10},
+        {"schedule": "exponential", "decay_rate": 0.3, "decay_steps": 50},
+    ],
+)
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_cython_matches_reference_with_schedules(optimizer, schedule, dtype):
+    base = MODELS["relu-neuron"]
+    spec = base.replace(optimizer=optimizer, params={**base.params, **schedule}, dtype=dtype)
+    assert_same_fields(*run_both(spec))
+
+
+def test_schedule_knob_on_an_axis():
+    """decay_rate swept: every column has its own schedule table (points are grouped by it)."""
+    spec = MapSpec(model="quadratic", x=Axis("decay_rate", 0.1, 0.9, 5), y=Axis("lr", 0.5, 2.5, 4), steps=60,
+                   optimizer="momentum", params={"schedule": "exponential", "decay_steps": 10})
+    reference, compiled = run_both(spec)
+    assert_same_fields(reference, compiled)
+    assert len(np.unique(reference.fields["final_loss"])) > 10
+
+
+def test_optimizer_knobs_are_validated():
+    with pytest.raises(ds.SpecError, match="unknown knob 'momentum'"):
+        MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), params={"momentum": 0.9})
+    with pytest.raises(ds.SpecError, match="'schedule' must be one of constant, step, exponential, cosine"):
+        MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), params={"schedule": "linear"})
+    with pytest.raises(ds.SpecError, match="'beta2' must be <= 1"):
+        MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), optimizer="adam", params={"beta2": 1.5})
