@@ -25,11 +25,13 @@ cdef extern from "kernels.h" nogil:
         DS_DOUBLE_WELL
         DS_UV
         DS_RELU_NEURON
+        DS_MLP
         DS_GD
         DS_MOMENTUM
         DS_NESTEROV
         DS_ADAM
     Py_ssize_t ds_state_vectors(int optimizer, Py_ssize_t p)
+    Py_ssize_t ds_model_vectors(int model, Py_ssize_t p, Py_ssize_t data_rows)
     ctypedef struct ds_rules:
         Py_ssize_t steps
         double converge_loss
@@ -41,12 +43,13 @@ cdef extern from "kernels.h" nogil:
         Py_ssize_t last_start
     ctypedef struct ds_problem:
         int model, optimizer, w_only
-        Py_ssize_t p, samples, n_consts, n_hyper
+        Py_ssize_t p, samples, data_rows, n_consts, n_hyper
         const void* theta0
         const void* consts
         const void* data
         const void* hyper
         const double* lr_factors
+        const void* lr_scale
         const unsigned char* trainable
     ctypedef struct ds_outputs:
         unsigned char* outcome
@@ -64,7 +67,8 @@ cdef extern from "kernels.h" nogil:
                              double* work, const ds_outputs* out)
 
 # Kernel ids; the Python models and optimisers refer to them by name.
-MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON}
+MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON,
+             "mlp": DS_MLP}
 OPTIMIZER_IDS = {"gd": DS_GD, "momentum": DS_MOMENTUM, "nesterov": DS_NESTEROV, "adam": DS_ADAM}
 OPENMP = bool(DS_OPENMP)
 # The score's constants as the kernels use them (tests check them against descentsim.outcome).
@@ -74,11 +78,13 @@ SCORE_WINDOW = DS_SCORE_WINDOW
 LANES = {"float32": DS_LANES_F32, "float64": DS_LANES_F64}
 
 
-def scratch_size(dtype: str, optimizer: str, p: int, n_consts: int, n_hyper: int, max_period: int, steps: int) -> int:
+def scratch_size(dtype: str, model: str, optimizer: str, p: int, data_rows: int, n_consts: int, n_hyper: int,
+                 max_period: int, steps: int) -> int:
     """Work-space values one thread needs: lane vectors of θ, ∇L, constants, hyperparameters, optimiser
-    state and history."""
+    state, model work space and history."""
     state = ds_state_vectors(OPTIMIZER_IDS[optimizer], p)
-    return LANES[dtype] * ((min(max_period, steps) + 3) * p + n_consts + n_hyper + state)
+    work = ds_model_vectors(MODEL_IDS[model], p, data_rows)
+    return LANES[dtype] * ((min(max_period, steps) + 4) * p + n_consts + n_hyper + state + work)
 
 cdef enum:
     CHUNK = 32  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)
@@ -92,6 +98,7 @@ def train(
     const floating[:, ::1] data,          # IN (D, S) shared data
     const floating[:, ::1] hyper,         # IN (n, H) per-point optimiser hyperparameters, lr first
     const double[::1] lr_factors,         # IN (steps,) learning-rate schedule f(t), or None for f = 1
+    const floating[:, ::1] lr_scale,      # IN (n, P) per-parameter learning-rate multipliers, or None
     const unsigned char[::1] trainable,   # IN (P,) which parameters move
     Py_ssize_t steps,                     # IN budget of updates
     double converge_loss, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
@@ -120,8 +127,9 @@ def train(
         lanes = DS_LANES_F32
     else:
         lanes = DS_LANES_F64
-    if scratch.shape[1] < lanes * ((k_max + 3) * p + consts.shape[1] + hyper.shape[1]
-                                   + ds_state_vectors(OPTIMIZER_IDS[optimizer_name], p)):
+    if scratch.shape[1] < lanes * ((k_max + 4) * p + consts.shape[1] + hyper.shape[1]
+                                   + ds_state_vectors(OPTIMIZER_IDS[optimizer_name], p)
+                                   + ds_model_vectors(MODEL_IDS[model_name], p, data.shape[0])):
         raise ValueError("scratch is too small")
     if lr_factors is not None and lr_factors.shape[0] < steps:
         raise ValueError("lr_factors is shorter than steps")
@@ -130,6 +138,7 @@ def train(
     pb.w_only = pb.model == DS_RELU_NEURON and not (trainable[1] or trainable[2] or trainable[3])
     pb.p = p
     pb.samples = data.shape[1]
+    pb.data_rows = data.shape[0]
     pb.n_consts = consts.shape[1]
     pb.n_hyper = hyper.shape[1]
     pb.theta0 = &theta0[0, 0]
@@ -137,6 +146,7 @@ def train(
     pb.data = &data[0, 0]
     pb.hyper = &hyper[0, 0]
     pb.lr_factors = &lr_factors[0] if lr_factors is not None and steps > 0 else NULL
+    pb.lr_scale = &lr_scale[0, 0] if lr_scale is not None else NULL
     pb.trainable = &trainable[0]
     rules.steps = steps
     rules.converge_loss = converge_loss

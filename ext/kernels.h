@@ -22,7 +22,20 @@
 #include <stddef.h>
 #include <string.h>
 
-enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3 };
+enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4 };
+enum { DS_TANH = 0, DS_RELU = 1, DS_IDENTITY = 2 }; /* the mlp's nonlinearity, consts[2] */
+
+/* tanh from + − × ÷ alone (Cephes): the constants of descentsim.numerics */
+static const double DS_LOG2E = 1.4426950408889634, DS_LN2_HI = 6.93145751953125e-1,
+                    DS_LN2_LO = 1.42860682030941723212e-6, DS_TANH_SMALL = 0.625, DS_TANH_CAP = 22.0,
+                    DS_SQRT2 = 1.4142135623730951;
+static const double DS_EXP_P[3] = {1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1};
+static const double DS_EXP_Q[4] = {3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
+                                   2.00000000000000000009e0};
+static const double DS_TANH_P[3] = {-9.64399179425052238628e-1, -9.92877231001918586564e1,
+                                    -1.61468768441708447952e3};
+static const double DS_TANH_Q[4] = {1.0, 1.12811678491632931402e2, 2.23548839060100448583e3,
+                                    4.84406305325125486048e3};
 enum { DS_GD = 0, DS_MOMENTUM = 1, DS_NESTEROV = 2, DS_ADAM = 3 };
 enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRESOLVED = 5 };
 
@@ -47,14 +60,22 @@ typedef struct {
 /* One group of trajectories: a model, an optimiser, and arrays in the precision being run. */
 typedef struct {
     int model, optimizer, w_only;
-    ptrdiff_t p, samples, n_consts, n_hyper;
+    ptrdiff_t p, samples, data_rows, n_consts, n_hyper;
     const void *theta0; /* (n, p) initial parameters */
     const void *consts; /* (n, n_consts) per-point model constants */
-    const void *data;   /* (D, samples) shared data */
+    const void *data;   /* (data_rows, samples) shared data */
     const void *hyper;  /* (n, n_hyper) per-point optimiser hyperparameters, lr first */
     const double *lr_factors; /* (steps,) learning-rate schedule f(t), or NULL for f = 1 */
+    const void *lr_scale; /* (n, p) per-parameter learning-rate multipliers, or NULL for 1 */
     const unsigned char *trainable; /* (p,) which parameters move */
 } ds_problem;
+
+/* Model work space per trajectory, in vectors of lanes: the mlp keeps its hidden layer's
+ * pre-activations, activations and back-propagated errors for one data point (3·width; width = p/rows). */
+static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
+{
+    return model == DS_MLP ? 3 * (p / data_rows) : 0;
+}
 
 /* Optimiser state per trajectory, in vectors of lanes: momentum and nesterov a velocity per parameter;
  * adam the moments m and v per parameter, then the bias-correction products c1 and c2. */
@@ -98,23 +119,31 @@ DS_INLINE double ds_clip_ratio(double ratio)
 #define DS_NAME(name) name##_f32
 #define DS_TINY FLT_MIN
 #define DS_SQRT sqrtf
+#define DS_EXPONENT_BIAS 127
+#define DS_MANTISSA_BITS 23
 #include "trajectory.h"
 #undef DS_T
 #undef DS_MASK_T
 #undef DS_NAME
 #undef DS_TINY
 #undef DS_SQRT
+#undef DS_EXPONENT_BIAS
+#undef DS_MANTISSA_BITS
 
 #define DS_T double
 #define DS_MASK_T long long
 #define DS_NAME(name) name##_f64
 #define DS_TINY DBL_MIN
 #define DS_SQRT sqrt
+#define DS_EXPONENT_BIAS 1023
+#define DS_MANTISSA_BITS 52
 #include "trajectory.h"
 #undef DS_T
 #undef DS_MASK_T
 #undef DS_NAME
 #undef DS_TINY
 #undef DS_SQRT
+#undef DS_EXPONENT_BIAS
+#undef DS_MANTISSA_BITS
 
 #endif

@@ -123,7 +123,103 @@ DS_INLINE vec DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, co
     return (DS_T)0.5 * (loss / n);
 }
 
-DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c)
+/* ---- tanh from + − × ÷ (descentsim.numerics, Cephes) -------------------------------------------- */
+
+DS_INLINE vec DS_NAME(ds_horner)(const double *c, ptrdiff_t n, vec x)
+{
+    vec r = x * 0 + (DS_T)c[0];
+    ptrdiff_t k;
+    for (k = 1; k < n; k++)
+        r = r * x + (DS_T)c[k];
+    return r;
+}
+
+/* exp(2a) for 0.625 ≤ a ≤ 22: Cody–Waite reduction; 2^k built from its bits (k is small and positive) */
+DS_INLINE vec DS_NAME(ds_exp_2x)(vec a)
+{
+    const vec x = (DS_T)2 * a;
+    const vmask k = __builtin_convertvector((DS_T)DS_LOG2E * x + (DS_T)0.5, vmask); /* > 0: truncation = floor */
+    const vec kf = __builtin_convertvector(k, vec);
+    const vec r = x - kf * (DS_T)DS_LN2_HI - kf * (DS_T)DS_LN2_LO;
+    const vec z = r * r;
+    const vec px = r * DS_NAME(ds_horner)(DS_EXP_P, 3, z);
+    const vec e = px / (DS_NAME(ds_horner)(DS_EXP_Q, 4, z) - px);
+    const vec two_k = (vec)((k + DS_EXPONENT_BIAS) << DS_MANTISSA_BITS);
+    return (1 + 2 * e) * two_k;
+}
+
+DS_INLINE vec DS_NAME(ds_tanh)(vec x)
+{
+    const vmask sign = (vmask)(x * 0 - (DS_T)0); /* the sign bit alone */
+    const vec magnitude = (vec)((vmask)x & ~sign);
+    const vec a = vselect(magnitude > (DS_T)DS_TANH_CAP, x * 0 + (DS_T)DS_TANH_CAP, magnitude);
+    const vec z = a * a;
+    const vec small = a + a * z * DS_NAME(ds_horner)(DS_TANH_P, 3, z) / DS_NAME(ds_horner)(DS_TANH_Q, 4, z);
+    const vec floor_a = vselect(a < (DS_T)DS_TANH_SMALL, x * 0 + (DS_T)DS_TANH_SMALL, a);
+    const vec large = 1 - 2 / (DS_NAME(ds_exp_2x)(floor_a) + 1);
+    const vec result = vselect(a < (DS_T)DS_TANH_SMALL, small, large);
+    return (vec)((vmask)result | ((vmask)x & sign));
+}
+
+/* mlp: h = φ(X·W1/√d), out = (h·W2)/√width/√width, L = mean((out − y)²), φ = tanh(√2·z), √2·relu(z)
+ * or z. θ = (W1 row-major (d × width), W2 (width)); c = (√d, √width, φ); data rows: the d columns of X,
+ * then y. Sums run over i, then j, then data points, in index order (as descentsim.models.mlp). */
+DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work)
+{
+    const ptrdiff_t rows = pb->data_rows, d = rows - 1, n_data = pb->samples, width = pb->p / rows;
+    const DS_T *x = (const DS_T *)pb->data, *y = x + d * n_data;
+    const DS_T *w2 = th + d * width * DS_LANES;
+    DS_T *g2 = g + d * width * DS_LANES, *pre = work, *h = work + width * DS_LANES, *dz = h + width * DS_LANES;
+    const vec sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
+    const int phi = (int)c[2 * DS_LANES];
+    vec loss = zero;
+    ptrdiff_t n, i, j;
+    for (i = 0; i < pb->p; i++)
+        vstore(g + i * DS_LANES, zero);
+    for (n = 0; n < n_data; n++) {
+        vec s = zero, e, gs;
+        for (j = 0; j < width; j++) {
+            vec acc = zero, z, act;
+            for (i = 0; i < d; i++)
+                acc = acc + x[i * n_data + n] * vload(th + (i * width + j) * DS_LANES);
+            z = acc / sqrt_d;
+            if (phi == DS_TANH)
+                act = DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
+            else if (phi == DS_RELU)
+                act = (DS_T)DS_SQRT2 * (vec)((z > 0) & (vmask)z);
+            else
+                act = z;
+            vstore(pre + j * DS_LANES, z);
+            vstore(h + j * DS_LANES, act);
+            s = s + act * vload(w2 + j * DS_LANES);
+        }
+        e = s / sqrt_width / sqrt_width - y[n];
+        loss = loss + e * e;
+        gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
+        for (j = 0; j < width; j++) {
+            const vec act = vload(h + j * DS_LANES), dh = gs * vload(w2 + j * DS_LANES);
+            vec dpre;
+            vstore(g2 + j * DS_LANES, vload(g2 + j * DS_LANES) + gs * act);
+            if (phi == DS_TANH)
+                dpre = dh * ((DS_T)DS_SQRT2 * (1 - act * act));
+            else if (phi == DS_RELU)
+                dpre = (vec)((vload(pre + j * DS_LANES) > 0) & (vmask)(dh * (DS_T)DS_SQRT2));
+            else
+                dpre = dh;
+            vstore(dz + j * DS_LANES, dpre / sqrt_d);
+        }
+        for (i = 0; i < d; i++) {
+            const DS_T xi = x[i * n_data + n];
+            for (j = 0; j < width; j++) {
+                DS_T *gij = g + (i * width + j) * DS_LANES;
+                vstore(gij, vload(gij) + xi * vload(dz + j * DS_LANES));
+            }
+        }
+    }
+    return loss / (DS_T)n_data;
+}
+
+DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work)
 {
     const DS_T *data = (const DS_T *)pb->data;
     switch (pb->model) {
@@ -133,6 +229,8 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
         return DS_NAME(ds_double_well)(th, g);
     case DS_UV:
         return DS_NAME(ds_uv)(th, g, c, pb->p);
+    case DS_MLP:
+        return DS_NAME(ds_mlp)(pb, th, g, c, work);
     default:
         return DS_NAME(ds_relu_neuron)(th, g, data, data + pb->samples, pb->samples, pb->w_only);
     }
@@ -153,7 +251,8 @@ DS_INLINE vec DS_NAME(ds_flush_subnormal)(vec value)
 }
 
 /* The updates of descentsim.optimizers, on the trainable parameters, in the lanes of `go`; lr is this
- * step's learning rate lr·f(t); hyper = (lr, own knobs...); state as in ds_state_vectors. */
+ * step's learning rate lr·f(t), times scale (per parameter) for each parameter; hyper = (lr, own
+ * knobs...); state as in ds_state_vectors. */
 
 DS_INLINE vec DS_NAME(ds_sqrt)(vec x)
 {
@@ -165,7 +264,7 @@ DS_INLINE vec DS_NAME(ds_sqrt)(vec x)
 
 /* gd: θ ← θ − lr·g;  momentum: v ← β·v + g, θ ← θ − lr·v;  nesterov: v ← β·v + g, θ ← θ − lr·(g + β·v) */
 DS_INLINE void DS_NAME(ds_sgd_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, DS_T *state,
-                                    vec lr, vmask go)
+                                    const DS_T *scale, vec lr, vmask go)
 {
     const int with_velocity = pb->optimizer != DS_GD, nesterov = pb->optimizer == DS_NESTEROV;
     const vec beta = with_velocity ? vload(hyper + DS_LANES) : lr * 0;
@@ -180,7 +279,7 @@ DS_INLINE void DS_NAME(ds_sgd_step)(const ds_problem *pb, DS_T *th, const DS_T *
                 vstore(state + i * DS_LANES, vselect(go, velocity, vload(state + i * DS_LANES)));
                 step = nesterov ? grad + beta * velocity : velocity;
             }
-            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - lr * step), old));
+            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - (lr * vload(scale + i * DS_LANES)) * step), old));
         }
     }
 }
@@ -188,7 +287,7 @@ DS_INLINE void DS_NAME(ds_sgd_step)(const ds_problem *pb, DS_T *th, const DS_T *
 /* adam: m ← β₁·m + (1 − β₁)·g; v ← β₂·v + (1 − β₂)·g²; c₁ ← c₁·β₁; c₂ ← c₂·β₂;
  * θ ← θ − lr·(m/(1 − c₁)) / (√(v/(1 − c₂)) + ε) */
 DS_INLINE void DS_NAME(ds_adam_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, DS_T *state,
-                                     vec lr, vmask go)
+                                     const DS_T *scale, vec lr, vmask go)
 {
     const ptrdiff_t p = pb->p;
     const vec beta1 = vload(hyper + DS_LANES), beta2 = vload(hyper + 2 * DS_LANES), eps = vload(hyper + 3 * DS_LANES);
@@ -204,7 +303,7 @@ DS_INLINE void DS_NAME(ds_adam_step)(const ds_problem *pb, DS_T *th, const DS_T 
             const vec update = (m / (1 - c1)) / (DS_NAME(ds_sqrt)(v / (1 - c2)) + eps);
             vstore(mp, vselect(go, m, vload(mp)));
             vstore(vp, vselect(go, v, vload(vp)));
-            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - lr * update), old));
+            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - (lr * vload(scale + i * DS_LANES)) * update), old));
         }
     }
     vstore(c1p, vselect(go, c1, vload(c1p)));
@@ -212,12 +311,12 @@ DS_INLINE void DS_NAME(ds_adam_step)(const ds_problem *pb, DS_T *th, const DS_T 
 }
 
 DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
-                                          DS_T *state, vec lr, vmask go)
+                                          DS_T *state, const DS_T *scale, vec lr, vmask go)
 {
     if (pb->optimizer == DS_ADAM)
-        DS_NAME(ds_adam_step)(pb, th, g, hyper, state, lr, go);
+        DS_NAME(ds_adam_step)(pb, th, g, hyper, state, scale, lr, go);
     else
-        DS_NAME(ds_sgd_step)(pb, th, g, hyper, state, lr, go);
+        DS_NAME(ds_sgd_step)(pb, th, g, hyper, state, scale, lr, go);
 }
 
 /* ---- trajectories in lanes ---------------------------------------------------------------------- */
@@ -236,7 +335,7 @@ typedef struct {
 
 /* Lane k starts point `point` (or idles, holding zeros, when point < 0). */
 DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptrdiff_t k, ptrdiff_t point,
-                                 DS_T *th, DS_T *c, DS_T *hyper, DS_T *state)
+                                 DS_T *th, DS_T *c, DS_T *hyper, DS_T *state, DS_T *scale)
 {
     const ptrdiff_t row = point >= 0 ? point : 0;
     const DS_T *theta0 = (const DS_T *)pb->theta0 + row * pb->p;
@@ -255,6 +354,8 @@ DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptr
         c[i * DS_LANES + k] = point >= 0 ? consts[i] : 0;
     for (i = 0; i < pb->n_hyper; i++)
         hyper[i * DS_LANES + k] = point >= 0 ? hyper0[i] : 0;
+    for (i = 0; i < pb->p; i++)
+        scale[i * DS_LANES + k] = pb->lr_scale == NULL ? 1 : ((const DS_T *)pb->lr_scale)[row * pb->p + i];
     for (i = 0; i < ds_state_vectors(pb->optimizer, pb->p); i++)
         state[i * DS_LANES + k] = 0;
     if (pb->optimizer == DS_ADAM) /* the bias-correction products start at 1 */
@@ -321,25 +422,28 @@ DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *ru
 }
 
 /* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time.
- * work: (k_max + 3)·p + n_consts + n_hyper + ds_state_vectors(optimizer, p) vectors of DS_LANES values. */
+ * work: (k_max + 4)·p + n_consts + n_hyper + ds_state_vectors(optimizer, p) + ds_model_vectors(model, p, rows)
+ * vectors of DS_LANES values. */
 DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules, ptrdiff_t first,
                                                ptrdiff_t last, DS_T *work, const ds_outputs *out)
 {
     const ptrdiff_t p = pb->p, steps = rules->steps;
     DS_T *th = work, *g = th + p * DS_LANES, *c = g + p * DS_LANES, *hyper = c + pb->n_consts * DS_LANES,
-         *state = hyper + pb->n_hyper * DS_LANES, *history = state + ds_state_vectors(pb->optimizer, p) * DS_LANES;
+         *scale = hyper + pb->n_hyper * DS_LANES, *state = scale + p * DS_LANES,
+         *work_model = state + ds_state_vectors(pb->optimizer, p) * DS_LANES,
+         *history = work_model + ds_model_vectors(pb->model, p, pb->data_rows) * DS_LANES;
     DS_NAME(ds_lanes) lanes, *s = &lanes;
     ptrdiff_t next = first, k, i, q;
     const dvec dzero = {0};
     int running = 0;
 
     for (k = 0; k < DS_LANES; k++) {
-        DS_NAME(ds_begin)(s, pb, k, next < last ? next : -1, th, c, hyper, state);
+        DS_NAME(ds_begin)(s, pb, k, next < last ? next : -1, th, c, hyper, state, scale);
         running += next < last;
         next += next < last;
     }
     while (running > 0) {
-        const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c);
+        const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c, work_model);
         DS_NAME(ds_qmask) go_quads[DS_QUADS];
         dmask diverged[DS_QUADS], converged[DS_QUADS], decided[DS_QUADS], going[DS_QUADS];
         dvec losses[DS_QUADS];
@@ -384,7 +488,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             if (pb->lr_factors != NULL) /* lanes are at different steps: lr·f(t) lane by lane */
                 for (k = 0; k < DS_LANES; k++)
                     lr[k] = lr[k] * (DS_T)pb->lr_factors[LANE(t, k) < steps ? LANE(t, k) : 0]; /* t = steps: no update */
-            DS_NAME(ds_optimizer_step)(pb, th, g, hyper, state, lr, go);
+            DS_NAME(ds_optimizer_step)(pb, th, g, hyper, state, scale, lr, go);
         }
         for (q = 0; q < DS_QUADS; q++)
             s->t[q] = s->t[q] - going[q]; /* −1 where the lane went on */
@@ -406,9 +510,9 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             }
             DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], outcome, period, attractor, out);
             if (next < last) {
-                DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper, state);
+                DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper, state, scale);
             } else {
-                DS_NAME(ds_begin)(s, pb, k, -1, th, c, hyper, state);
+                DS_NAME(ds_begin)(s, pb, k, -1, th, c, hyper, state, scale);
                 running--;
             }
         }

@@ -26,7 +26,8 @@ class CythonBackend:
         out = {name: np.empty(n, dtype=info.dtype) for name, info in FIELDS.items()}
         optimizer = spec.optimizer_def.kernel
         size = _kernels.scratch_size(
-            spec.dtype, optimizer, p, problem.consts.shape[1], hyper.shape[1], th.max_period, spec.steps
+            spec.dtype, spec.model_def.kernel, optimizer, p, problem.data.shape[0], problem.consts.shape[1],
+            hyper.shape[1], th.max_period, spec.steps,
         )
         scratch = np.empty((threads, size), dtype=dtype)
 
@@ -41,6 +42,7 @@ class CythonBackend:
             arr(problem.data),
             arr(hyper),
             factors,
+            None if problem.lr_scale is None else arr(problem.lr_scale),
             np.ascontiguousarray(problem.trainable, dtype=np.uint8),
             spec.steps,
             th.converge_loss,

@@ -65,6 +65,7 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
     n, p = theta.shape
     state = optimizer.initial_state(n, p, dtype)
     lr = hyper[:, 0:1].astype(dtype)
+    lr_scale = None if problem.lr_scale is None else problem.lr_scale[rows].astype(dtype)
     out = {name: np.full(n, info.fill, dtype=info.dtype) for name, info in FIELDS.items()}
     running = np.ones(n, dtype=bool)
     loss0 = np.zeros(n)
@@ -121,6 +122,8 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
             if t >= last_start:
                 last_sum[go] += v
             lr_t = lr[go] if factors is None else lr[go] * dtype.type(factors[t])
+            if lr_scale is not None:
+                lr_t = lr_t * lr_scale[go]
             updated, moved = optimizer.step(
                 theta[go], grad[~stop], lr_t, hyper[go], {k: v[go] for k, v in state.items()}
             )

@@ -21,12 +21,14 @@ class Problem:
     consts    : (n, C) per-point model constants (C >= 1; unused columns are zero).
     data      : (D, S) data shared by every trajectory (D, S >= 1).
     trainable : (P,) which parameters gradient descent updates; the others stay at theta0.
+    lr_scale  : (n, P) per-parameter multipliers of the learning rate (per-layer rates), or None.
     """
 
     theta0: np.ndarray
     consts: np.ndarray
     data: np.ndarray
     trainable: np.ndarray
+    lr_scale: np.ndarray | None = None
 
 
 def per_point(value, n: int) -> np.ndarray:
