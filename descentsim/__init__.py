@@ -18,7 +18,7 @@ from .knobs import Knob
 from .models import MODELS
 from .optimizers import OPTIMIZERS
 from .outcome import Outcome, Thresholds
-from .runner import run_map
+from .runner import problem, run_map
 from .spec import Axis, MapSpec
 from .store import read_map as open_map
 
@@ -35,5 +35,6 @@ __all__ = [
     "SpecError",
     "Thresholds",
     "open_map",
+    "problem",
     "run_map",
 ]

@@ -38,7 +38,8 @@ def _exp_2x(a: np.ndarray) -> np.ndarray:
     z = r * r
     px = r * _horner(EXP_P, z)
     e = px / (_horner(EXP_Q, z) - px)
-    return np.ldexp(1 + 2 * e, k.astype(np.int32))
+    with np.errstate(invalid="ignore"):  # NaN inputs: k is meaningless, the result NaN all the same
+        return np.ldexp(1 + 2 * e, k.astype(np.int32))
 
 
 def tanh(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 from .backends import Backend, get_backend, problems
 from .convergence_map import ConvergenceMap, provenance
 from .fields import FIELDS, empty_fields
+from .models import Problem
 from .errors import RunInterrupted, SpecError
 from .journal import TileJournal, journal_path
 from .spec import MapSpec
@@ -53,6 +54,16 @@ def compute_tile(
         if between_blocks is not None:
             between_blocks()
     return {name: values.reshape(tile.shape) for name, values in flat.items()}
+
+
+def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
+    """The exact initial parameters, constants and data of grid point (iy, ix) of a map, in float64.
+
+    ``theta0`` is (1, P), ``data`` the shared data (for ``mlp``: the columns of X, then y; its
+    initial W1, row-major, then W2); see the model's docstring for the layout.
+    """
+    values = spec.point_values(np.array([iy]), np.array([ix]))
+    return spec.model_def.problem(values, 1)
 
 
 def run_tiles(

@@ -171,7 +171,9 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
     const DS_T *w2 = th + d * width * DS_LANES;
     DS_T *g2 = g + d * width * DS_LANES, *pre = work, *h = work + width * DS_LANES, *dz = h + width * DS_LANES;
     const vec sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
-    const int phi = (int)c[2 * DS_LANES];
+    int phi = 0, k;
+    for (k = 0; k < DS_LANES; k++) /* the same in every busy lane; idle lanes hold 0 */
+        phi = (int)c[2 * DS_LANES + k] > phi ? (int)c[2 * DS_LANES + k] : phi;
     vec loss = zero;
     ptrdiff_t n, i, j;
     for (i = 0; i < pb->p; i++)

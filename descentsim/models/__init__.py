@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from .base import Model, Problem
+from .mlp import MLP
 from .relu_neuron import ReluNeuron
 from .scalar import DoubleWell, Quadratic
 from .uv import UV
 
-MODELS: dict[str, Model] = {m.name: m for m in (Quadratic(), DoubleWell(), UV(), ReluNeuron())}
+MODELS: dict[str, Model] = {m.name: m for m in (Quadratic(), DoubleWell(), UV(), ReluNeuron(), MLP())}
 
 
 def get_model(name: str) -> Model:
