@@ -79,7 +79,7 @@ def test_existing_output_needs_force(tmp_path, config):
 
 
 BAD = {
-    "unknown model": ('model = "mlp"\n[x]\nname="lr"\nstart=0.1\nstop=1.0\nn=4\n', "valid models: quadratic"),
+    "unknown model": ('model = "transformer"\n[x]\nname="lr"\nstart=0.1\nstop=1.0\nn=4\n', "valid models: quadratic"),
     "unknown knob": (SMALL + "bogus = 1\n", "unknown knob 'bogus' for model 'relu-neuron'; valid knobs: w0, b0"),
     "malformed TOML": (SMALL + "[x\n", "is not valid TOML"),
     "n <= 0": (SMALL.replace("n = 24", "n = 0"), "n must be a whole number >= 1"),

@@ -221,11 +221,11 @@ def test_resume_with_another_spec_is_refused_on_every_rank(tmp_path, slow):
 
 
 def test_bad_config_under_mpi_is_one_line(tmp_path):
-    (tmp_path / "bad.toml").write_text("model = 'mlp'\n[x]\nname='lr'\nstart=0.1\nstop=1.0\nn=4\n")
+    (tmp_path / "bad.toml").write_text("model = 'transformer'\n[x]\nname='lr'\nstart=0.1\nstop=1.0\nn=4\n")
     result = run(2, str(tmp_path / "bad.toml"), "-o", str(tmp_path / "o.h5"), timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "[0/2] descentsim-map: error: unknown model 'mlp'; valid models: quadratic, double-well, uv, relu-neuron"
+        "[0/2] descentsim-map: error: unknown model 'transformer'; valid models: quadratic, double-well, uv, relu-neuron, mlp"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 

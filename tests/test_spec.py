@@ -36,8 +36,8 @@ def test_bad_axes(kwargs, message):
 
 
 def test_unknown_model_lists_valid_ones():
-    with pytest.raises(ds.SpecError, match="unknown model 'mlp'; valid models: quadratic, double-well, uv, relu-neuron"):
-        MapSpec(model="mlp", x=Axis("lr", 0.1, 1, 2))
+    with pytest.raises(ds.SpecError, match="unknown model .transformer.; valid models: quadratic, double-well, uv, relu-neuron, mlp"):
+        MapSpec(model="transformer", x=Axis("lr", 0.1, 1, 2))
 
 
 def test_unknown_knob_lists_valid_ones():
