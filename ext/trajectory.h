@@ -153,11 +153,21 @@ DS_INLINE vec DS_NAME(ds_tanh)(vec x)
     const vmask sign = (vmask)(x * 0 - (DS_T)0); /* the sign bit alone */
     const vec magnitude = (vec)((vmask)x & ~sign);
     const vec a = vselect(magnitude > (DS_T)DS_TANH_CAP, x * 0 + (DS_T)DS_TANH_CAP, magnitude);
-    const vec z = a * a;
-    const vec small = a + a * z * DS_NAME(ds_horner)(DS_TANH_P, 3, z) / DS_NAME(ds_horner)(DS_TANH_Q, 4, z);
-    const vec floor_a = vselect(a < (DS_T)DS_TANH_SMALL, x * 0 + (DS_T)DS_TANH_SMALL, a);
-    const vec large = 1 - 2 / (DS_NAME(ds_exp_2x)(floor_a) + 1);
-    const vec result = vselect(a < (DS_T)DS_TANH_SMALL, small, large);
+    const vmask is_small = a < (DS_T)DS_TANH_SMALL;
+    vec small = a, large = a, result;
+    ptrdiff_t k;
+    int any_small = 0, any_large = 0;
+    for (k = 0; k < DS_LANES; k++) { /* work out only the branches some lane needs */
+        any_small |= is_small[k] != 0;
+        any_large |= is_small[k] == 0;
+    }
+    if (any_small) {
+        const vec z = a * a;
+        small = a + a * z * DS_NAME(ds_horner)(DS_TANH_P, 3, z) / DS_NAME(ds_horner)(DS_TANH_Q, 4, z);
+    }
+    if (any_large)
+        large = 1 - 2 / (DS_NAME(ds_exp_2x)(vselect(is_small, x * 0 + (DS_T)DS_TANH_SMALL, a)) + 1);
+    result = vselect(is_small, small, large);
     return (vec)((vmask)result | ((vmask)x & sign));
 }
 
@@ -180,18 +190,23 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
         vstore(g + i * DS_LANES, zero);
     for (n = 0; n < n_data; n++) {
         vec s = zero, e, gs;
+        for (j = 0; j < width; j++)
+            vstore(pre + j * DS_LANES, zero);
+        for (i = 0; i < d; i++) { /* i outer: the width sums advance side by side, each still in order of i */
+            const DS_T xi = x[i * n_data + n];
+            for (j = 0; j < width; j++)
+                vstore(pre + j * DS_LANES, vload(pre + j * DS_LANES) + xi * vload(th + (i * width + j) * DS_LANES));
+        }
         for (j = 0; j < width; j++) {
-            vec acc = zero, z, act;
-            for (i = 0; i < d; i++)
-                acc = acc + x[i * n_data + n] * vload(th + (i * width + j) * DS_LANES);
-            z = acc / sqrt_d;
+            const vec z = vload(pre + j * DS_LANES) / sqrt_d;
+            vec act;
+            vstore(pre + j * DS_LANES, z);
             if (phi == DS_TANH)
                 act = DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
             else if (phi == DS_RELU)
                 act = (DS_T)DS_SQRT2 * (vec)((z > 0) & (vmask)z);
             else
                 act = z;
-            vstore(pre + j * DS_LANES, z);
             vstore(h + j * DS_LANES, act);
             s = s + act * vload(w2 + j * DS_LANES);
         }
