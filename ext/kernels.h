@@ -70,11 +70,15 @@ typedef struct {
     const unsigned char *trainable; /* (p,) which parameters move */
 } ds_problem;
 
+/* The mlp's loops take DS_MLP_UNITS hidden units and DS_MLP_POINTS data points at a time. */
+#define DS_MLP_UNITS 8
+#define DS_MLP_POINTS 8
+
 /* Model work space per trajectory, in vectors of lanes: the mlp keeps its hidden layer's
- * pre-activations, activations and back-propagated errors for one data point (3·width; width = p/rows). */
+ * pre-activations, activations and back-propagated errors for DS_MLP_POINTS data points (width = p/rows). */
 static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
-    return model == DS_MLP ? 3 * (p / data_rows) : 0;
+    return model == DS_MLP ? 3 * DS_MLP_POINTS * (p / data_rows) : 0;
 }
 
 /* Optimiser state per trajectory, in vectors of lanes: momentum and nesterov a velocity per parameter;
@@ -98,6 +102,15 @@ typedef struct {
     int *steps, *period, *attractor;
     double *final_loss, *loss_sum, *score;
 } ds_outputs;
+
+/* a loop of constant length unrolled, so that arrays indexed by it can live in registers */
+#if defined(__clang__)
+#define DS_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define DS_UNROLL _Pragma("GCC unroll 16")
+#else
+#define DS_UNROLL
+#endif
 
 /* helpers are forced inline so that each clone of ds_train_points compiles them for its own target */
 #define DS_INLINE static inline __attribute__((always_inline))

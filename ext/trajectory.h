@@ -134,12 +134,16 @@ DS_INLINE vec DS_NAME(ds_horner)(const double *c, ptrdiff_t n, vec x)
     return r;
 }
 
-/* exp(2a) for 0.625 ≤ a ≤ 22: Cody–Waite reduction; 2^k built from its bits (k is small and positive) */
+/* exp(2a) for 0.625 ≤ a ≤ 22: Cody–Waite reduction with k = rint(2a·log₂e) (adding and taking away
+ * 1.5·2^mantissa rounds to the nearest integer, ties to even, and leaves k in the low bits), 2^k built
+ * from its bits (k is small and positive) */
 DS_INLINE vec DS_NAME(ds_exp_2x)(vec a)
 {
+    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
     const vec x = (DS_T)2 * a;
-    const vmask k = __builtin_convertvector((DS_T)DS_LOG2E * x + (DS_T)0.5, vmask); /* > 0: truncation = floor */
-    const vec kf = __builtin_convertvector(k, vec);
+    const vec shifted = (DS_T)DS_LOG2E * x + magic;
+    const vec kf = shifted - magic;
+    const vmask k = (vmask)shifted - (vmask)(x * 0 + magic);
     const vec r = x - kf * (DS_T)DS_LN2_HI - kf * (DS_T)DS_LN2_LO;
     const vec z = r * r;
     const vec px = r * DS_NAME(ds_horner)(DS_EXP_P, 3, z);
@@ -173,63 +177,101 @@ DS_INLINE vec DS_NAME(ds_tanh)(vec x)
 
 /* mlp: h = φ(X·W1/√d), out = (h·W2)/√width/√width, L = mean((out − y)²), φ = tanh(√2·z), √2·relu(z)
  * or z. θ = (W1 row-major (d × width), W2 (width)); c = (√d, √width, φ); data rows: the d columns of X,
- * then y. Sums run over i, then j, then data points, in index order (as descentsim.models.mlp). */
+ * then y. Every sum runs in index order (over i for a hidden unit's input, over j for the output,
+ * over data points for the loss and each gradient entry), as descentsim.models.mlp; the loops are
+ * blocked — DS_MLP_UNITS hidden units, DS_MLP_POINTS data points at a time — so that partial sums stay in
+ * registers, which changes no result. work: pre-activations, activations and back-propagated errors of
+ * DS_MLP_POINTS data points (ds_model_vectors). */
 DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work)
 {
     const ptrdiff_t rows = pb->data_rows, d = rows - 1, n_data = pb->samples, width = pb->p / rows;
     const DS_T *x = (const DS_T *)pb->data, *y = x + d * n_data;
     const DS_T *w2 = th + d * width * DS_LANES;
-    DS_T *g2 = g + d * width * DS_LANES, *pre = work, *h = work + width * DS_LANES, *dz = h + width * DS_LANES;
+    DS_T *g2 = g + d * width * DS_LANES, *pre = work, *h = pre + DS_MLP_POINTS * width * DS_LANES,
+         *dz = h + DS_MLP_POINTS * width * DS_LANES;
     const vec sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
-    int phi = 0, k;
+    vec loss = zero;
+    ptrdiff_t n0, n, t, points, i, j, j0 = 0, jj, k;
+    int phi = 0;
     for (k = 0; k < DS_LANES; k++) /* the same in every busy lane; idle lanes hold 0 */
         phi = (int)c[2 * DS_LANES + k] > phi ? (int)c[2 * DS_LANES + k] : phi;
-    vec loss = zero;
-    ptrdiff_t n, i, j;
     for (i = 0; i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
-    for (n = 0; n < n_data; n++) {
-        vec s = zero, e, gs;
-        for (j = 0; j < width; j++)
-            vstore(pre + j * DS_LANES, zero);
-        for (i = 0; i < d; i++) { /* i outer: the width sums advance side by side, each still in order of i */
-            const DS_T xi = x[i * n_data + n];
-            for (j = 0; j < width; j++)
-                vstore(pre + j * DS_LANES, vload(pre + j * DS_LANES) + xi * vload(th + (i * width + j) * DS_LANES));
-        }
-        for (j = 0; j < width; j++) {
-            const vec z = vload(pre + j * DS_LANES) / sqrt_d;
-            vec act;
-            vstore(pre + j * DS_LANES, z);
-            if (phi == DS_TANH)
-                act = DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
-            else if (phi == DS_RELU)
-                act = (DS_T)DS_SQRT2 * (vec)((z > 0) & (vmask)z);
-            else
-                act = z;
-            vstore(h + j * DS_LANES, act);
-            s = s + act * vload(w2 + j * DS_LANES);
-        }
-        e = s / sqrt_width / sqrt_width - y[n];
-        loss = loss + e * e;
-        gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
-        for (j = 0; j < width; j++) {
-            const vec act = vload(h + j * DS_LANES), dh = gs * vload(w2 + j * DS_LANES);
-            vec dpre;
-            vstore(g2 + j * DS_LANES, vload(g2 + j * DS_LANES) + gs * act);
-            if (phi == DS_TANH)
-                dpre = dh * ((DS_T)DS_SQRT2 * (1 - act * act));
-            else if (phi == DS_RELU)
-                dpre = (vec)((vload(pre + j * DS_LANES) > 0) & (vmask)(dh * (DS_T)DS_SQRT2));
-            else
-                dpre = dh;
-            vstore(dz + j * DS_LANES, dpre / sqrt_d);
-        }
-        for (i = 0; i < d; i++) {
-            const DS_T xi = x[i * n_data + n];
+
+    for (n0 = 0; n0 < n_data; n0 += DS_MLP_POINTS) {
+        points = n_data - n0 < DS_MLP_POINTS ? n_data - n0 : DS_MLP_POINTS;
+        for (t = 0; t < points; t++) { /* forward, loss, output layer, errors at the hidden layer */
+            const ptrdiff_t row = t * width * DS_LANES;
+            vec s = zero, e, gs;
+            n = n0 + t;
+            for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) { /* blocks of units, in registers */
+                vec acc[DS_MLP_UNITS];
+                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
+                    acc[jj] = zero;
+                for (i = 0; i < d; i++) {
+                    const DS_T xi = x[i * n_data + n];
+                    const DS_T *w1 = th + (i * width + j0) * DS_LANES;
+                    DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
+                        acc[jj] = acc[jj] + xi * vload(w1 + jj * DS_LANES);
+                }
+                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
+                    vstore(pre + row + (j0 + jj) * DS_LANES, acc[jj] / sqrt_d);
+            }
+            for (j = j0; j < width; j++) { /* the units left over */
+                vec acc = zero;
+                for (i = 0; i < d; i++)
+                    acc = acc + x[i * n_data + n] * vload(th + (i * width + j) * DS_LANES);
+                vstore(pre + row + j * DS_LANES, acc / sqrt_d);
+            }
             for (j = 0; j < width; j++) {
-                DS_T *gij = g + (i * width + j) * DS_LANES;
-                vstore(gij, vload(gij) + xi * vload(dz + j * DS_LANES));
+                const vec z = vload(pre + row + j * DS_LANES);
+                vec act;
+                if (phi == DS_TANH)
+                    act = DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
+                else if (phi == DS_RELU)
+                    act = (DS_T)DS_SQRT2 * (vec)((z > 0) & (vmask)z);
+                else
+                    act = z;
+                vstore(h + row + j * DS_LANES, act);
+                s = s + act * vload(w2 + j * DS_LANES);
+            }
+            e = s / sqrt_width / sqrt_width - y[n];
+            loss = loss + e * e;
+            gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
+            for (j = 0; j < width; j++) {
+                const vec act = vload(h + row + j * DS_LANES), dh = gs * vload(w2 + j * DS_LANES);
+                vec dpre;
+                vstore(g2 + j * DS_LANES, vload(g2 + j * DS_LANES) + gs * act);
+                if (phi == DS_TANH)
+                    dpre = dh * ((DS_T)DS_SQRT2 * (1 - act * act));
+                else if (phi == DS_RELU)
+                    dpre = (vec)((vload(pre + row + j * DS_LANES) > 0) & (vmask)(dh * (DS_T)DS_SQRT2));
+                else
+                    dpre = dh;
+                vstore(dz + row + j * DS_LANES, dpre / sqrt_d);
+            }
+        }
+        for (i = 0; i < d; i++) { /* input layer: the block's data points added in order */
+            for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) {
+                DS_T *g1 = g + (i * width + j0) * DS_LANES;
+                vec acc[DS_MLP_UNITS];
+                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
+                    acc[jj] = vload(g1 + jj * DS_LANES);
+                for (t = 0; t < points; t++) {
+                    const DS_T xi = x[i * n_data + n0 + t];
+                    const DS_T *dzt = dz + (t * width + j0) * DS_LANES;
+                    DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
+                        acc[jj] = acc[jj] + xi * vload(dzt + jj * DS_LANES);
+                }
+                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
+                    vstore(g1 + jj * DS_LANES, acc[jj]);
+            }
+            for (j = j0; j < width; j++) {
+                DS_T *g1 = g + (i * width + j) * DS_LANES;
+                vec acc = vload(g1);
+                for (t = 0; t < points; t++)
+                    acc = acc + x[i * n_data + n0 + t] * vload(dz + (t * width + j) * DS_LANES);
+                vstore(g1, acc);
             }
         }
     }

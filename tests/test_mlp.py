@@ -63,6 +63,8 @@ MAPS = {
                          steps=80, params={"width": 4, "d": 3, "n_data": 7, "lr": 1.0}),
     "w1_offset x lr": MapSpec(model="mlp", x=Axis("w1_offset", -1.0, 1.0, 7), y=Axis("lr", 0.05, 3.0, 4),
                               steps=60, params={"width": 3, "nonlinearity": "relu", "n_data": 6}),
+    "blocked loops": MapSpec(model="mlp", x=Axis("lr1", 0.5, 200.0, 5, "log"), y=Axis("lr2", 0.5, 200.0, 3, "log"),
+                             steps=40, params={"width": 17, "d": 3, "n_data": 19, "lr": 1.0}),
     "identity, adam": MapSpec(model="mlp", x=Axis("lr", 0.001, 0.3, 6, "log"), y=Axis("init_scale", 0.5, 2, 3),
                               steps=60, optimizer="adam", params={"width": 5, "d": 2, "nonlinearity": "identity"}),
 }
