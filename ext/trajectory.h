@@ -175,8 +175,8 @@ DS_INLINE vec DS_NAME(ds_tanh)(vec x)
     return (vec)((vmask)result | ((vmask)x & sign));
 }
 
-/* mlp: h = φ(X·W1/√d), out = (h·W2)/√width/√width, L = mean((out − y)²), φ = tanh(√2·z), √2·relu(z)
- * or z. θ = (W1 row-major (d × width), W2 (width)); c = (√d, √width, φ); data rows: the d columns of X,
+/* mlp: h = φ(X·W1·(1/√d)), out = (h·W2)/√width/√width, L = mean((out − y)²), φ = tanh(√2·z), √2·relu(z)
+ * or z. θ = (W1 row-major (d × width), W2 (width)); c = (1/√d, √width, φ); data rows: the d columns of X,
  * then y. Every sum runs in index order (over i for a hidden unit's input, over j for the output,
  * over data points for the loss and each gradient entry), as descentsim.models.mlp; the loops are
  * blocked — DS_MLP_UNITS hidden units, DS_MLP_POINTS data points at a time — so that partial sums stay in
@@ -189,7 +189,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
     const DS_T *w2 = th + d * width * DS_LANES;
     DS_T *g2 = g + d * width * DS_LANES, *pre = work, *h = pre + DS_MLP_POINTS * width * DS_LANES,
          *dz = h + DS_MLP_POINTS * width * DS_LANES;
-    const vec sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
+    const vec inv_sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
     vec loss = zero;
     ptrdiff_t n0, n, t, points, i, j, j0 = 0, jj, k;
     int phi = 0;
@@ -215,13 +215,13 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                         acc[jj] = acc[jj] + xi * vload(w1 + jj * DS_LANES);
                 }
                 DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
-                    vstore(pre + row + (j0 + jj) * DS_LANES, acc[jj] / sqrt_d);
+                    vstore(pre + row + (j0 + jj) * DS_LANES, acc[jj] * inv_sqrt_d);
             }
             for (j = j0; j < width; j++) { /* the units left over */
                 vec acc = zero;
                 for (i = 0; i < d; i++)
                     acc = acc + x[i * n_data + n] * vload(th + (i * width + j) * DS_LANES);
-                vstore(pre + row + j * DS_LANES, acc / sqrt_d);
+                vstore(pre + row + j * DS_LANES, acc * inv_sqrt_d);
             }
             for (j = 0; j < width; j++) {
                 const vec z = vload(pre + row + j * DS_LANES);
@@ -248,7 +248,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                     dpre = (vec)((vload(pre + row + j * DS_LANES) > 0) & (vmask)(dh * (DS_T)DS_SQRT2));
                 else
                     dpre = dh;
-                vstore(dz + row + j * DS_LANES, dpre / sqrt_d);
+                vstore(dz + row + j * DS_LANES, dpre * inv_sqrt_d);
             }
         }
         for (i = 0; i < d; i++) { /* input layer: the block's data points added in order */

@@ -41,7 +41,7 @@ def mlp_problem_arrays(values: KnobValues) -> dict[str, np.ndarray]:
 class MLP(Model):
     """One hidden layer, no biases, mean-field parameterisation (Sohl-Dickstein 2024):
 
-    h = φ(X·W1/√d),  out = (h·W2)/√width/√width,  L = mean over data of (out − y)²  (no ½),
+    h = φ(X·W1·(1/√d)),  out = (h·W2)/√width/√width,  L = mean over data of (out − y)²  (no ½),
 
     with φ(z) = tanh(√2·z), √2·relu(z) (relu'(0) = 0) or z (``nonlinearity``); tanh is
     ``descentsim.numerics.tanh`` (within 2 ulp of libm's, the same in every engine).
@@ -50,7 +50,8 @@ class MLP(Model):
     (sweep lr1 × lr2 with lr = 1 for the paper's picture).
 
     Gradient (sums in index order, as the kernel): with e_n = out_n − y_n and g_n = 2·e_n/n_data/√width/√width,
-    ∂L/∂W2_j = Σ_n g_n·h_nj, ∂L/∂W1_ij = Σ_n X_ni·(g_n·W2_j·φ'(z_nj))/√d.
+    ∂L/∂W2_j = Σ_n g_n·h_nj, ∂L/∂W1_ij = Σ_n X_ni·(g_n·W2_j·φ'(z_nj))·(1/√d). (1/√d is rounded once, so
+    that the kernel multiplies instead of dividing in its inner loops.)
 
     Knobs: width (16), d (0: = width), n_data (0: the default above), nonlinearity (tanh), seed (0),
     init_scale (1), w1_offset (0), lr1 (1), lr2 (1).
@@ -85,7 +86,7 @@ class MLP(Model):
         scale, offset = per_point(values["init_scale"], n)[:, None], per_point(values["w1_offset"], n)[:, None]
         theta0 = np.concatenate([scale * arrays["W1"].ravel() + offset, scale * arrays["W2"]], axis=1)
         consts = np.empty((n, 3))
-        consts[:, 0] = math.sqrt(d)
+        consts[:, 0] = 1 / math.sqrt(d)
         consts[:, 1] = math.sqrt(width)
         consts[:, 2] = NONLINEARITIES[values["nonlinearity"]]
         lr_scale = np.empty((n, d * width + width))
@@ -107,7 +108,7 @@ class MLP(Model):
         x, y = data[:d], data[d]
         w1 = theta[:, : d * width].reshape(m, d, width)
         w2 = theta[:, d * width :]
-        sqrt_d, sqrt_width = consts[:, 0:1], consts[:, 1:2]
+        inv_sqrt_d, sqrt_width = consts[:, 0:1], consts[:, 1:2]
         phi = int(consts[0, 2])
         sqrt2 = dtype.type(SQRT2)
         zero = np.zeros((m, 1), dtype=dtype)
@@ -118,7 +119,7 @@ class MLP(Model):
             acc = np.zeros((m, width), dtype=dtype)
             for i in range(d):
                 acc = acc + x[i, n] * w1[:, i, :]
-            z = acc / sqrt_d
+            z = acc * inv_sqrt_d
             if phi == 0:
                 h = tanh(sqrt2 * z)
             elif phi == 1:
@@ -139,7 +140,7 @@ class MLP(Model):
                 dpre = np.where(z > 0, dh * sqrt2, dtype.type(0))
             else:
                 dpre = dh
-            dz = dpre / sqrt_d
+            dz = dpre * inv_sqrt_d
             for i in range(d):
                 g1[:, i, :] = g1[:, i, :] + x[i, n] * dz
         return loss / dtype.type(n_data), np.concatenate([g1.reshape(m, d * width), g2], axis=1)
