@@ -235,14 +235,14 @@ def jax_mlp_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
     y = jnp.asarray(pb.data[d], dtype=dtype)
     w1_0 = jnp.asarray(pb.theta0[0, : d * width].reshape(d, width), dtype=dtype)
     w2_0 = jnp.asarray(pb.theta0[0, d * width :], dtype=dtype)
-    sqrt_d, sqrt_width = (jnp.asarray(v, dtype=dtype) for v in pb.consts[0, :2])
+    inv_sqrt_d, sqrt_width = (jnp.asarray(v, dtype=dtype) for v in pb.consts[0, :2])  # consts: 1/√d, √width
     sqrt2 = jnp.asarray(SQRT2, dtype=dtype)
     lr = float(spec.params.get("lr", 1.0))
     steps = spec.steps
 
     def loss(params):
         w1, w2 = params
-        h = jnp.tanh(sqrt2 * ((x @ w1) / sqrt_d))
+        h = jnp.tanh(sqrt2 * ((x @ w1) * inv_sqrt_d))
         error = (h @ w2) / sqrt_width / sqrt_width - y
         return jnp.mean(error * error)
 
