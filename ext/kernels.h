@@ -25,17 +25,13 @@
 enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4 };
 enum { DS_TANH = 0, DS_RELU = 1, DS_IDENTITY = 2 }; /* the mlp's nonlinearity, consts[2] */
 
-/* tanh from + − × ÷ alone (Cephes): the constants of descentsim.numerics */
+/* tanh from + − × ÷ alone (Cephes' exp): the constants of descentsim.numerics */
 static const double DS_LOG2E = 1.4426950408889634, DS_LN2_HI = 6.93145751953125e-1,
-                    DS_LN2_LO = 1.42860682030941723212e-6, DS_TANH_SMALL = 0.625, DS_TANH_CAP = 22.0,
+                    DS_LN2_LO = 1.42860682030941723212e-6, DS_TANH_CAP = 22.0,
                     DS_SQRT2 = 1.4142135623730951;
 static const double DS_EXP_P[3] = {1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1};
 static const double DS_EXP_Q[4] = {3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
                                    2.00000000000000000009e0};
-static const double DS_TANH_P[3] = {-9.64399179425052238628e-1, -9.92877231001918586564e1,
-                                    -1.61468768441708447952e3};
-static const double DS_TANH_Q[4] = {1.0, 1.12811678491632931402e2, 2.23548839060100448583e3,
-                                    4.84406305325125486048e3};
 enum { DS_GD = 0, DS_MOMENTUM = 1, DS_NESTEROV = 2, DS_ADAM = 3 };
 enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRESOLVED = 5 };
 

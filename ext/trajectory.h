@@ -134,44 +134,27 @@ DS_INLINE vec DS_NAME(ds_horner)(const double *c, ptrdiff_t n, vec x)
     return r;
 }
 
-/* exp(2a) for 0.625 ≤ a ≤ 22: Cody–Waite reduction with k = rint(2a·log₂e) (adding and taking away
- * 1.5·2^mantissa rounds to the nearest integer, ties to even, and leaves k in the low bits), 2^k built
- * from its bits (k is small and positive) */
-DS_INLINE vec DS_NAME(ds_exp_2x)(vec a)
-{
-    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
-    const vec x = (DS_T)2 * a;
-    const vec shifted = (DS_T)DS_LOG2E * x + magic;
-    const vec kf = shifted - magic;
-    const vmask k = (vmask)shifted - (vmask)(x * 0 + magic);
-    const vec r = x - kf * (DS_T)DS_LN2_HI - kf * (DS_T)DS_LN2_LO;
-    const vec z = r * r;
-    const vec px = r * DS_NAME(ds_horner)(DS_EXP_P, 3, z);
-    const vec e = px / (DS_NAME(ds_horner)(DS_EXP_Q, 4, z) - px);
-    const vec two_k = (vec)((k + DS_EXPONENT_BIAS) << DS_MANTISSA_BITS);
-    return (1 + 2 * e) * two_k;
-}
-
+/* tanh as descentsim.numerics.tanh: a = min(|x|, 22), exp(2a) = 2^k·(q + p)/(q − p) by Cody–Waite
+ * reduction with k = rint(2a·log₂e) (adding and taking away 1.5·2^mantissa rounds to the nearest
+ * integer, ties to even, and leaves k in the low bits; 2^k is built from its bits), then
+ * tanh a = (2^k(q + p) − (q − p)) / (2^k(q + p) + (q − p)), or p/q where k = 0: one division. */
 DS_INLINE vec DS_NAME(ds_tanh)(vec x)
 {
+    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
     const vmask sign = (vmask)(x * 0 - (DS_T)0); /* the sign bit alone */
     const vec magnitude = (vec)((vmask)x & ~sign);
     const vec a = vselect(magnitude > (DS_T)DS_TANH_CAP, x * 0 + (DS_T)DS_TANH_CAP, magnitude);
-    const vmask is_small = a < (DS_T)DS_TANH_SMALL;
-    vec small = a, large = a, result;
-    ptrdiff_t k;
-    int any_small = 0, any_large = 0;
-    for (k = 0; k < DS_LANES; k++) { /* work out only the branches some lane needs */
-        any_small |= is_small[k] != 0;
-        any_large |= is_small[k] == 0;
-    }
-    if (any_small) {
-        const vec z = a * a;
-        small = a + a * z * DS_NAME(ds_horner)(DS_TANH_P, 3, z) / DS_NAME(ds_horner)(DS_TANH_Q, 4, z);
-    }
-    if (any_large)
-        large = 1 - 2 / (DS_NAME(ds_exp_2x)(vselect(is_small, x * 0 + (DS_T)DS_TANH_SMALL, a)) + 1);
-    result = vselect(is_small, small, large);
+    const vec t = (DS_T)2 * a;
+    const vec shifted = (DS_T)DS_LOG2E * t + magic;
+    const vec kf = shifted - magic;
+    const vmask k = (vmask)shifted - (vmask)(x * 0 + magic);
+    const vec r = t - kf * (DS_T)DS_LN2_HI - kf * (DS_T)DS_LN2_LO;
+    const vec z = r * r;
+    const vec p = r * DS_NAME(ds_horner)(DS_EXP_P, 3, z);
+    const vec q = DS_NAME(ds_horner)(DS_EXP_Q, 4, z);
+    const vec up = (vec)((k + DS_EXPONENT_BIAS) << DS_MANTISSA_BITS) * (q + p), down = q - p;
+    const vmask small = k == 0;
+    const vec result = vselect(small, p, up - down) / vselect(small, q, up + down);
     return (vec)((vmask)result | ((vmask)x & sign));
 }
 
