@@ -44,7 +44,7 @@ class MLP(Model):
     h = φ(X·W1·(1/√d)),  out = (h·W2)/√width/√width,  L = mean over data of (out − y)²  (no ½),
 
     with φ(z) = tanh(√2·z), √2·relu(z) (relu'(0) = 0) or z (``nonlinearity``); tanh is
-    ``descentsim.numerics.tanh`` (within 2 ulp of libm's, the same in every engine).
+    ``descentsim.numerics.tanh`` (within 4 ulp of libm's, the same in every engine).
     θ = (W1 row-major, W2): d·width + width parameters. Initial weights: W1 = init_scale·W1₀ + w1_offset,
     W2 = init_scale·W2₀, with the draws of ``mlp_problem_arrays``. W1 learns at lr·lr1, W2 at lr·lr2
     (sweep lr1 × lr2 with lr = 1 for the paper's picture).
