@@ -60,6 +60,7 @@ from typing import Callable
 import numpy as np
 
 import descentsim as ds
+from common import CONVERGED, DIVERGED, UNDECIDED, class_fractions, import_jax, outcome_class
 from descentsim.convergence_map import package_version
 from descentsim.threads import available_cores
 
@@ -69,7 +70,6 @@ W0_AXIS = ("w0", -3.0, 3.0, "linear")
 SAMPLES = 64
 DATA_SEED = 0
 #: Outcome classes compared between engines; descentsim's stuck, cycling and unresolved are "undecided".
-UNDECIDED, CONVERGED, DIVERGED = 0, int(ds.Outcome.CONVERGED), int(ds.Outcome.DIVERGED)
 
 
 @dataclass
@@ -140,23 +140,7 @@ def time_descentsim(
     return Measurement(backend, spec.dtype, spec.shape, spec.steps, best, updates), conv_map
 
 
-def outcome_class(outcome: np.ndarray) -> np.ndarray:
-    """descentsim outcome codes reduced to CONVERGED, DIVERGED or UNDECIDED (stuck, cycling, unresolved)."""
-    return np.where((outcome == CONVERGED) | (outcome == DIVERGED), outcome, UNDECIDED).astype(np.uint8)
-
-
 # ---- JAX -----------------------------------------------------------------------------------------
-
-
-def import_jax(enable_x64: bool) -> ModuleType | None:
-    """``jax``, configured for float64 when asked (float32 arrays stay float32), or None if missing."""
-    try:
-        import jax
-    except ImportError:
-        return None
-    if enable_x64:
-        jax.config.update("jax_enable_x64", True)
-    return jax
 
 
 def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
@@ -246,13 +230,6 @@ def time_jax(jax: ModuleType, spec: ds.MapSpec, chunk_rows: int, repeats: int) -
 
 
 # ---- report --------------------------------------------------------------------------------------
-
-
-def class_fractions(classes: np.ndarray) -> str:
-    """'converged a%, diverged b%, undecided c%' of a class field."""
-    total = classes.size
-    parts = [(CONVERGED, "converged"), (DIVERGED, "diverged"), (UNDECIDED, "undecided")]
-    return ", ".join(f"{label} {np.count_nonzero(classes == code) / total:.2%}" for code, label in parts)
 
 
 CLASS_LABELS = {CONVERGED: "converged", DIVERGED: "diverged", UNDECIDED: "undecided"}

@@ -1,6 +1,5 @@
 """Crash safety: kill -9 at any moment, SIGTERM, and --resume ending with the same data."""
 
-import os
 import shutil
 import signal
 import subprocess
