@@ -40,6 +40,13 @@ SCHEDULE_KNOBS = (
     Knob("warmup_steps", 0, "linear warm-up over this many steps (0: none)", kind=int, minimum=0,
          maximum=2**31 - 1),
 )
+BATCH_KNOBS = (
+    Knob("batch_size", 0, "samples per minibatch (0: the full batch), drawn with replacement", kind=int,
+         minimum=0, maximum=2**24),
+    Knob("batch_seed", 0, "seed of the minibatch sequence", kind=int, minimum=0, maximum=2**53),
+    Knob("batch_per_point", 0, "1: every grid point its own minibatch sequence; 0: all the same", kind=int,
+         minimum=0, maximum=1),
+)
 #: Most steps for which a schedule's factors are tabulated (8 bytes each).
 MAX_SCHEDULED_STEPS = 2**26
 
@@ -81,10 +88,10 @@ class Optimizer:
 
     @property
     def knobs(self) -> tuple[Knob, ...]:
-        return (Knob("lr", 0.1, "learning rate"), *self.own_knobs, *SCHEDULE_KNOBS)
+        return (Knob("lr", 0.1, "learning rate"), *self.own_knobs, *SCHEDULE_KNOBS, *BATCH_KNOBS)
 
-    #: Knobs that must be the same for every point of one engine call (the schedule table).
-    shape_knobs = frozenset(k.name for k in SCHEDULE_KNOBS)
+    #: Knobs that must be the same for every point of one engine call (schedule table, minibatches).
+    shape_knobs = frozenset(k.name for k in (*SCHEDULE_KNOBS, *BATCH_KNOBS))
 
     def hyper(self, values: KnobValues, n: int) -> np.ndarray:
         names = ("lr", *(k.name for k in self.own_knobs))

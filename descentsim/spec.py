@@ -158,6 +158,8 @@ class MapSpec:
             if axis.name in self.params:
                 raise SpecError(f"knob {axis.name!r} is both fixed in params and swept on an axis; remove one")
             knob.sweep_values(axis.values())
+        if self.params.get("batch_size", 0) and not model.minibatches:
+            raise SpecError(f"model {model.name!r} has no data samples to draw minibatches from; leave batch_size at 0")
         if self.y is not None and self.y.name == self.x.name:
             raise SpecError(f"x and y both sweep knob {self.x.name!r}; sweep two different knobs")
 

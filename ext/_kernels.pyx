@@ -51,6 +51,10 @@ cdef extern from "kernels.h" nogil:
         const double* lr_factors
         const void* lr_scale
         const unsigned char* trainable
+        Py_ssize_t batch_size
+        unsigned long long batch_seed
+        int batch_per_point
+        const long long* point_id
     ctypedef struct ds_outputs:
         unsigned char* outcome
         int* steps
@@ -99,6 +103,8 @@ def train(
     const floating[:, ::1] hyper,         # IN (n, H) per-point optimiser hyperparameters, lr first
     const double[::1] lr_factors,         # IN (steps,) learning-rate schedule f(t), or None for f = 1
     const floating[:, ::1] lr_scale,      # IN (n, P) per-parameter learning-rate multipliers, or None
+    Py_ssize_t batch_size, unsigned long long batch_seed, int batch_per_point,  # IN minibatches (size 0: none)
+    const long long[::1] point_id,        # IN (n,) grid index of each row (per-point minibatches), or None
     const unsigned char[::1] trainable,   # IN (P,) which parameters move
     Py_ssize_t steps,                     # IN budget of updates
     double converge_loss, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
@@ -147,6 +153,12 @@ def train(
     pb.hyper = &hyper[0, 0]
     pb.lr_factors = &lr_factors[0] if lr_factors is not None and steps > 0 else NULL
     pb.lr_scale = &lr_scale[0, 0] if lr_scale is not None else NULL
+    pb.batch_size = batch_size
+    pb.batch_seed = batch_seed
+    pb.batch_per_point = batch_per_point
+    pb.point_id = &point_id[0] if point_id is not None else NULL
+    if batch_size > 0 and batch_per_point and point_id is None:
+        raise ValueError("per-point minibatches need point_id")
     pb.trainable = &trainable[0]
     rules.steps = steps
     rules.converge_loss = converge_loss

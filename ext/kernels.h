@@ -20,6 +20,7 @@
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4 };
@@ -64,7 +65,25 @@ typedef struct {
     const double *lr_factors; /* (steps,) learning-rate schedule f(t), or NULL for f = 1 */
     const void *lr_scale; /* (n, p) per-parameter learning-rate multipliers, or NULL for 1 */
     const unsigned char *trainable; /* (p,) which parameters move */
+    ptrdiff_t batch_size;           /* samples per minibatch, 0 for the full batch */
+    uint64_t batch_seed;
+    int batch_per_point;            /* 1: each grid point its own sequence (point_id), 0: one for all */
+    const long long *point_id;      /* (n,) grid index of each row, or NULL */
 } ds_problem;
+
+/* Minibatches (descentsim.sampling): SplitMix64's finaliser, arithmetic modulo 2^64 */
+static inline uint64_t ds_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* key(t, p) = mix(mix(seed ^ golden) + t·0xD1B54A32D192ED03 + p·0x8CB92BA72F3D8DD7); index_j = mix(key + j) mod n */
+static inline uint64_t ds_batch_key(uint64_t seed, uint64_t t, uint64_t point)
+{
+    return ds_mix(ds_mix(seed ^ 0x9E3779B97F4A7C15ULL) + t * 0xD1B54A32D192ED03ULL + point * 0x8CB92BA72F3D8DD7ULL);
+}
 
 /* The mlp's loops take DS_MLP_UNITS hidden units and DS_MLP_POINTS data points at a time. */
 #define DS_MLP_UNITS 8

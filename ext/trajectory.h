@@ -86,36 +86,63 @@ DS_INLINE vec DS_NAME(ds_uv)(const DS_T *th, DS_T *g, const DS_T *c, ptrdiff_t p
 
 /* relu-neuron: ŷ = a·relu(w·x + b) + c, e = ŷ − y, L = ½·mean(e²), relu'(0) = 0;
  * ∇ = mean of (e·a·[z>0]·x, e·a·[z>0], e·relu(z), e), summed in sample order; with w_only only L and
- * ∂L/∂w are formed (the other parameters do not move). */
+ * ∂L/∂w are formed (the other parameters do not move). With minibatches (keys: each lane's key of
+ * this step) the samples are index_j = mix(key + j) mod samples, j < batch_size, gathered lane by lane. */
 DS_INLINE vec DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, const DS_T *y,
-                                      ptrdiff_t samples, int w_only)
+                                      ptrdiff_t samples, int w_only, ptrdiff_t batch_size,
+                                      const uint64_t *keys)
 {
     const vec w = vload(th), b = vload(th + DS_LANES), a = vload(th + 2 * DS_LANES),
-              c = vload(th + 3 * DS_LANES), zero = {0}, n = zero + (DS_T)samples;
-    vec loss = zero, gw = zero, gb = zero, ga = zero, gc = zero;
-    ptrdiff_t i;
+              c = vload(th + 3 * DS_LANES), zero = {0};
+    const ptrdiff_t count = batch_size > 0 ? batch_size : samples;
+    const vec n = zero + (DS_T)count;
+    vec loss = zero, gw = zero, gb = zero, ga = zero, gc = zero, xv, yv;
+    ptrdiff_t i, k;
 
-#define DS_RELU_TERMS                                                                                  \
-    const vec z = w * x[i] + b;                                                                        \
+    /* four loops, so that each is as tight as it can be: sample i's x and y (X, Y) are broadcast for
+     * the full batch, gathered lane by lane for minibatches */
+#define DS_RELU_TERMS(X, Y)                                                                            \
+    const vec z = w * X + b;                                                                           \
     const vmask active = z > zero;                                                                     \
     const vec h = (vec)(active & (vmask)z);                                                            \
-    const vec e = a * h + c - y[i];                                                                    \
+    const vec e = a * h + c - Y;                                                                       \
     const vec ea = (vec)(active & (vmask)(e * a));                                                     \
     loss = loss + e * e;                                                                               \
-    gw = gw + ea * x[i];
-    if (w_only) {
-        for (i = 0; i < samples; i++) {
-            DS_RELU_TERMS
+    gw = gw + ea * X;
+#define DS_RELU_REST                                                                                   \
+    gb = gb + ea;                                                                                      \
+    ga = ga + e * h;                                                                                   \
+    gc = gc + e;
+#define DS_GATHER                                                                                      \
+    for (k = 0; k < DS_LANES; k++) {                                                                   \
+        const uint64_t index = ds_mix(keys[k] + (uint64_t)i) % (uint64_t)samples;                      \
+        xv[k] = x[index];                                                                              \
+        yv[k] = y[index];                                                                              \
+    }
+    if (batch_size == 0 && w_only) {
+        for (i = 0; i < count; i++) {
+            DS_RELU_TERMS(x[i], y[i])
+        }
+    } else if (batch_size == 0) {
+        for (i = 0; i < count; i++) {
+            DS_RELU_TERMS(x[i], y[i])
+            DS_RELU_REST
+        }
+    } else if (w_only) {
+        for (i = 0; i < count; i++) {
+            DS_GATHER
+            DS_RELU_TERMS(xv, yv)
         }
     } else {
-        for (i = 0; i < samples; i++) {
-            DS_RELU_TERMS
-            gb = gb + ea;
-            ga = ga + e * h;
-            gc = gc + e;
+        for (i = 0; i < count; i++) {
+            DS_GATHER
+            DS_RELU_TERMS(xv, yv)
+            DS_RELU_REST
         }
     }
 #undef DS_RELU_TERMS
+#undef DS_RELU_REST
+#undef DS_GATHER
     vstore(g, gw / n);
     vstore(g + DS_LANES, gb / n);
     vstore(g + 2 * DS_LANES, ga / n);
@@ -261,7 +288,8 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
     return loss / (DS_T)n_data;
 }
 
-DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work)
+DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
+                                     const uint64_t *keys)
 {
     const DS_T *data = (const DS_T *)pb->data;
     switch (pb->model) {
@@ -274,7 +302,8 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
     case DS_MLP:
         return DS_NAME(ds_mlp)(pb, th, g, c, work);
     default:
-        return DS_NAME(ds_relu_neuron)(th, g, data, data + pb->samples, pb->samples, pb->w_only);
+        return DS_NAME(ds_relu_neuron)(th, g, data, data + pb->samples, pb->samples, pb->w_only, pb->batch_size,
+                                        keys);
     }
 }
 
@@ -485,7 +514,14 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
         next += next < last;
     }
     while (running > 0) {
-        const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c, work_model);
+        uint64_t keys[DS_LANES];
+        if (pb->batch_size > 0) /* this step's minibatch key of each lane */
+            for (k = 0; k < DS_LANES; k++) {
+                const ptrdiff_t row = s->point[k] >= 0 ? s->point[k] : 0;
+                const uint64_t point = pb->batch_per_point ? (uint64_t)pb->point_id[row] : 0;
+                keys[k] = ds_batch_key(pb->batch_seed, (uint64_t)LANE(t, k), point);
+            }
+        const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c, work_model, keys);
         DS_NAME(ds_qmask) go_quads[DS_QUADS];
         dmask diverged[DS_QUADS], converged[DS_QUADS], decided[DS_QUADS], going[DS_QUADS];
         dvec losses[DS_QUADS];

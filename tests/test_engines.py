@@ -92,6 +92,8 @@ def random_specs(draw):
         params["m"] = draw(st.integers(1, 12))
     if model == "relu-neuron":
         params["trainable"] = draw(st.sampled_from(["w", "wb", "wbac"]))
+        params["batch_size"] = draw(st.sampled_from([0, 0, 1, 5]))
+        params["batch_per_point"] = draw(st.integers(0, 1))
     return MapSpec(
         model=model,
         x=Axis(xname, x0, x1, draw(st.integers(1, 13))),

@@ -39,10 +39,20 @@ def problems(
     """
     values = spec.point_values(iy, ix)
     model, optimizer = spec.model_def, spec.optimizer_def
+    point_id = iy.astype(np.int64) * spec.shape[1] + ix
+
+    def problem(sub, positions):
+        made = model.problem(sub, len(positions))
+        if int(sub["batch_size"]) > 0:
+            made.batch = (int(sub["batch_size"]), int(sub["batch_seed"]), int(sub["batch_per_point"]))
+            made.point_id = point_id[positions]
+        return made
+
     swept = sorted(k for k in model.shape_knobs | optimizer.shape_knobs if isinstance(values[k], np.ndarray))
     if not swept:
         n = len(iy)
-        yield np.arange(n), model.problem(values, n), optimizer.hyper(values, n), schedule_factors(values, spec.steps)
+        everyone = np.arange(n)
+        yield everyone, problem(values, everyone), optimizer.hyper(values, n), schedule_factors(values, spec.steps)
         return
     keys = np.stack([values[k] for k in swept], axis=1)
     combos, group = np.unique(keys, axis=0, return_inverse=True)
@@ -52,7 +62,7 @@ def problems(
         sub = {k: (v[positions] if isinstance(v, np.ndarray) else v) for k, v in values.items()}
         sub.update({k: (int(c) if spec.knobs[k].kind is int else float(c)) for k, c in zip(swept, combo)})
         n = len(positions)
-        yield positions, model.problem(sub, n), optimizer.hyper(sub, n), schedule_factors(sub, spec.steps)
+        yield positions, problem(sub, positions), optimizer.hyper(sub, n), schedule_factors(sub, spec.steps)
 
 
 def get_backend(name: str) -> Backend:

@@ -11,6 +11,7 @@ from ..fields import FIELDS
 from ..models import Model, Problem
 from ..optimizers import Optimizer
 from ..outcome import SCORE_CLIP, SCORE_WINDOW, Outcome, Thresholds
+from ..sampling import batch_indices
 from ..spec import MapSpec
 
 #: Largest number of floats the cycle-detection history may hold at once (points are chunked).
@@ -66,6 +67,7 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
     state = optimizer.initial_state(n, p, dtype)
     lr = hyper[:, 0:1].astype(dtype)
     lr_scale = None if problem.lr_scale is None else problem.lr_scale[rows].astype(dtype)
+    point_id = None if problem.point_id is None else problem.point_id[rows]
     out = {name: np.full(n, info.fill, dtype=info.dtype) for name, info in FIELDS.items()}
     running = np.ones(n, dtype=bool)
     loss0 = np.zeros(n)
@@ -86,7 +88,12 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
             act = np.flatnonzero(running)
             if act.size == 0:
                 break
-            loss, grad = model.loss_grad(theta[act], consts[act], data)
+            batch = None
+            if problem.batch is not None:
+                size, seed, per_point = problem.batch
+                points = point_id[act] if per_point else np.zeros(act.size, dtype=np.int64)
+                batch = batch_indices(seed, t, points, size, data.shape[1])
+            loss, grad = model.loss_grad(theta[act], consts[act], data, batch)
             loss = loss.astype(np.float64)
             if t == 0:
                 loss0[:] = loss

@@ -29,6 +29,10 @@ class Problem:
     data: np.ndarray
     trainable: np.ndarray
     lr_scale: np.ndarray | None = None
+    #: (batch_size, batch_seed, batch_per_point) for minibatches (``descentsim.sampling``), or None.
+    batch: tuple[int, int, int] | None = None
+    #: (n,) grid index iy·nx + ix of each row, for per-point minibatch sequences.
+    point_id: np.ndarray | None = None
 
 
 def per_point(value, n: int) -> np.ndarray:
@@ -50,6 +54,8 @@ class Model:
     knobs: tuple[Knob, ...]
     shape_knobs: frozenset[str] = frozenset()
     converge_loss: float = 1e-8
+    #: Whether the loss is a mean over data samples (so minibatches apply), with ``samples`` of them.
+    minibatches = False
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         raise NotImplementedError
@@ -58,8 +64,10 @@ class Model:
         """P, the number of parameters of one trajectory (the largest, where a shape knob is swept)."""
         raise NotImplementedError
 
-    def loss_grad(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Loss (n,) and gradient (n, P) at parameters ``theta`` (n, P), in theta's dtype."""
+    def loss_grad(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray, batch: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Loss (n,) and gradient (n, P) at parameters ``theta`` (n, P), in theta's dtype; over the sample
+        indices ``batch`` (n, B) of each row when given (models with ``minibatches``)."""
         raise NotImplementedError
 
     def attractor(self, theta: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ class MLP(Model):
             lr_scale=lr_scale,
         )
 
-    def loss_grad(self, theta, consts, data):
+    def loss_grad(self, theta, consts, data, batch=None):
         dtype = theta.dtype
         m = len(theta)
         d, n_data = data.shape[0] - 1, data.shape[1]

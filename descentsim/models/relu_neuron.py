@@ -46,6 +46,7 @@ class ReluNeuron(Model):
         Knob("data_seed", 0, "seed of the training inputs", kind=int, minimum=0, maximum=MAX_SEED),
     )
     shape_knobs = frozenset({"trainable", "samples", "data_seed"})
+    minibatches = True
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         theta0 = np.stack([per_point(values[k], n) for k in ("w0", "b0", "a0", "c0")], axis=1)
@@ -59,23 +60,23 @@ class ReluNeuron(Model):
     def parameter_count(self, values: KnobValues) -> int:
         return 4
 
-    def loss_grad(self, theta, consts, data):
-        # Sums run in sample order, as in the compiled kernel, so the engines agree bit for bit.
-        x, y = data[0], data[1]
+    def loss_grad(self, theta, consts, data, batch=None):
+        # Sums run in sample order (or minibatch order), as in the compiled kernel: bit for bit alike.
         w, b, a, c = theta.T
         zero = np.zeros_like(w)
         loss, gw, gb, ga, gc = zero, zero, zero, zero, zero
-        for i in range(x.shape[0]):
-            z = w * x[i] + b
+        samples = data.shape[1] if batch is None else batch.shape[1]
+        for i in range(samples):
+            xi, yi = (data[0, i], data[1, i]) if batch is None else (data[0, batch[:, i]], data[1, batch[:, i]])
+            z = w * xi + b
             active = z > 0
             h = np.where(active, z, zero)
-            e = a * h + c - y[i]
+            e = a * h + c - yi
             ea = np.where(active, e * a, zero)
             loss = loss + e * e
-            gw = gw + ea * x[i]
+            gw = gw + ea * xi
             gb = gb + ea
             ga = ga + e * h
             gc = gc + e
-        samples = x.shape[0]
         grad = np.stack([gw / samples, gb / samples, ga / samples, gc / samples], axis=1)
         return 0.5 * (loss / samples), grad

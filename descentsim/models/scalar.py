@@ -35,7 +35,7 @@ class Quadratic(Model):
     def parameter_count(self, values: KnobValues) -> int:
         return 1
 
-    def loss_grad(self, theta, consts, data):
+    def loss_grad(self, theta, consts, data, batch=None):
         w, a = theta[:, 0], consts[:, 0]
         return 0.5 * a * w * w, (a * w)[:, None]
 
@@ -65,7 +65,7 @@ class DoubleWell(Model):
     def parameter_count(self, values: KnobValues) -> int:
         return 1
 
-    def loss_grad(self, theta, consts, data):
+    def loss_grad(self, theta, consts, data, batch=None):
         w = theta[:, 0]
         q = w * w - 1
         return 0.25 * q * q, (w * q)[:, None]

@@ -54,7 +54,7 @@ class UV(Model):
     def parameter_count(self, values: KnobValues) -> int:
         return 2 * int(np.max(values["m"]))
 
-    def loss_grad(self, theta, consts, data):
+    def loss_grad(self, theta, consts, data, batch=None):
         m = theta.shape[1] // 2
         u, v = theta[:, :m], theta[:, m:]
         target, inv_sqrt_m = consts[:, 0], consts[:, 1]
