@@ -185,6 +185,18 @@ DS_INLINE vec DS_NAME(ds_tanh)(vec x)
     return (vec)((vmask)result | ((vmask)x & sign));
 }
 
+/* value of data row `row` at sample n (all lanes), or at each lane's own sample index[k] (minibatches) */
+DS_INLINE vec DS_NAME(ds_sample)(const DS_T *row, ptrdiff_t n, const ptrdiff_t *index)
+{
+    vec v = {0};
+    ptrdiff_t k;
+    if (index == NULL)
+        return v + row[n];
+    for (k = 0; k < DS_LANES; k++)
+        v[k] = row[index[k]];
+    return v;
+}
+
 /* mlp: h = φ(X·W1·(1/√d)), out = (h·W2)/√width/√width, L = mean((out − y)²), φ = tanh(√2·z), √2·relu(z)
  * or z. θ = (W1 row-major (d × width), W2 (width)); c = (1/√d, √width, φ); data rows: the d columns of X,
  * then y. Every sum runs in index order (over i for a hidden unit's input, over j for the output,
@@ -192,10 +204,13 @@ DS_INLINE vec DS_NAME(ds_tanh)(vec x)
  * blocked — DS_MLP_UNITS hidden units, DS_MLP_POINTS data points at a time — so that partial sums stay in
  * registers, which changes no result. work: pre-activations, activations and back-propagated errors of
  * DS_MLP_POINTS data points (ds_model_vectors). */
-DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work)
+DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
+                              const uint64_t *keys)
 {
-    const ptrdiff_t rows = pb->data_rows, d = rows - 1, n_data = pb->samples, width = pb->p / rows;
-    const DS_T *x = (const DS_T *)pb->data, *y = x + d * n_data;
+    const ptrdiff_t rows = pb->data_rows, d = rows - 1, samples = pb->samples, width = pb->p / rows;
+    const ptrdiff_t n_data = pb->batch_size > 0 ? pb->batch_size : samples; /* terms of the mean */
+    ptrdiff_t index[DS_MLP_POINTS][DS_LANES]; /* minibatches: each lane's sample at each block position */
+    const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
     const DS_T *w2 = th + d * width * DS_LANES;
     DS_T *g2 = g + d * width * DS_LANES, *pre = work, *h = pre + DS_MLP_POINTS * width * DS_LANES,
          *dz = h + DS_MLP_POINTS * width * DS_LANES;
@@ -212,14 +227,20 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
         points = n_data - n0 < DS_MLP_POINTS ? n_data - n0 : DS_MLP_POINTS;
         for (t = 0; t < points; t++) { /* forward, loss, output layer, errors at the hidden layer */
             const ptrdiff_t row = t * width * DS_LANES;
+            const ptrdiff_t *at = NULL;
             vec s = zero, e, gs;
             n = n0 + t;
+            if (pb->batch_size > 0) {
+                for (k = 0; k < DS_LANES; k++)
+                    index[t][k] = (ptrdiff_t)(ds_mix(keys[k] + (uint64_t)n) % (uint64_t)samples);
+                at = index[t];
+            }
             for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) { /* blocks of units, in registers */
                 vec acc[DS_MLP_UNITS];
                 DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
                     acc[jj] = zero;
                 for (i = 0; i < d; i++) {
-                    const DS_T xi = x[i * n_data + n];
+                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n, at);
                     const DS_T *w1 = th + (i * width + j0) * DS_LANES;
                     DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
                         acc[jj] = acc[jj] + xi * vload(w1 + jj * DS_LANES);
@@ -230,7 +251,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
             for (j = j0; j < width; j++) { /* the units left over */
                 vec acc = zero;
                 for (i = 0; i < d; i++)
-                    acc = acc + x[i * n_data + n] * vload(th + (i * width + j) * DS_LANES);
+                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n, at) * vload(th + (i * width + j) * DS_LANES);
                 vstore(pre + row + j * DS_LANES, acc * inv_sqrt_d);
             }
             for (j = 0; j < width; j++) {
@@ -245,7 +266,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                 vstore(h + row + j * DS_LANES, act);
                 s = s + act * vload(w2 + j * DS_LANES);
             }
-            e = s / sqrt_width / sqrt_width - y[n];
+            e = s / sqrt_width / sqrt_width - DS_NAME(ds_sample)(y, n, at);
             loss = loss + e * e;
             gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
             for (j = 0; j < width; j++) {
@@ -268,7 +289,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                 DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
                     acc[jj] = vload(g1 + jj * DS_LANES);
                 for (t = 0; t < points; t++) {
-                    const DS_T xi = x[i * n_data + n0 + t];
+                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n0 + t, pb->batch_size > 0 ? index[t] : NULL);
                     const DS_T *dzt = dz + (t * width + j0) * DS_LANES;
                     DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
                         acc[jj] = acc[jj] + xi * vload(dzt + jj * DS_LANES);
@@ -280,7 +301,8 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                 DS_T *g1 = g + (i * width + j) * DS_LANES;
                 vec acc = vload(g1);
                 for (t = 0; t < points; t++)
-                    acc = acc + x[i * n_data + n0 + t] * vload(dz + (t * width + j) * DS_LANES);
+                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n0 + t, pb->batch_size > 0 ? index[t] : NULL)
+                                    * vload(dz + (t * width + j) * DS_LANES);
                 vstore(g1, acc);
             }
         }
@@ -300,7 +322,7 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
     case DS_UV:
         return DS_NAME(ds_uv)(th, g, c, pb->p);
     case DS_MLP:
-        return DS_NAME(ds_mlp)(pb, th, g, c, work);
+        return DS_NAME(ds_mlp)(pb, th, g, c, work, keys);
     default:
         return DS_NAME(ds_relu_neuron)(th, g, data, data + pb->samples, pb->samples, pb->w_only, pb->batch_size,
                                         keys);

@@ -66,3 +66,20 @@ def test_full_batch_is_unchanged_by_the_batch_seed():
 def test_minibatches_need_data():
     with pytest.raises(ds.SpecError, match="no data samples to draw minibatches from"):
         MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), params={"batch_size": 4})
+
+
+MLP = MapSpec(
+    model="mlp",
+    x=Axis("lr1", 0.5, 100.0, 7, "log"),
+    y=Axis("lr2", 0.5, 100.0, 3, "log"),
+    steps=40,
+    params={"width": 9, "d": 3, "n_data": 13, "lr": 1.0, "batch_size": 5},
+)
+
+
+@pytest.mark.parametrize("per_point", [0, 1])
+def test_mlp_minibatches_match_and_are_invariant(per_point, dtype):
+    spec = MLP.replace(params={**MLP.params, "batch_per_point": per_point}, dtype=dtype)
+    reference, compiled = run_both(spec, threads=3)
+    assert_same_fields(reference, compiled)
+    assert_same_fields(compiled, ds.run_map(spec, threads=1, tile_shape=(2, 3)))

@@ -74,6 +74,7 @@ class MLP(Model):
     )
     shape_knobs = frozenset({"width", "d", "n_data", "nonlinearity", "seed"})
     converge_loss = 1e-8
+    minibatches = True
 
     def parameter_count(self, values: KnobValues) -> int:
         width = int(np.max(values["width"]))
@@ -103,7 +104,8 @@ class MLP(Model):
     def loss_grad(self, theta, consts, data, batch=None):
         dtype = theta.dtype
         m = len(theta)
-        d, n_data = data.shape[0] - 1, data.shape[1]
+        d = data.shape[0] - 1
+        n_data = data.shape[1] if batch is None else batch.shape[1]  # terms of the mean
         width = theta.shape[1] // (d + 1)
         x, y = data[:d], data[d]
         w1 = theta[:, : d * width].reshape(m, d, width)
@@ -116,9 +118,11 @@ class MLP(Model):
         g1 = np.zeros_like(w1)
         g2 = np.zeros_like(w2)
         for n in range(n_data):
+            column = n if batch is None else batch[:, n]  # the sample of each row
+            xn = x[:, column] if batch is None else x[:, column][:, :, None]  # (d,) or (d, m, 1)
             acc = np.zeros((m, width), dtype=dtype)
             for i in range(d):
-                acc = acc + x[i, n] * w1[:, i, :]
+                acc = acc + xn[i] * w1[:, i, :]
             z = acc * inv_sqrt_d
             if phi == 0:
                 h = tanh(sqrt2 * z)
@@ -129,7 +133,7 @@ class MLP(Model):
             s = zero[:, 0]
             for j in range(width):
                 s = s + h[:, j] * w2[:, j]
-            e = s / sqrt_width[:, 0] / sqrt_width[:, 0] - y[n]
+            e = s / sqrt_width[:, 0] / sqrt_width[:, 0] - y[column]
             loss = loss + e * e
             gs = ((2 * e) / dtype.type(n_data) / sqrt_width[:, 0] / sqrt_width[:, 0])[:, None]
             g2 = g2 + gs * h
@@ -142,5 +146,5 @@ class MLP(Model):
                 dpre = dh
             dz = dpre * inv_sqrt_d
             for i in range(d):
-                g1[:, i, :] = g1[:, i, :] + x[i, n] * dz
+                g1[:, i, :] = g1[:, i, :] + xn[i] * dz
         return loss / dtype.type(n_data), np.concatenate([g1.reshape(m, d * width), g2], axis=1)
