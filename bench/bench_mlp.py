@@ -90,7 +90,7 @@ from typing import Callable
 import numpy as np
 
 import descentsim as ds
-from common import CONVERGED, DIVERGED, UNDECIDED, class_fractions, import_jax, outcome_class
+from common import CONVERGED, DIVERGED, UNDECIDED, class_fractions, import_jax, outcome_class, time_jax_map
 from descentsim.convergence_map import package_version
 from descentsim.threads import available_cores
 
@@ -281,36 +281,11 @@ def xla_flop_estimate(compiled) -> float | None:
 
 
 def time_jax(jax: ModuleType, spec: ds.MapSpec, chunk_rows: int, repeats: int, flop: int) -> JaxRun:
-    """Compile the JAX map for chunks of ``chunk_rows`` grid rows, warm up on one chunk, time the whole grid."""
-    jnp = jax.numpy
-    ny, nx = spec.shape
-    chunk_rows = max(1, min(chunk_rows, ny))
-    chunks = -(-ny // chunk_rows)
-    lr1 = spec.axis_coordinates(spec.x).astype(spec.dtype)
-    lr2 = spec.axis_coordinates(spec.y).astype(spec.dtype)
-    # Pad the rows to whole chunks (repeating the last lr2) so every chunk has one shape and one compile.
-    lr2_rows = np.concatenate([lr2, np.full(chunks * chunk_rows - ny, lr2[-1], dtype=lr2.dtype)])
-    lr2_grid, lr1_grid = (g.reshape(chunks, chunk_rows * nx) for g in np.meshgrid(lr2_rows, lr1, indexing="ij"))
-    lr1_chunks = [jnp.asarray(row) for row in lr1_grid]
-    lr2_chunks = [jnp.asarray(row) for row in lr2_grid]
-
-    started = time.perf_counter()
-    compiled = jax.jit(jax_mlp_map_fn(jax, spec)).lower(lr1_chunks[0], lr2_chunks[0]).compile()
-    compile_s = time.perf_counter() - started
-    jax.block_until_ready(compiled(lr1_chunks[0], lr2_chunks[0]))  # warm-up run
-
-    best = np.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        results = [compiled(a, b) for a, b in zip(lr1_chunks, lr2_chunks)]
-        jax.block_until_ready(results)
-        best = min(best, time.perf_counter() - started)
-
-    outcome = np.concatenate([np.asarray(o) for o, _ in results]).reshape(-1, nx)[:ny]
-    decided_step = np.concatenate([np.asarray(s) for _, s in results]).reshape(-1, nx)[:ny]
-    executed = ny * nx * spec.steps  # every step of every network runs (padding rows not counted)
-    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, best, executed, flop)
-    return JaxRun(measurement, compile_s, outcome, decided_step, xla_flop_estimate(compiled))
+    """The JAX map timed chunk by chunk (``common.time_jax_map``), with XLA's own FLOP estimate."""
+    run = time_jax_map(jax, spec, jax_mlp_map_fn(jax, spec), chunk_rows, repeats)
+    executed = spec.shape[0] * spec.shape[1] * spec.steps  # every step of every network runs
+    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, run.best_s, executed, flop)
+    return JaxRun(measurement, run.compile_s, run.outcome, run.decided_step, xla_flop_estimate(run.compiled))
 
 
 # ---- the machine ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ from typing import Callable
 import numpy as np
 
 import descentsim as ds
-from common import CONVERGED, DIVERGED, UNDECIDED, class_fractions, import_jax, outcome_class
+from common import CONVERGED, DIVERGED, UNDECIDED, class_fractions, import_jax, outcome_class, time_jax_map
 from descentsim.convergence_map import package_version
 from descentsim.threads import available_cores
 
@@ -144,7 +144,7 @@ def time_descentsim(
 
 
 def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
-    """A function (w0, lr) → (outcome, decided_step) over a batch of grid points, vmapped but not jitted.
+    """A function (lr, w0) → (outcome, decided_step) over a batch of grid points, vmapped but not jitted.
 
     Per point: ``jax.lax.scan`` over t = 0..steps evaluating L_t and ∂L/∂w (``jax.value_and_grad``),
     deciding the outcome by the simplified rules and updating w ← w − lr·∂L/∂w while undecided and
@@ -166,7 +166,7 @@ def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
 
     loss_and_grad = jax.value_and_grad(loss)
 
-    def trajectory(w0, lr):
+    def trajectory(lr, w0):
         def step(carry, t):
             w, loss0, outcome, decided_step = carry
             loss_t, grad = loss_and_grad(w)
@@ -197,36 +197,11 @@ class JaxRun:
 
 
 def time_jax(jax: ModuleType, spec: ds.MapSpec, chunk_rows: int, repeats: int) -> JaxRun:
-    """Compile the JAX map for chunks of ``chunk_rows`` grid rows, warm up on one chunk, time the whole grid."""
-    jnp = jax.numpy
-    ny, nx = spec.shape
-    chunk_rows = max(1, min(chunk_rows, ny))
-    chunks = -(-ny // chunk_rows)
-    lr = spec.axis_coordinates(spec.x).astype(spec.dtype)
-    w0 = spec.axis_coordinates(spec.y).astype(spec.dtype)
-    # Pad the rows to whole chunks (repeating the last w0) so every chunk has one shape and one compile.
-    w0_rows = np.concatenate([w0, np.full(chunks * chunk_rows - ny, w0[-1], dtype=w0.dtype)])
-    w0_grid, lr_grid = (g.reshape(chunks, chunk_rows * nx) for g in np.meshgrid(w0_rows, lr, indexing="ij"))
-    w0_chunks = [jnp.asarray(row) for row in w0_grid]
-    lr_chunks = [jnp.asarray(row) for row in lr_grid]
-
-    started = time.perf_counter()
-    compiled = jax.jit(jax_relu_map_fn(jax, spec)).lower(w0_chunks[0], lr_chunks[0]).compile()
-    compile_s = time.perf_counter() - started
-    jax.block_until_ready(compiled(w0_chunks[0], lr_chunks[0]))  # warm-up run
-
-    best = np.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        results = [compiled(w, r) for w, r in zip(w0_chunks, lr_chunks)]
-        jax.block_until_ready(results)
-        best = min(best, time.perf_counter() - started)
-
-    outcome = np.concatenate([np.asarray(o) for o, _ in results]).reshape(-1, nx)[:ny]
-    decided_step = np.concatenate([np.asarray(s) for _, s in results]).reshape(-1, nx)[:ny]
+    """The JAX map timed chunk by chunk (``common.time_jax_map``)."""
+    run = time_jax_map(jax, spec, jax_relu_map_fn(jax, spec), chunk_rows, repeats)
     executed = spec.shape[0] * spec.shape[1] * spec.steps  # every step of every trajectory runs
-    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, best, executed)
-    return JaxRun(measurement, compile_s, outcome, decided_step)
+    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, run.best_s, executed)
+    return JaxRun(measurement, run.compile_s, run.outcome, run.decided_step)
 
 
 # ---- report --------------------------------------------------------------------------------------
