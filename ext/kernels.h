@@ -150,13 +150,6 @@ DS_INLINE double ds_clip_ratio(double ratio)
 #define DS_EXPONENT_BIAS 127
 #define DS_MANTISSA_BITS 23
 #include "trajectory.h"
-#undef DS_T
-#undef DS_MASK_T
-#undef DS_NAME
-#undef DS_TINY
-#undef DS_SQRT
-#undef DS_EXPONENT_BIAS
-#undef DS_MANTISSA_BITS
 
 #define DS_T double
 #define DS_MASK_T long long
@@ -166,12 +159,5 @@ DS_INLINE double ds_clip_ratio(double ratio)
 #define DS_EXPONENT_BIAS 1023
 #define DS_MANTISSA_BITS 52
 #include "trajectory.h"
-#undef DS_T
-#undef DS_MASK_T
-#undef DS_NAME
-#undef DS_TINY
-#undef DS_SQRT
-#undef DS_EXPONENT_BIAS
-#undef DS_MANTISSA_BITS
 
 #endif

@@ -1,6 +1,7 @@
 /* Trajectories in precision DS_T, DS_LANES at a time in the lanes of SIMD vectors: included by
- * kernels.h once per precision (no include guard). DS_NAME(f) names this precision's copy of f;
- * DS_MASK_T is the integer type as wide as DS_T.
+ * kernels.h once per precision (no include guard), which defines DS_T, DS_MASK_T (the integer type as
+ * wide as DS_T), DS_NAME(f) (this precision's copy of f), DS_TINY, DS_SQRT, DS_EXPONENT_BIAS and
+ * DS_MANTISSA_BITS; they are undefined at the end.
  *
  * Each lane holds one trajectory and computes exactly what the scalar definition (the NumPy
  * reference) computes, operation for operation: lanes never mix. Parameters, gradients and per-point
@@ -630,3 +631,10 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
 #undef dmask
 #undef DS_QUADS
 #undef DS_LANES
+#undef DS_T
+#undef DS_MASK_T
+#undef DS_NAME
+#undef DS_TINY
+#undef DS_SQRT
+#undef DS_EXPONENT_BIAS
+#undef DS_MANTISSA_BITS

@@ -67,8 +67,11 @@ def reference():
 
 @pytest.fixture
 def config(tmp_path):
-    path = tmp_path / "map.toml"
-    path.write_text(CONFIG)
+    return write_config(tmp_path / "map.toml", CONFIG)
+
+
+def write_config(path, text):
+    path.write_text(text)
     return path
 
 
@@ -113,9 +116,7 @@ def slow_reference():
 
 @pytest.fixture
 def slow(tmp_path):
-    path = tmp_path / "slow.toml"
-    path.write_text(SLOW)
-    return path
+    return write_config(tmp_path / "slow.toml", SLOW)
 
 
 def start_job(ranks, *args, marker=""):
