@@ -41,7 +41,7 @@ from .backends import Backend, get_backend
 from .convergence_map import ConvergenceMap
 from .errors import DescentsimError, RunInterrupted, SpecError
 from .journal import TileJournal, pack_fields, unpack_fields
-from .runner import ProgressCallback, compute_tile, finish_journal, open_journal
+from .runner import ProgressCallback, compute_tile, finish_journal, open_journal, run_provenance
 from .spec import MapSpec
 from .threads import effective_threads
 from .tiles import Tile, tiles
@@ -426,15 +426,9 @@ def run_map_mpi(
             coordinator.run()
         finally:
             journal.close()
-        run = dict(
-            backend=engine.name,
-            threads=n_threads if engine.parallel else 1,
-            ranks=size,
-            schedule=schedule,
-            wall_time_s=time.perf_counter() - started,
-            trajectory_steps=coordinator.trajectory_steps,
-            tiles_resumed=resumed,
-            **coordinator.overhead(),
+        run = run_provenance(
+            engine, n_threads, started, coordinator.trajectory_steps,
+            ranks=size, schedule=schedule, tiles_resumed=resumed, **coordinator.overhead(),
         )
         return finish_journal(journal, output, run)
     except RunInterrupted as stop:

@@ -66,6 +66,19 @@ def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
     return spec.model_def.problem(values, 1)
 
 
+def run_provenance(engine: Backend, threads: int, started: float, trajectory_steps: int, **more) -> dict:
+    """The facts of a run for its map's provenance: engine, threads that really ran (1 rank unless
+    ``more`` says otherwise), wall time since ``started`` (``time.perf_counter``), steps run."""
+    return {
+        "backend": engine.name,
+        "threads": threads if engine.parallel else 1,
+        "ranks": 1,
+        "wall_time_s": time.perf_counter() - started,
+        "trajectory_steps": trajectory_steps,
+        **more,
+    }
+
+
 def run_tiles(
     spec: MapSpec,
     engine: Backend,
@@ -129,18 +142,8 @@ def run_map(
 
     started = time.perf_counter()
     trajectory_steps = run_tiles(spec, engine, layout, n_threads, keep, progress)
-    return ConvergenceMap(
-        spec,
-        fields,
-        provenance(
-            backend=engine.name,
-            threads=n_threads if engine.parallel else 1,
-            ranks=1,
-            wall_time_s=time.perf_counter() - started,
-            trajectory_steps=trajectory_steps,
-            tile_shape=layout[0].shape,
-        ),
-    )
+    run = run_provenance(engine, n_threads, started, trajectory_steps, tile_shape=layout[0].shape)
+    return ConvergenceMap(spec, fields, provenance(**run))
 
 
 def open_journal(
@@ -219,12 +222,6 @@ def run_map_to_file(
         raise RunInterrupted(stop.done, stop.total, journal.path) from None
     finally:
         journal.close()
-    run = dict(
-        backend=engine.name,
-        threads=n_threads if engine.parallel else 1,
-        ranks=1,
-        wall_time_s=time.perf_counter() - started,
-        trajectory_steps=trajectory_steps,
-        tiles_resumed=resumed,
+    return finish_journal(
+        journal, output, run_provenance(engine, n_threads, started, trajectory_steps, tiles_resumed=resumed)
     )
-    return finish_journal(journal, output, run)
