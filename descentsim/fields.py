@@ -27,6 +27,12 @@ FIELDS: dict[str, FieldInfo] = {
         np.nan,
         "trainability score of Sohl-Dickstein (2024): v_t = clip(L_t/L_0, 1e6), -sum v if mean of last 20 v < 1, else sum 1/v",
     ),
+    "accuracy": FieldInfo(
+        np.float64, np.nan, "classifiers: fraction of the training set the final network classifies right; else NaN"
+    ),
+    "collapsed": FieldInfo(
+        np.int8, -1, "classifiers: 1 if the final network gives every training input the same class, else 0; -1 for other models"
+    ),
 }
 
 

@@ -26,6 +26,7 @@ cdef extern from "kernels.h" nogil:
         DS_UV
         DS_RELU_NEURON
         DS_MLP
+        DS_SOFTMAX_MLP
         DS_GD
         DS_MOMENTUM
         DS_NESTEROV
@@ -63,6 +64,8 @@ cdef extern from "kernels.h" nogil:
         double* final_loss
         double* loss_sum
         double* score
+        double* accuracy
+        signed char* collapsed
     const Py_ssize_t DS_LANES_F32
     const Py_ssize_t DS_LANES_F64
     void ds_train_points_f32(const ds_problem* pb, const ds_rules* rules, Py_ssize_t first, Py_ssize_t last,
@@ -72,7 +75,7 @@ cdef extern from "kernels.h" nogil:
 
 # Kernel ids; the Python models and optimisers refer to them by name.
 MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON,
-             "mlp": DS_MLP}
+             "mlp": DS_MLP, "softmax_mlp": DS_SOFTMAX_MLP}
 OPTIMIZER_IDS = {"gd": DS_GD, "momentum": DS_MOMENTUM, "nesterov": DS_NESTEROV, "adam": DS_ADAM}
 OPENMP = bool(DS_OPENMP)
 # The score's constants as the kernels use them (tests check them against descentsim.outcome).
@@ -117,6 +120,8 @@ def train(
     int[::1] period,                      # OUT (n,)
     int[::1] attractor,                   # OUT (n,)
     double[::1] score,                    # OUT (n,)
+    double[::1] accuracy,                 # OUT (n,)
+    signed char[::1] collapsed,           # OUT (n,)
 ):
     """Train every row of theta0 and classify it (see descentsim.outcome for the rules)."""
     cdef Py_ssize_t n = theta0.shape[0], p = theta0.shape[1]
@@ -175,6 +180,8 @@ def train(
     out.period = &period[0]
     out.attractor = &attractor[0]
     out.score = &score[0]
+    out.accuracy = &accuracy[0]
+    out.collapsed = &collapsed[0]
 
     for chunk in prange(n_chunks, nogil=True, schedule="dynamic", num_threads=n_threads):
         first = chunk * CHUNK

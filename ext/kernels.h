@@ -23,13 +23,16 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4 };
+enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4, DS_SOFTMAX_MLP = 5 };
 enum { DS_TANH = 0, DS_RELU = 1, DS_IDENTITY = 2 }; /* the mlp's nonlinearity, consts[2] */
 
-/* tanh from + − × ÷ alone (Cephes' exp): the constants of descentsim.numerics */
+/* tanh, exp and log from + − × ÷ alone (Cephes' exp, atanh series): the constants of descentsim.numerics */
 static const double DS_LOG2E = 1.4426950408889634, DS_LN2_HI = 6.93145751953125e-1,
-                    DS_LN2_LO = 1.42860682030941723212e-6, DS_TANH_CAP = 22.0,
-                    DS_SQRT2 = 1.4142135623730951;
+                    DS_LN2_LO = 1.42860682030941723212e-6, DS_TANH_CAP = 22.0, DS_EXP_FLOOR = -87.0,
+                    DS_SQRT_HALF = 0.70710678118654752440, DS_SQRT2 = 1.4142135623730951;
+/* R(w) = Σ_{i=0..9} w^i/(2i + 3), highest power first */
+static const double DS_ATANH_R[10] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13,
+                                      1.0 / 11, 1.0 / 9,  1.0 / 7,  1.0 / 5,  1.0 / 3};
 static const double DS_EXP_P[3] = {1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1};
 static const double DS_EXP_Q[4] = {3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
                                    2.00000000000000000009e0};
@@ -90,10 +93,18 @@ static inline uint64_t ds_batch_key(uint64_t seed, uint64_t t, uint64_t point)
 #define DS_MLP_POINTS 8
 
 /* Model work space per trajectory, in vectors of lanes: the mlp keeps its hidden layer's
- * pre-activations, activations and back-propagated errors for DS_MLP_POINTS data points (width = p/rows). */
+ * pre-activations, activations and back-propagated errors for DS_MLP_POINTS data points (width = p/rows);
+ * the softmax-mlp two vectors per unit and class (2·(width1 + width2 + classes) <= 2·p, its biases alone). */
 static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
-    return model == DS_MLP ? 3 * DS_MLP_POINTS * (p / data_rows) : 0;
+    switch (model) {
+    case DS_MLP:
+        return 3 * DS_MLP_POINTS * (p / data_rows);
+    case DS_SOFTMAX_MLP:
+        return 2 * p;
+    default:
+        return 0;
+    }
 }
 
 /* Optimiser state per trajectory, in vectors of lanes: momentum and nesterov a velocity per parameter;
@@ -115,7 +126,8 @@ static inline ptrdiff_t ds_state_vectors(int optimizer, ptrdiff_t p)
 typedef struct {
     unsigned char *outcome;
     int *steps, *period, *attractor;
-    double *final_loss, *loss_sum, *score;
+    double *final_loss, *loss_sum, *score, *accuracy;
+    signed char *collapsed;
 } ds_outputs;
 
 /* a loop of constant length unrolled, so that arrays indexed by it can live in registers */

@@ -162,28 +162,66 @@ DS_INLINE vec DS_NAME(ds_horner)(const double *c, ptrdiff_t n, vec x)
     return r;
 }
 
-/* tanh as descentsim.numerics.tanh: a = min(|x|, 22), exp(2a) = 2^k·(q + p)/(q − p) by Cody–Waite
- * reduction with k = rint(2a·log₂e) (adding and taking away 1.5·2^mantissa rounds to the nearest
- * integer, ties to even, and leaves k in the low bits; 2^k is built from its bits), then
+/* exp(t) = 2^k·(q + p)/(q − p) (descentsim.numerics._exp_parts): Cody–Waite reduction with
+ * k = rint(t·log₂e) (adding and taking away 1.5·2^mantissa rounds to the nearest integer, ties to even,
+ * and leaves k in the low bits; 2^k is built from its bits), r = t − k·ln2, p = r·P(r²), q = Q(r²).
+ * Sets *p, *q and *two_k; returns k. */
+DS_INLINE vmask DS_NAME(ds_exp_parts)(vec t, vec *p, vec *q, vec *two_k)
+{
+    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
+    const vec shifted = (DS_T)DS_LOG2E * t + magic;
+    const vec kf = shifted - magic;
+    const vmask k = (vmask)shifted - (vmask)(t * 0 + magic);
+    const vec r = t - kf * (DS_T)DS_LN2_HI - kf * (DS_T)DS_LN2_LO;
+    const vec z = r * r;
+    *p = r * DS_NAME(ds_horner)(DS_EXP_P, 3, z);
+    *q = DS_NAME(ds_horner)(DS_EXP_Q, 4, z);
+    *two_k = (vec)((k + DS_EXPONENT_BIAS) << DS_MANTISSA_BITS);
+    return k;
+}
+
+/* tanh as descentsim.numerics.tanh: a = min(|x|, 22), exp(2a) = 2^k·(q + p)/(q − p), then
  * tanh a = (2^k(q + p) − (q − p)) / (2^k(q + p) + (q − p)), or p/q where k = 0: one division. */
 DS_INLINE vec DS_NAME(ds_tanh)(vec x)
 {
-    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
     const vmask sign = (vmask)(x * 0 - (DS_T)0); /* the sign bit alone */
     const vec magnitude = (vec)((vmask)x & ~sign);
     const vec a = vselect(magnitude > (DS_T)DS_TANH_CAP, x * 0 + (DS_T)DS_TANH_CAP, magnitude);
-    const vec t = (DS_T)2 * a;
-    const vec shifted = (DS_T)DS_LOG2E * t + magic;
-    const vec kf = shifted - magic;
-    const vmask k = (vmask)shifted - (vmask)(x * 0 + magic);
-    const vec r = t - kf * (DS_T)DS_LN2_HI - kf * (DS_T)DS_LN2_LO;
-    const vec z = r * r;
-    const vec p = r * DS_NAME(ds_horner)(DS_EXP_P, 3, z);
-    const vec q = DS_NAME(ds_horner)(DS_EXP_Q, 4, z);
-    const vec up = (vec)((k + DS_EXPONENT_BIAS) << DS_MANTISSA_BITS) * (q + p), down = q - p;
-    const vmask small = k == 0;
+    vec p, q, two_k;
+    const vmask small = DS_NAME(ds_exp_parts)((DS_T)2 * a, &p, &q, &two_k) == 0;
+    const vec up = two_k * (q + p), down = q - p;
     const vec result = vselect(small, p, up - down) / vselect(small, q, up + down);
     return (vec)((vmask)result | ((vmask)x & sign));
+}
+
+/* exp(x) for x <= 0 as descentsim.numerics.exp_nonpositive: 2^k·(q + p)/(q − p); 0 below DS_EXP_FLOOR
+ * (2^k stays a normal number in both precisions). */
+DS_INLINE vec DS_NAME(ds_exp_nonpositive)(vec x)
+{
+    const vmask floor = x < (DS_T)DS_EXP_FLOOR;
+    vec p, q, two_k;
+    DS_NAME(ds_exp_parts)(vselect(floor, x * 0, x), &p, &q, &two_k);
+    return vselect(floor, x * 0, (two_k * (q + p)) / (q - p));
+}
+
+/* log(s) for s >= 1 as descentsim.numerics.log_at_least_one: s = m·2^e with m in [√½, √2) from the
+ * bits (frexp), log m = 2u + 2u·w·R(w), u = (m − 1)/(m + 1), w = u², log s = (e·ln2_lo + log m) + e·ln2_hi;
+ * a non-finite s is returned as it is. e becomes a float by the round-to-nearest trick in reverse. */
+DS_INLINE vec DS_NAME(ds_log_at_least_one)(vec s)
+{
+    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
+    const vmask finite = (s - s) == 0;
+    const vmask bits = (vmask)vselect(finite, s, s * 0 + 1);
+    const vmask mantissa = ((vmask)(s * 0) + 1) << DS_MANTISSA_BITS;
+    const vmask e_frexp = ((bits >> DS_MANTISSA_BITS) & (2 * DS_EXPONENT_BIAS + 1)) - (DS_EXPONENT_BIAS - 1);
+    const vec m_frexp = (vec)((bits & (mantissa - 1)) | ((vmask)(s * 0) + ((DS_MASK_T)(DS_EXPONENT_BIAS - 1) << DS_MANTISSA_BITS)));
+    const vmask low = m_frexp < (DS_T)DS_SQRT_HALF;
+    const vec m = vselect(low, m_frexp * 2, m_frexp);
+    const vec e = (vec)((vmask)(s * 0 + magic) + (e_frexp + low)) - magic; /* low is −1 where true */
+    const vec u = (m - 1) / (m + 1);
+    const vec w = u * u;
+    const vec log_m = 2 * u + (2 * u) * w * DS_NAME(ds_horner)(DS_ATANH_R, 10, w);
+    return vselect(finite, (e * (DS_T)DS_LN2_LO + log_m) + e * (DS_T)DS_LN2_HI, s);
 }
 
 /* value of data row `row` at sample n (all lanes), or at each lane's own sample index[k] (minibatches) */
@@ -311,6 +349,177 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
     return loss / (DS_T)n_data;
 }
 
+/* minibatch sample of lane k at position j of its batch (keys: each lane's key of this step) */
+DS_INLINE ptrdiff_t DS_NAME(ds_batch_index)(const ds_problem *pb, uint64_t key, ptrdiff_t j)
+{
+    return (ptrdiff_t)(ds_mix(key + (uint64_t)j) % (uint64_t)pb->samples);
+}
+
+/* The layers of a softmax-mlp θ (lane-major): W1 (d × w1), b1, W2 (w1 × w2), b2, W3 (w2 × classes), b3. */
+typedef struct {
+    ptrdiff_t d, w1, w2, classes;
+    ptrdiff_t w1_at, b1_at, w2_at, b2_at, w3_at, b3_at; /* offsets in values */
+} DS_NAME(ds_softmax_shape);
+
+DS_INLINE DS_NAME(ds_softmax_shape) DS_NAME(ds_softmax_layout)(const ds_problem *pb)
+{
+    const DS_T *shape = (const DS_T *)pb->consts; /* row 0: width1, width2, classes (alike in every row) */
+    DS_NAME(ds_softmax_shape) l;
+    l.d = pb->data_rows - 1;
+    l.w1 = (ptrdiff_t)shape[0];
+    l.w2 = (ptrdiff_t)shape[1];
+    l.classes = (ptrdiff_t)shape[2];
+    l.w1_at = 0;
+    l.b1_at = l.w1_at + l.d * l.w1;
+    l.w2_at = l.b1_at + l.w1;
+    l.b2_at = l.w2_at + l.w1 * l.w2;
+    l.w3_at = l.b2_at + l.w2;
+    l.b3_at = l.w3_at + l.w2 * l.classes;
+    return l;
+}
+
+/* One dense layer in lanes: out_j = (Σ_i in_i·W_ij) + b_j (sum over i in order), then relu if asked. */
+DS_INLINE void DS_NAME(ds_dense)(const DS_T *in, ptrdiff_t fan_in, const DS_T *w, const DS_T *b, ptrdiff_t fan_out,
+                                 DS_T *out, int relu)
+{
+    const vec zero = {0};
+    ptrdiff_t i, j;
+    for (j = 0; j < fan_out; j++)
+        vstore(out + j * DS_LANES, zero);
+    for (i = 0; i < fan_in; i++) {
+        const vec a = vload(in + i * DS_LANES);
+        for (j = 0; j < fan_out; j++)
+            vstore(out + j * DS_LANES, vload(out + j * DS_LANES) + a * vload(w + (i * fan_out + j) * DS_LANES));
+    }
+    for (j = 0; j < fan_out; j++) {
+        const vec z = vload(out + j * DS_LANES) + vload(b + j * DS_LANES);
+        vstore(out + j * DS_LANES, relu ? (vec)((z > 0) & (vmask)z) : z);
+    }
+}
+
+/* softmax-mlp (descentsim.models.softmax_mlp): per sample, forward, cross-entropy ℓ = (μ + log s) − z_y,
+ * ∂ℓ/∂z = (exp(z − μ)/s − onehot)/count back-propagated (relu'(0) = 0, a unit is live where its
+ * activation is > 0), then every gradient entry gets the sample's term: samples in order, as the
+ * reference. work: the input, activations and errors of one sample (ds_model_vectors). */
+DS_INLINE vec DS_NAME(ds_softmax_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, DS_T *work, const uint64_t *keys)
+{
+    const DS_NAME(ds_softmax_shape) l = DS_NAME(ds_softmax_layout)(pb);
+    const ptrdiff_t samples = pb->samples, count = pb->batch_size > 0 ? pb->batch_size : samples;
+    const DS_T *x = (const DS_T *)pb->data, *labels = x + l.d * samples;
+    DS_T *a1 = work, *a2 = a1 + l.w1 * DS_LANES, *z = a2 + l.w2 * DS_LANES, *dz = z + l.classes * DS_LANES,
+         *d2 = dz + l.classes * DS_LANES, *d1 = d2 + l.w2 * DS_LANES, *xs = d1 + l.w1 * DS_LANES;
+    const vec zero = {0}, n_terms = zero + (DS_T)count;
+    vec loss = zero;
+    ptrdiff_t n, i, j, c, k, index[DS_LANES];
+    for (i = 0; i < pb->p; i++)
+        vstore(g + i * DS_LANES, zero);
+    for (n = 0; n < count; n++) {
+        const ptrdiff_t *at = NULL;
+        vec top, s = zero, label, picked = zero;
+        if (pb->batch_size > 0) {
+            for (k = 0; k < DS_LANES; k++)
+                index[k] = DS_NAME(ds_batch_index)(pb, keys[k], n);
+            at = index;
+        }
+        for (i = 0; i < l.d; i++)
+            vstore(xs + i * DS_LANES, DS_NAME(ds_sample)(x + i * samples, n, at));
+        DS_NAME(ds_dense)(xs, l.d, th + l.w1_at * DS_LANES, th + l.b1_at * DS_LANES, l.w1, a1, 1);
+        DS_NAME(ds_dense)(a1, l.w1, th + l.w2_at * DS_LANES, th + l.b2_at * DS_LANES, l.w2, a2, 1);
+        DS_NAME(ds_dense)(a2, l.w2, th + l.w3_at * DS_LANES, th + l.b3_at * DS_LANES, l.classes, z, 0);
+        top = vload(z);
+        for (c = 1; c < l.classes; c++)
+            top = vselect(vload(z + c * DS_LANES) > top, vload(z + c * DS_LANES), top);
+        for (c = 0; c < l.classes; c++) {
+            const vec e = DS_NAME(ds_exp_nonpositive)(vload(z + c * DS_LANES) - top);
+            vstore(dz + c * DS_LANES, e);
+            s = s + e;
+        }
+        label = DS_NAME(ds_sample)(labels, n, at);
+        for (k = 0; k < DS_LANES; k++)
+            picked[k] = z[(ptrdiff_t)label[k] * DS_LANES + k];
+        loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - picked);
+        for (c = 0; c < l.classes; c++) {
+            const vec onehot = (vec)((label == (DS_T)c) & (vmask)(zero + 1));
+            vstore(dz + c * DS_LANES, (vload(dz + c * DS_LANES) / s - onehot) / n_terms);
+        }
+        for (j = 0; j < l.w2; j++) { /* errors at the second hidden layer: Σ_c W3_jc·dz_c */
+            vec acc = zero;
+            for (c = 0; c < l.classes; c++)
+                acc = acc + vload(th + (l.w3_at + j * l.classes + c) * DS_LANES) * vload(dz + c * DS_LANES);
+            vstore(d2 + j * DS_LANES, (vec)((vload(a2 + j * DS_LANES) > 0) & (vmask)acc));
+        }
+        for (i = 0; i < l.w1; i++) { /* errors at the first: Σ_j W2_ij·d2_j */
+            vec acc = zero;
+            for (j = 0; j < l.w2; j++)
+                acc = acc + vload(th + (l.w2_at + i * l.w2 + j) * DS_LANES) * vload(d2 + j * DS_LANES);
+            vstore(d1 + i * DS_LANES, (vec)((vload(a1 + i * DS_LANES) > 0) & (vmask)acc));
+        }
+        {
+            const DS_T *inputs[3] = {xs, a1, a2}, *deltas[3] = {d1, d2, dz};
+            const ptrdiff_t fan_in[3] = {l.d, l.w1, l.w2}, fan_out[3] = {l.w1, l.w2, l.classes};
+            const ptrdiff_t w_at[3] = {l.w1_at, l.w2_at, l.w3_at}, b_at[3] = {l.b1_at, l.b2_at, l.b3_at};
+            ptrdiff_t layer;
+            for (layer = 0; layer < 3; layer++) {
+                for (i = 0; i < fan_in[layer]; i++) {
+                    const vec a = vload(inputs[layer] + i * DS_LANES);
+                    DS_T *gw = g + (w_at[layer] + i * fan_out[layer]) * DS_LANES;
+                    for (j = 0; j < fan_out[layer]; j++)
+                        vstore(gw + j * DS_LANES, vload(gw + j * DS_LANES) + a * vload(deltas[layer] + j * DS_LANES));
+                }
+                for (j = 0; j < fan_out[layer]; j++)
+                    vstore(g + (b_at[layer] + j) * DS_LANES,
+                           vload(g + (b_at[layer] + j) * DS_LANES) + vload(deltas[layer] + j * DS_LANES));
+            }
+        }
+    }
+    return loss / n_terms;
+}
+
+/* One dense layer for lane k alone: out_j = (Σ_i in[i·stride]·W_ij) + b_j (sum over i in order), then
+ * relu if asked; w and b point at lane k of W (fan_in × fan_out) and b. */
+DS_INLINE void DS_NAME(ds_dense_lane)(const DS_T *in, ptrdiff_t stride, ptrdiff_t fan_in, const DS_T *w, const DS_T *b,
+                                      ptrdiff_t fan_out, DS_T *out, int relu)
+{
+    ptrdiff_t i, j;
+    for (j = 0; j < fan_out; j++) {
+        DS_T acc = 0;
+        for (i = 0; i < fan_in; i++)
+            acc = acc + in[i * stride] * w[(i * fan_out + j) * DS_LANES];
+        acc = acc + b[j * DS_LANES];
+        out[j] = relu ? (acc > 0 ? acc : 0) : acc;
+    }
+}
+
+/* The softmax-mlp's accuracy and collapse (descentsim.models.softmax_mlp.SoftmaxMLP.evaluate) for lane k at
+ * θ = th, on the whole training set, one input at a time in lane k's precision; work: scratch. */
+DS_INLINE void DS_NAME(ds_softmax_evaluate)(const ds_problem *pb, const DS_T *th, ptrdiff_t k, DS_T *work,
+                                            double *accuracy, signed char *collapsed)
+{
+    const DS_NAME(ds_softmax_shape) l = DS_NAME(ds_softmax_layout)(pb);
+    const ptrdiff_t samples = pb->samples;
+    const DS_T *x = (const DS_T *)pb->data, *labels = x + l.d * samples;
+    DS_T *a1 = work, *a2 = a1 + l.w1, *z = a2 + l.w2;
+    ptrdiff_t n, c, correct = 0, first = -1;
+    int same = 1, finite = 1;
+    for (n = 0; n < samples; n++) {
+        ptrdiff_t best = 0;
+        DS_NAME(ds_dense_lane)(x + n, samples, l.d, th + l.w1_at * DS_LANES + k, th + l.b1_at * DS_LANES + k, l.w1, a1, 1);
+        DS_NAME(ds_dense_lane)(a1, 1, l.w1, th + l.w2_at * DS_LANES + k, th + l.b2_at * DS_LANES + k, l.w2, a2, 1);
+        DS_NAME(ds_dense_lane)(a2, 1, l.w2, th + l.w3_at * DS_LANES + k, th + l.b3_at * DS_LANES + k, l.classes, z, 0);
+        for (c = 0; c < l.classes; c++) {
+            finite &= isfinite(z[c]) != 0;
+            if (z[c] > z[best])
+                best = c;
+        }
+        correct += best == (ptrdiff_t)labels[n];
+        if (first < 0)
+            first = best;
+        same &= best == first;
+    }
+    *accuracy = finite ? (double)correct / (double)samples : NAN;
+    *collapsed = (signed char)(finite && same);
+}
+
 DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
                                      const uint64_t *keys)
 {
@@ -324,6 +533,8 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
         return DS_NAME(ds_uv)(th, g, c, pb->p);
     case DS_MLP:
         return DS_NAME(ds_mlp)(pb, th, g, c, work, keys);
+    case DS_SOFTMAX_MLP:
+        return DS_NAME(ds_softmax_mlp)(pb, th, g, work, keys);
     default:
         return DS_NAME(ds_relu_neuron)(th, g, data, data + pb->samples, pb->samples, pb->w_only, pb->batch_size,
                                         keys);
@@ -493,7 +704,8 @@ DS_INLINE void DS_NAME(ds_classify_end)(const DS_NAME(ds_lanes) *s, const ds_pro
 /* Write the fields of lane k, decided at step T = t with loss L_T; the score holds v_T for the steps
  * T..steps−1 it did not run. */
 DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *rules, ptrdiff_t k, double loss,
-                                  unsigned char outcome, int period, int attractor, const ds_outputs *out)
+                                  unsigned char outcome, int period, int attractor, double accuracy,
+                                  signed char collapsed, const ds_outputs *out)
 {
     const ptrdiff_t t = LANE(t, k), steps = rules->steps, i = s->point[k];
     const double loss0 = LANE(loss0, k);
@@ -513,6 +725,8 @@ DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *ru
     out->loss_sum[i] = LANE(loss_sum, k);
     out->period[i] = period;
     out->attractor[i] = attractor;
+    out->accuracy[i] = accuracy;
+    out->collapsed[i] = collapsed;
 }
 
 /* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time.
@@ -599,6 +813,8 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
         for (k = 0; k < DS_LANES; k++) {
             unsigned char outcome = DS_UNRESOLVED;
             int period = 0, attractor = -1;
+            double accuracy = NAN;
+            signed char collapsed = -1;
             if (!decided[k / 4][k % 4])
                 continue;
             if (diverged[k / 4][k % 4]) {
@@ -609,7 +825,10 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             } else {
                 DS_NAME(ds_classify_end)(s, pb, rules, k, th, history, &outcome, &period);
             }
-            DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], outcome, period, attractor, out);
+            if (pb->model == DS_SOFTMAX_MLP)
+                DS_NAME(ds_softmax_evaluate)(pb, th, k, work_model, &accuracy, &collapsed);
+            DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], outcome, period, attractor, accuracy, collapsed,
+                               out);
             if (next < last) {
                 DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper, state, scale);
             } else {

@@ -87,6 +87,11 @@ MODELS = {
                   params={"m": 16}),
     "relu-neuron": MapSpec(model="relu-neuron", x=Axis("lr", 0.01, 5.0, 11, "log"), y=Axis("w0", -2.0, 2.0, 7),
                            steps=200, params={"trainable": "wbac", "samples": 24}),
+    "mlp": MapSpec(model="mlp", x=Axis("lr", 0.05, 5.0, 7, "log"), y=Axis("init_scale", 0.5, 1.5, 3), steps=60,
+                   params={"width": 3, "d": 2, "n_data": 5}),
+    "softmax-mlp": MapSpec(model="softmax-mlp", x=Axis("lr", 0.01, 3.0, 7, "log"), y=Axis("init_scale", 0.5, 2, 2),
+                           steps=40, params={"classes": 3, "d": 2, "per_class": 3, "width1": 4, "width2": 3,
+                                             "batch_size": 4}),
 }
 OPTIMIZER_SETTINGS = {
     "momentum": {"momentum": 0.8},

@@ -36,7 +36,7 @@ def test_bad_axes(kwargs, message):
 
 
 def test_unknown_model_lists_valid_ones():
-    with pytest.raises(ds.SpecError, match="unknown model .transformer.; valid models: quadratic, double-well, uv, relu-neuron, mlp"):
+    with pytest.raises(ds.SpecError, match="unknown model .transformer.; valid models: quadratic, double-well, uv, relu-neuron, mlp, softmax-mlp"):
         MapSpec(model="transformer", x=Axis("lr", 0.1, 1, 2))
 
 

@@ -138,6 +138,9 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
             for k, v in moved.items():
                 state[k][go] = v
 
+    if model.classifier:  # every row's θ is now θ_T: stopped rows stay where they were decided
+        with np.errstate(all="ignore"):
+            out["accuracy"], out["collapsed"] = model.evaluate(theta, consts, data)
     decided = out["steps"]
     out["loss_sum"] = loss_sum
     out["score"] = _score(decided, final_v, sum_v, sum_inv, last_sum, steps)

@@ -7,9 +7,10 @@ from .base import Model, Problem
 from .mlp import MLP
 from .relu_neuron import ReluNeuron
 from .scalar import DoubleWell, Quadratic
+from .softmax_mlp import SoftmaxMLP
 from .uv import UV
 
-MODELS: dict[str, Model] = {m.name: m for m in (Quadratic(), DoubleWell(), UV(), ReluNeuron(), MLP())}
+MODELS: dict[str, Model] = {m.name: m for m in (Quadratic(), DoubleWell(), UV(), ReluNeuron(), MLP(), SoftmaxMLP())}
 
 
 def get_model(name: str) -> Model:

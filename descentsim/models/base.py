@@ -56,6 +56,8 @@ class Model:
     converge_loss: float = 1e-8
     #: Whether the loss is a mean over data samples (so minibatches apply), with ``samples`` of them.
     minibatches = False
+    #: Whether the model classifies its data (``evaluate`` gives the accuracy and collapsed fields).
+    classifier = False
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         raise NotImplementedError
@@ -68,6 +70,10 @@ class Model:
                   ) -> tuple[np.ndarray, np.ndarray]:
         """Loss (n,) and gradient (n, P) at parameters ``theta`` (n, P), in theta's dtype; over the sample
         indices ``batch`` (n, B) of each row when given (models with ``minibatches``)."""
+        raise NotImplementedError
+
+    def evaluate(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Classifiers: (accuracy (n,) float64, collapsed (n,) int8) of the final parameters ``theta``."""
         raise NotImplementedError
 
     def attractor(self, theta: np.ndarray) -> np.ndarray:
