@@ -46,6 +46,9 @@ BATCH_KNOBS = (
     Knob("batch_seed", 0, "seed of the minibatch sequence", kind=int, minimum=0, maximum=2**53),
     Knob("batch_per_point", 0, "1: every grid point its own minibatch sequence; 0: all the same", kind=int,
          minimum=0, maximum=1),
+    Knob("batch_order", "random", "random: drawn by a hash of (batch_seed, step, point); sequential: update t takes "
+         "samples t·batch_size ... (t+1)·batch_size − 1 (mod samples), each once per pass", kind=str,
+         choices=("random", "sequential")),
 )
 #: Most steps for which a schedule's factors are tabulated (8 bytes each).
 MAX_SCHEDULED_STEPS = 2**26

@@ -8,6 +8,10 @@ With the 64-bit mixing function of SplitMix64 (all arithmetic modulo 2^64),
 
 where p is the grid point's index (iy·nx + ix) when ``batch_per_point`` is 1, and 0 when every point
 sees the same sequence of minibatches.
+
+With ``batch_order = "sequential"`` update t takes index_j = (t·batch_size + j) mod n_samples: the data
+in order, pass after pass, the same for every point. With samples = (steps + 1)·batch_size every
+evaluation of the loss sees samples no other has seen: fresh samples every step.
 """
 
 from __future__ import annotations
@@ -28,8 +32,12 @@ def mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def batch_indices(seed: int, t: int, points: np.ndarray, batch_size: int, n_samples: int) -> np.ndarray:
+def batch_indices(seed: int, t: int, points: np.ndarray, batch_size: int, n_samples: int,
+                  sequential: bool = False) -> np.ndarray:
     """(m, batch_size) sample indices of update t for grid points ``points`` (zeros for a shared sequence)."""
+    if sequential:
+        j = np.arange(batch_size, dtype=np.int64)
+        return np.broadcast_to((t * batch_size + j) % n_samples, (len(points), batch_size))
     with np.errstate(over="ignore"):
         base = mix(np.uint64(seed) ^ GOLDEN)
         key = mix(base + np.uint64(t) * STEP + points.astype(np.uint64) * POINT)

@@ -160,6 +160,8 @@ class MapSpec:
             knob.sweep_values(axis.values())
         if self.params.get("batch_size", 0) and not model.minibatches:
             raise SpecError(f"model {model.name!r} has no data samples to draw minibatches from; leave batch_size at 0")
+        if self.params.get("batch_order") == "sequential" and self.params.get("batch_per_point"):
+            raise SpecError("batch_order 'sequential' is the same sequence for every point; leave batch_per_point at 0")
         if self.y is not None and self.y.name == self.x.name:
             raise SpecError(f"x and y both sweep knob {self.x.name!r}; sweep two different knobs")
 

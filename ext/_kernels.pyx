@@ -55,6 +55,7 @@ cdef extern from "kernels.h" nogil:
         Py_ssize_t batch_size
         unsigned long long batch_seed
         int batch_per_point
+        int batch_sequential
         const long long* point_id
     ctypedef struct ds_outputs:
         unsigned char* outcome
@@ -106,7 +107,7 @@ def train(
     const floating[:, ::1] hyper,         # IN (n, H) per-point optimiser hyperparameters, lr first
     const double[::1] lr_factors,         # IN (steps,) learning-rate schedule f(t), or None for f = 1
     const floating[:, ::1] lr_scale,      # IN (n, P) per-parameter learning-rate multipliers, or None
-    Py_ssize_t batch_size, unsigned long long batch_seed, int batch_per_point,  # IN minibatches (size 0: none)
+    Py_ssize_t batch_size, unsigned long long batch_seed, int batch_per_point, int batch_sequential,  # IN minibatches (size 0: none)
     const long long[::1] point_id,        # IN (n,) grid index of each row (per-point minibatches), or None
     const unsigned char[::1] trainable,   # IN (P,) which parameters move
     Py_ssize_t steps,                     # IN budget of updates
@@ -161,6 +162,7 @@ def train(
     pb.batch_size = batch_size
     pb.batch_seed = batch_seed
     pb.batch_per_point = batch_per_point
+    pb.batch_sequential = batch_sequential
     pb.point_id = &point_id[0] if point_id is not None else NULL
     if batch_size > 0 and batch_per_point and point_id is None:
         raise ValueError("per-point minibatches need point_id")

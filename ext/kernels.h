@@ -71,6 +71,7 @@ typedef struct {
     ptrdiff_t batch_size;           /* samples per minibatch, 0 for the full batch */
     uint64_t batch_seed;
     int batch_per_point;            /* 1: each grid point its own sequence (point_id), 0: one for all */
+    int batch_sequential;           /* 1: update t takes samples t·batch_size + j (mod samples) */
     const long long *point_id;      /* (n,) grid index of each row, or NULL */
 } ds_problem;
 

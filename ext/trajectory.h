@@ -85,14 +85,23 @@ DS_INLINE vec DS_NAME(ds_uv)(const DS_T *th, DS_T *g, const DS_T *c, ptrdiff_t p
     return (DS_T)0.5 * r * r;
 }
 
+/* the sample at position j of a lane's minibatch, from the lane's key of this step (ds_batch_keys):
+ * mix(key + j) mod samples, or (key + j) mod samples in sequential order (key = t·batch_size) */
+DS_INLINE ptrdiff_t DS_NAME(ds_batch_index)(const ds_problem *pb, uint64_t key, ptrdiff_t j)
+{
+    const uint64_t at = key + (uint64_t)j;
+    return (ptrdiff_t)((pb->batch_sequential ? at : ds_mix(at)) % (uint64_t)pb->samples);
+}
+
 /* relu-neuron: ŷ = a·relu(w·x + b) + c, e = ŷ − y, L = ½·mean(e²), relu'(0) = 0;
  * ∇ = mean of (e·a·[z>0]·x, e·a·[z>0], e·relu(z), e), summed in sample order; with w_only only L and
  * ∂L/∂w are formed (the other parameters do not move). With minibatches (keys: each lane's key of
- * this step) the samples are index_j = mix(key + j) mod samples, j < batch_size, gathered lane by lane. */
-DS_INLINE vec DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, const DS_T *y,
-                                      ptrdiff_t samples, int w_only, ptrdiff_t batch_size,
-                                      const uint64_t *keys)
+ * this step) the samples are ds_batch_index(key, j), j < batch_size, gathered lane by lane. */
+DS_INLINE vec DS_NAME(ds_relu_neuron)(const ds_problem *pb, const DS_T *th, DS_T *g, const uint64_t *keys)
 {
+    const DS_T *x = (const DS_T *)pb->data, *y = x + pb->samples;
+    const ptrdiff_t samples = pb->samples, batch_size = pb->batch_size;
+    const int w_only = pb->w_only;
     const vec w = vload(th), b = vload(th + DS_LANES), a = vload(th + 2 * DS_LANES),
               c = vload(th + 3 * DS_LANES), zero = {0};
     const ptrdiff_t count = batch_size > 0 ? batch_size : samples;
@@ -116,7 +125,7 @@ DS_INLINE vec DS_NAME(ds_relu_neuron)(const DS_T *th, DS_T *g, const DS_T *x, co
     gc = gc + e;
 #define DS_GATHER                                                                                      \
     for (k = 0; k < DS_LANES; k++) {                                                                   \
-        const uint64_t index = ds_mix(keys[k] + (uint64_t)i) % (uint64_t)samples;                      \
+        const ptrdiff_t index = DS_NAME(ds_batch_index)(pb, keys[k], i);                                  \
         xv[k] = x[index];                                                                              \
         yv[k] = y[index];                                                                              \
     }
@@ -271,7 +280,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
             n = n0 + t;
             if (pb->batch_size > 0) {
                 for (k = 0; k < DS_LANES; k++)
-                    index[t][k] = (ptrdiff_t)(ds_mix(keys[k] + (uint64_t)n) % (uint64_t)samples);
+                    index[t][k] = DS_NAME(ds_batch_index)(pb, keys[k], n);
                 at = index[t];
             }
             for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) { /* blocks of units, in registers */
@@ -347,12 +356,6 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
         }
     }
     return loss / (DS_T)n_data;
-}
-
-/* minibatch sample of lane k at position j of its batch (keys: each lane's key of this step) */
-DS_INLINE ptrdiff_t DS_NAME(ds_batch_index)(const ds_problem *pb, uint64_t key, ptrdiff_t j)
-{
-    return (ptrdiff_t)(ds_mix(key + (uint64_t)j) % (uint64_t)pb->samples);
 }
 
 /* The layers of a softmax-mlp θ (lane-major): W1 (d × w1), b1, W2 (w1 × w2), b2, W3 (w2 × classes), b3. */
@@ -523,7 +526,6 @@ DS_INLINE void DS_NAME(ds_softmax_evaluate)(const ds_problem *pb, const DS_T *th
 DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
                                      const uint64_t *keys)
 {
-    const DS_T *data = (const DS_T *)pb->data;
     switch (pb->model) {
     case DS_QUADRATIC:
         return DS_NAME(ds_quadratic)(th, g, c);
@@ -536,8 +538,7 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
     case DS_SOFTMAX_MLP:
         return DS_NAME(ds_softmax_mlp)(pb, th, g, work, keys);
     default:
-        return DS_NAME(ds_relu_neuron)(th, g, data, data + pb->samples, pb->samples, pb->w_only, pb->batch_size,
-                                        keys);
+        return DS_NAME(ds_relu_neuron)(pb, th, g, keys);
     }
 }
 
@@ -756,7 +757,8 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             for (k = 0; k < DS_LANES; k++) {
                 const ptrdiff_t row = s->point[k] >= 0 ? s->point[k] : 0;
                 const uint64_t point = pb->batch_per_point ? (uint64_t)pb->point_id[row] : 0;
-                keys[k] = ds_batch_key(pb->batch_seed, (uint64_t)LANE(t, k), point);
+                keys[k] = pb->batch_sequential ? (uint64_t)LANE(t, k) * (uint64_t)pb->batch_size
+                                               : ds_batch_key(pb->batch_seed, (uint64_t)LANE(t, k), point);
             }
         const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c, work_model, keys);
         DS_NAME(ds_qmask) go_quads[DS_QUADS];

@@ -94,6 +94,8 @@ def random_specs(draw):
         params["trainable"] = draw(st.sampled_from(["w", "wb", "wbac"]))
         params["batch_size"] = draw(st.sampled_from([0, 0, 1, 5]))
         params["batch_per_point"] = draw(st.integers(0, 1))
+        if not params["batch_per_point"]:
+            params["batch_order"] = draw(st.sampled_from(["random", "sequential"]))
     return MapSpec(
         model=model,
         x=Axis(xname, x0, x1, draw(st.integers(1, 13))),

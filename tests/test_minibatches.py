@@ -5,7 +5,7 @@ import pytest
 from helpers import assert_same_fields, run_both
 
 import descentsim as ds
-from descentsim import Axis, MapSpec
+from descentsim import Axis, MapSpec, Outcome
 from descentsim.sampling import batch_indices, mix
 
 BASE = MapSpec(
@@ -30,15 +30,25 @@ def test_indices_are_in_range_and_vary():
     assert not np.array_equal(batch_indices(3, 6, np.zeros(1, dtype=np.int64), 10, 17), shared[:1])
 
 
-@pytest.mark.parametrize("per_point", [0, 1])
-def test_cython_matches_reference(per_point, dtype):
-    spec = BASE.replace(params={**BASE.params, "batch_per_point": per_point}, dtype=dtype)
+def test_sequential_order_takes_the_data_in_turn():
+    idx = batch_indices(3, 5, np.arange(4), 6, 17, sequential=True)
+    np.testing.assert_array_equal(idx, np.broadcast_to([13, 14, 15, 16, 0, 1], (4, 6)))
+    with pytest.raises(ds.SpecError, match="leave batch_per_point at 0"):
+        BASE.replace(params={**BASE.params, "batch_order": "sequential", "batch_per_point": 1})
+
+
+ORDERS = [{"batch_per_point": 0}, {"batch_per_point": 1}, {"batch_order": "sequential"}]
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["shared", "per point", "sequential"])
+def test_cython_matches_reference(order, dtype):
+    spec = BASE.replace(params={**BASE.params, **order}, dtype=dtype)
     assert_same_fields(*run_both(spec))
 
 
-@pytest.mark.parametrize("per_point", [0, 1])
-def test_thread_and_tile_invariance(per_point):
-    spec = BASE.replace(params={**BASE.params, "batch_per_point": per_point})
+@pytest.mark.parametrize("order", ORDERS, ids=["shared", "per point", "sequential"])
+def test_thread_and_tile_invariance(order):
+    spec = BASE.replace(params={**BASE.params, **order})
     whole = ds.run_map(spec, threads=2)
     for threads, tile in ((1, (1, 1)), (3, (2, 5)), (2, (5, 13))):
         assert_same_fields(whole, ds.run_map(spec, threads=threads, tile_shape=tile))
@@ -77,9 +87,26 @@ MLP = MapSpec(
 )
 
 
-@pytest.mark.parametrize("per_point", [0, 1])
-def test_mlp_minibatches_match_and_are_invariant(per_point, dtype):
-    spec = MLP.replace(params={**MLP.params, "batch_per_point": per_point}, dtype=dtype)
+@pytest.mark.parametrize("order", ORDERS, ids=["shared", "per point", "sequential"])
+def test_mlp_minibatches_match_and_are_invariant(order, dtype):
+    spec = MLP.replace(params={**MLP.params, **order}, dtype=dtype)
     reference, compiled = run_both(spec, threads=3)
     assert_same_fields(reference, compiled)
     assert_same_fields(compiled, ds.run_map(spec, threads=1, tile_shape=(2, 3)))
+
+
+def test_fresh_samples_reproduce_the_dead_relu_report():
+    """A single ReLU neuron fitted to relu(x), 1000 fresh N(0, 1) inputs per step (sequential order
+    through (steps + 1)·1000 samples), lr 0.01: started at w0 = −10 it never learns — w decays towards 0
+    from below, where the gradient vanishes, and the loss stays at ½·E[relu(x)²] = 0.25 — while w0 = +10
+    converges. With the bias trainable too, the start at −10 stays as far from the fit."""
+    steps = 3000
+    params = {"lr": 0.01, "batch_size": 1000, "batch_order": "sequential", "samples": (steps + 1) * 1000}
+    spec = MapSpec(model="relu-neuron", x=Axis("w0", -10.0, 10.0, 2), steps=steps, params=params)
+    problem = ds.problem(spec, 0, 0)
+    assert problem.data.shape == (2, 3001000) and abs(np.mean(problem.data[0])) < 3e-3  # fresh N(0, 1) draws
+    m = ds.run_map(spec)
+    (dead, alive), loss = m.outcome[0], m.fields["final_loss"][0]
+    assert alive == Outcome.CONVERGED and dead != Outcome.CONVERGED and loss[0] == pytest.approx(0.25, abs=0.05)
+    with_bias = ds.run_map(spec.replace(params={**params, "trainable": "wb"}))
+    assert with_bias.outcome[0, 0] != Outcome.CONVERGED and with_bias.fields["final_loss"][0, 0] > 0.2

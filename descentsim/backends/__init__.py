@@ -44,7 +44,8 @@ def problems(
     def problem(sub, positions):
         made = model.problem(sub, len(positions))
         if int(sub["batch_size"]) > 0:
-            made.batch = (int(sub["batch_size"]), int(sub["batch_seed"]), int(sub["batch_per_point"]))
+            made.batch = (int(sub["batch_size"]), int(sub["batch_seed"]), int(sub["batch_per_point"]),
+                          int(sub["batch_order"] == "sequential"))
             made.point_id = point_id[positions]
         return made
 

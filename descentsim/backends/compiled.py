@@ -43,7 +43,7 @@ class CythonBackend:
             arr(hyper),
             factors,
             None if problem.lr_scale is None else arr(problem.lr_scale),
-            *(problem.batch or (0, 0, 0)),
+            *(problem.batch or (0, 0, 0, 0)),
             None if problem.point_id is None else np.ascontiguousarray(problem.point_id, dtype=np.int64),
             np.ascontiguousarray(problem.trainable, dtype=np.uint8),
             spec.steps,

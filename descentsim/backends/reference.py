@@ -90,9 +90,9 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
                 break
             batch = None
             if problem.batch is not None:
-                size, seed, per_point = problem.batch
+                size, seed, per_point, sequential = problem.batch
                 points = point_id[act] if per_point else np.zeros(act.size, dtype=np.int64)
-                batch = batch_indices(seed, t, points, size, data.shape[1])
+                batch = batch_indices(seed, t, points, size, data.shape[1], bool(sequential))
             loss, grad = model.loss_grad(theta[act], consts[act], data, batch)
             loss = loss.astype(np.float64)
             if t == 0:

@@ -29,8 +29,8 @@ class Problem:
     data: np.ndarray
     trainable: np.ndarray
     lr_scale: np.ndarray | None = None
-    #: (batch_size, batch_seed, batch_per_point) for minibatches (``descentsim.sampling``), or None.
-    batch: tuple[int, int, int] | None = None
+    #: (batch_size, batch_seed, batch_per_point, sequential) for minibatches (``descentsim.sampling``), or None.
+    batch: tuple[int, int, int, int] | None = None
     #: (n,) grid index iy·nx + ix of each row, for per-point minibatch sequences.
     point_id: np.ndarray | None = None
 
