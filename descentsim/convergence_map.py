@@ -84,6 +84,52 @@ class ConvergenceMap:
         """The fraction of points of every outcome class."""
         return {o: self.fraction(o) for o in Outcome}
 
+    def side(self, inside=None) -> np.ndarray:
+        """Boolean (ny, nx) mask of the points on one side of a boundary: ``None`` for the trainable points
+        (Sohl-Dickstein's criterion, a negative ``score``), else outcomes (``Outcome``, codes or names)."""
+        from .boundary import side
+
+        return side(self.fields, inside)
+
+    def boundary(self, inside=None) -> np.ndarray:
+        """Boolean (ny, nx) mask of the points next to the other side (``descentsim.boundary``)."""
+        from .boundary import boundary_mask
+
+        return boundary_mask(self.side(inside))
+
+    def fractal_dimension(self, inside=None, sizes=None, fit: tuple[float, float] | None = None):
+        """Box-counting dimension of the boundary of ``side(inside)``, with its fit (``boundary.box_counting``)."""
+        from .boundary import box_counting
+
+        return box_counting(self.side(inside), sizes, fit)
+
+    def uncertainty_exponent(self, inside=None, distances=None, fit: tuple[float, float] | None = None):
+        """α with f(ε) ∝ ε^α for ``side(inside)`` (``boundary.uncertainty_exponent``)."""
+        from .boundary import uncertainty_exponent
+
+        return uncertainty_exponent(self.side(inside), distances, fit)
+
+    def basin_entropy(self, box: int = 5, field: str = "outcome") -> tuple[float, float]:
+        """(Sb, Sbb) of the labels in ``field`` (the outcome classes by default; ``attractor`` for the
+        minima reached) in boxes of box×box points (``boundary.basin_entropy``)."""
+        from .boundary import basin_entropy
+
+        return basin_entropy(self.fields[field], box)
+
+    def to_xarray(self):
+        """The fields as an ``xarray.Dataset`` with the axes as coordinates, the spec and provenance as attributes."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError("to_xarray needs xarray: pip install xarray") from None
+        dims = ("y", "x") if self.spec.y is not None else ("row", "x")
+        coords = {"x": (("x",), self.x, {"knob": self.spec.x.name, "scale": self.spec.x.scale})}
+        if self.spec.y is not None:
+            coords["y"] = (("y",), self.y, {"knob": self.spec.y.name, "scale": self.spec.y.scale})
+        data = {name: (dims, values) for name, values in self.fields.items()}
+        attrs = {"spec": self.spec.to_toml(), **{k: str(v) for k, v in self.provenance.items()}}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
     def save(self, path: str | Path) -> None:
         """Write the map to an HDF5 file, atomically (replacing ``path`` if it exists)."""
         from .store import write_map
