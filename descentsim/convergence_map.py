@@ -116,6 +116,14 @@ class ConvergenceMap:
 
         return basin_entropy(self.fields[field], box)
 
+    def critical_curve(self, inside=None, refine: int = 0, backend: str = "auto", threads: int | None = None):
+        """Per row, the bracket of the largest x below which points are on side ``inside`` (trainable by
+        default), narrowed by ``refine`` bisection steps with extra trajectories (``descentsim.critical``)."""
+        from . import critical
+
+        curve = critical.critical_curve(self, inside)
+        return critical.refine(self, curve, refine, inside, backend, threads) if refine else curve
+
     def to_xarray(self):
         """The fields as an ``xarray.Dataset`` with the axes as coordinates, the spec and provenance as attributes."""
         try:

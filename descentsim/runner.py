@@ -56,6 +56,26 @@ def compute_tile(
     return {name: values.reshape(tile.shape) for name, values in flat.items()}
 
 
+def run_points(
+    spec: MapSpec,
+    iy: np.ndarray,
+    ix: np.ndarray,
+    overrides: dict[str, np.ndarray] | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The fields (shaped like iy) of the trajectories at grid points (iy, ix), with knob values replaced
+    point by point by ``overrides`` (for refinement between grid points); a pure function of its input."""
+    engine = get_backend(backend)
+    iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
+    out = {name: np.empty(iy.size, dtype=info.dtype) for name, info in FIELDS.items()}
+    for positions, made, hyper, factors in problems(spec, iy, ix, overrides):
+        result = engine.run(spec, made, hyper, factors, effective_threads(threads))
+        for name in FIELDS:
+            out[name][positions] = result[name]
+    return out
+
+
 def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
     """The exact initial parameters, constants and data of grid point (iy, ix) of a map, in float64.
 

@@ -29,15 +29,16 @@ class Backend(Protocol):
 
 
 def problems(
-    spec: MapSpec, iy: np.ndarray, ix: np.ndarray
+    spec: MapSpec, iy: np.ndarray, ix: np.ndarray, overrides: dict[str, np.ndarray] | None = None
 ) -> Iterator[tuple[np.ndarray, Problem, np.ndarray, np.ndarray | None]]:
     """The problems for grid points (iy, ix): ``(positions, problem, hyper, factors)`` per group of points.
 
     Points that differ in a shape knob (one that fixes array sizes, shared data or the learning-rate
     schedule, such as a width, a data seed or a decay rate) go into separate groups; ``positions``
-    index into iy/ix; ``factors`` are the schedule's (``optimizers.schedule_factors``).
+    index into iy/ix; ``factors`` are the schedule's (``optimizers.schedule_factors``). ``overrides``
+    replaces knob values point by point (arrays like iy), for points between the grid's.
     """
-    values = spec.point_values(iy, ix)
+    values = {**spec.point_values(iy, ix), **(overrides or {})}
     model, optimizer = spec.model_def, spec.optimizer_def
     point_id = iy.astype(np.int64) * spec.shape[1] + ix
 
