@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import fields
 from typing import Any, Sequence, TextIO
 
+import numpy as np
+
 from .errors import DescentsimError, RunInterrupted, SpecError
 from .outcome import Outcome
 from .spec import MapSpec, read_config
@@ -218,6 +220,12 @@ def describe(cmap) -> str:
     for outcome in Outcome:
         if outcome is not Outcome.NOT_COMPUTED or cmap.fraction(outcome) > 0:
             lines.append(f"{outcome.label:<14} {cmap.fraction(outcome):8.2%}")
+    collapsed = cmap.fields["collapsed"]
+    if (collapsed >= 0).any():  # a classifier: how many collapsed, and how well the rest learned
+        lines.append(f"{'collapsed':<14} {np.mean(collapsed == 1):8.2%}")
+        accuracy = cmap.fields["accuracy"][np.isfinite(cmap.fields["accuracy"])]
+        if accuracy.size:
+            lines.append(f"{'mean accuracy':<14} {accuracy.mean():8.2%}")
     lines += ["", "# provenance"]
     lines += [f"{key:<20} {value}" for key, value in sorted(cmap.provenance.items())]
     return "\n".join(lines)

@@ -57,6 +57,17 @@ def test_map_then_info(tmp_path, config):
     assert 'model = "relu-neuron"' in info.stdout and "converged" in info.stdout and "wall_time_s" in info.stdout
 
 
+def test_info_on_a_classifier_map_reports_collapse():
+    from descentsim.cli import describe
+
+    spec = ds.MapSpec(model="softmax-mlp", optimizer="adam", x=ds.Axis("lr", 0.01, 1.0, 2, "log"), steps=300,
+                      params={"batch_size": 16, "classes": 3, "per_class": 10, "d": 4, "width1": 8, "width2": 6})
+    m = ds.run_map(spec)
+    text = describe(m)
+    assert f"{'collapsed':<14} {np.mean(m.fields['collapsed'] == 1):8.2%}" in text and "mean accuracy" in text
+    assert "collapsed" not in describe(ds.run_map(ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.1, 1, 2), steps=5)))
+
+
 def test_set_knob_backend_threads_and_tile(tmp_path, config):
     args = ["--set", "lr=0.5", "--set", 'x={name="w0", start=-1.0, stop=1.0, n=6}', "--set", "y.name=b0"]
     args += ["--set", "trainable=wb", "--threads", "1", "--tile", "3x4"]
