@@ -83,64 +83,34 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
 import numpy as np
 
 import descentsim as ds
-from common import CONVERGED, DIVERGED, UNDECIDED, class_fractions, import_jax, outcome_class, time_jax_map
+from common import (
+    CONVERGED,
+    DIVERGED,
+    UNDECIDED,
+    Measurement,
+    argument_parser,
+    class_fractions,
+    fields_identical,
+    import_jax,
+    outcome_class,
+    parse_checked,
+    print_jax_agreement,
+    print_jax_status,
+    time_descentsim,
+    time_jax,
+)
 from descentsim.convergence_map import package_version
 from descentsim.threads import available_cores
 
 #: Both axes, log-spaced: lr1 (input layer) on x, lr2 (output layer) on y; lr = 1.
 LR_RANGE = (1.0, 1e3)
 SQRT2 = float(np.sqrt(2.0))
-#: Outcome classes compared between engines; descentsim's stuck, cycling and unresolved are "undecided".
-CLASS_LABELS = {CONVERGED: "converged", DIVERGED: "diverged", UNDECIDED: "undecided"}
-
-
-@dataclass
-class Measurement:
-    """One timed run of one engine on one map.
-
-    Attributes
-    ----------
-    engine, dtype : what ran.
-    shape : (ny, nx) grid of the map.
-    budget : steps per trajectory.
-    wall_s : wall-clock seconds of the timed run.
-    steps_run : network-steps actually run, summed over the grid points.
-    flop_per_step : FLOP per network step (``flop_count``).
-    """
-
-    engine: str
-    dtype: str
-    shape: tuple[int, int]
-    budget: int
-    wall_s: float
-    steps_run: int
-    flop_per_step: int
-
-    @property
-    def points(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-    @property
-    def nominal_rate(self) -> float:
-        """Map-equivalent network-steps per second: points × budget / wall time."""
-        return self.points * self.budget / self.wall_s
-
-    @property
-    def actual_rate(self) -> float:
-        """Network-steps actually run per second."""
-        return self.steps_run / self.wall_s
-
-    @property
-    def gflops(self) -> float:
-        """GFLOP/s of the steps actually run, with the FLOP count of ``flop_count``."""
-        return self.actual_rate * self.flop_per_step / 1e9
 
 
 # ---- the map and its FLOP count ------------------------------------------------------------------
@@ -175,26 +145,6 @@ def flop_count(width: int, d: int, n_data: int) -> dict[str, int]:
     update = 2 * p  # θ − η·g
     return {"matmul": matmul, "elementwise": elementwise, "update": update,
             "total": matmul + elementwise + update, "tanh": n * w}
-
-
-# ---- descentsim engines --------------------------------------------------------------------------
-
-
-def time_descentsim(
-    spec: ds.MapSpec, backend: str, threads: int, repeats: int, flop: int
-) -> tuple[Measurement, ds.ConvergenceMap]:
-    """Best of ``repeats`` runs of ``run_map`` with ``backend``; the map of the last run."""
-    warm_up = spec.replace(x=ds.Axis(spec.x.name, spec.x.start, spec.x.stop, 2, spec.x.scale), y=None,
-                           steps=min(spec.steps, 5))
-    ds.run_map(warm_up, backend=backend, threads=threads)  # first-call costs (imports, lazy set-up) untimed
-    best = np.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        conv_map = ds.run_map(spec, backend=backend, threads=threads)
-        best = min(best, time.perf_counter() - started)
-    steps_run = int(conv_map.provenance["trajectory_steps"])
-    assert steps_run == int(conv_map.fields["steps"].sum())
-    return Measurement(backend, spec.dtype, spec.shape, spec.steps, best, steps_run, flop), conv_map
 
 
 # ---- JAX -----------------------------------------------------------------------------------------
@@ -256,17 +206,6 @@ def jax_mlp_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
     return jax.vmap(trajectory)
 
 
-@dataclass
-class JaxRun:
-    """A timed JAX map: the measurement, its compile time and its (ny, nx) outcome and decided-step fields."""
-
-    measurement: Measurement
-    compile_s: float
-    outcome: np.ndarray
-    decided_step: np.ndarray
-    xla_flop: float | None  # XLA's own cost analysis of one chunk, if it gives one
-
-
 def xla_flop_estimate(compiled) -> float | None:
     """The 'flops' of XLA's cost analysis of a compiled function (a while loop's body counted once), or None."""
     try:
@@ -278,14 +217,6 @@ def xla_flop_estimate(compiled) -> float | None:
     if not analysis or "flops" not in analysis:
         return None
     return float(analysis["flops"])
-
-
-def time_jax(jax: ModuleType, spec: ds.MapSpec, chunk_rows: int, repeats: int, flop: int) -> JaxRun:
-    """The JAX map timed chunk by chunk (``common.time_jax_map``), with XLA's own FLOP estimate."""
-    run = time_jax_map(jax, spec, jax_mlp_map_fn(jax, spec), chunk_rows, repeats)
-    executed = spec.shape[0] * spec.shape[1] * spec.steps  # every step of every network runs
-    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, run.best_s, executed, flop)
-    return JaxRun(measurement, run.compile_s, run.outcome, run.decided_step, xla_flop_estimate(run.compiled))
 
 
 # ---- the machine ---------------------------------------------------------------------------------
@@ -320,18 +251,6 @@ def cpu_model() -> str:
 # ---- report --------------------------------------------------------------------------------------
 
 
-def print_agreement(label: str, reference: np.ndarray, other: np.ndarray) -> float:
-    """Print and return the fraction of grid points where two class fields agree, with how the others differ."""
-    agree = float(np.mean(reference == other))
-    differ = reference != other
-    print(f"  {label}: {agree:.6f} of points in the same class ({np.count_nonzero(differ)} differ)")
-    if differ.any():
-        pairs, counts = np.unique(np.stack([reference[differ], other[differ]]), axis=1, return_counts=True)
-        for (ref, oth), count in zip(pairs.T, counts):
-            print(f"    {CLASS_LABELS[int(ref)]} -> {CLASS_LABELS[int(oth)]}: {count}")
-    return agree
-
-
 def print_table(rows: list[Measurement], peaks: dict[str, float]) -> None:
     """The measurements, with GFLOP/s as a fraction of the matmul peak and Cython's nominal rate over JAX's."""
     header = (
@@ -357,29 +276,12 @@ def print_table(rows: list[Measurement], peaks: dict[str, float]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", type=int, default=64, help="points per axis of the map (default 64)")
-    parser.add_argument("--steps", type=int, default=500, help="gradient steps per trajectory (default 500)")
-    parser.add_argument(
-        "--threads", type=int, default=available_cores(), help="Cython OpenMP threads (default: available cores)"
-    )
-    parser.add_argument("--dtypes", default="float32,float64", help="comma-separated precisions (float32,float64)")
-    parser.add_argument("--skip-jax", action="store_true", help="do not run the JAX version")
+    parser = argument_parser(__doc__.split("\n\n")[0], grid=64, steps=500, jax_chunk_rows=2)
     parser.add_argument("--numpy-grid", type=int, default=2, help="points per axis for the NumPy reference (2)")
     parser.add_argument("--numpy-steps", type=int, default=20, help="steps for the NumPy reference (20)")
-    parser.add_argument("--jax-chunk-rows", type=int, default=2, help="grid rows per JAX call (default 2)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best is kept (default 1)")
     parser.add_argument("--extrapolate-grid", type=int, default=512,
                         help="grid whose Cython wall time is extrapolated from the measured one (512)")
-    args = parser.parse_args(argv)
-    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    for dtype in args.dtypes:
-        if dtype not in ("float32", "float64"):
-            parser.error(f"unknown dtype {dtype!r}; use float32 and/or float64")
-    sizes = (args.grid, args.numpy_grid, args.threads, args.repeats, args.jax_chunk_rows, args.extrapolate_grid)
-    if min(sizes) < 1 or min(args.steps, args.numpy_steps) < 0:
-        parser.error("sizes, threads and repeats must be >= 1 and steps >= 0")
-    return args
+    return parse_checked(parser, argv, sizes=("numpy_grid", "extrapolate_grid"), steps=("numpy_steps",))
 
 
 def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None, flop: int) -> list[Measurement]:
@@ -396,26 +298,20 @@ def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None
     print(f"  numpy {args.numpy_grid}×{args.numpy_grid}, {args.numpy_steps} steps: {reference.wall_s:.3f} s; "
           f"{class_fractions(outcome_class(reference_map.outcome))}")
     small_cython = ds.run_map(small, backend="cython", threads=args.threads)
-    identical = all(np.array_equal(small_cython.fields[name], reference_map.fields[name], equal_nan=True)
-                    for name in ("outcome", "steps", "final_loss"))
-    print(f"  numpy vs cython (small grid): outcome, steps and final_loss fields bit-identical: {identical}")
+    print(f"  numpy vs cython (small grid): outcome, steps and final_loss fields bit-identical: "
+          f"{fields_identical(small_cython, reference_map)}")
     if jax is None:
         return [cython, reference]
 
-    jax_run = time_jax(jax, spec, args.jax_chunk_rows, args.repeats, flop)
-    run_s = jax_run.measurement.wall_s
+    jax_run = time_jax(jax, spec, jax_mlp_map_fn(jax, spec), args.jax_chunk_rows, args.repeats, flop)
     print(f"  jax {args.grid}×{args.grid} (chunks of {args.jax_chunk_rows} rows): compile {jax_run.compile_s:.3f} s, "
-          f"run {run_s:.3f} s; {class_fractions(jax_run.outcome)}")
-    if jax_run.xla_flop is not None:
+          f"run {jax_run.measurement.wall_s:.3f} s; {class_fractions(jax_run.outcome)}")
+    xla_flop = xla_flop_estimate(jax_run.compiled)
+    if xla_flop is not None:
         chunk_points = min(args.jax_chunk_rows, args.grid) * args.grid
-        print(f"  XLA cost analysis of one chunk: {jax_run.xla_flop:.4g} FLOP = "
-              f"{jax_run.xla_flop / chunk_points:,.0f} per network (the scan body counted once; cf. {flop:,})")
-    print_agreement("jax vs cython", cython_classes, jax_run.outcome)
-    same = (cython_classes != UNDECIDED) & (cython_classes == jax_run.outcome)
-    steps_equal = np.mean(jax_run.decided_step[same] == cython_map.fields["steps"][same]) if same.any() else 1.0
-    print(f"  jax vs cython: decided step equal at {steps_equal:.6f} of the points decided alike")
-    useful = int(np.minimum(jax_run.decided_step, args.steps).sum())
-    print(f"  jax useful rate (sum of its decided steps / wall): {useful / run_s:.3e} steps/s")
+        print(f"  XLA cost analysis of one chunk: {xla_flop:.4g} FLOP = "
+              f"{xla_flop / chunk_points:,.0f} per network (the scan body counted once; cf. {flop:,})")
+    print_jax_agreement(cython_map, jax_run)
     return [cython, reference, jax_run.measurement]
 
 
@@ -433,12 +329,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{flops['elementwise']:,}, update {flops['update']:,}); plus {flops['tanh']:,} tanh, not counted")
     print(f"descentsim {package_version()}; Cython threads: {args.threads} (available cores: {available_cores()}, "
           f"os.cpu_count {os.cpu_count()}); CPU: {cpu_model()}")
-    if args.skip_jax:
-        print("JAX: skipped (--skip-jax)")
-    elif jax is None:
-        print("JAX: not installed (import jax failed), skipped; pip install jax to include it")
-    else:
-        print(f"JAX {jax.__version__} on {jax.devices()[0]}, chunks of {args.jax_chunk_rows} rows")
+    print_jax_status(jax, args.skip_jax, args.jax_chunk_rows)
     peaks = {dtype: matmul_peak(dtype) for dtype in args.dtypes}
     print("practical peak, np.dot 2048×2048 (best of 5): "
           + ", ".join(f"{dtype} {gf:.1f} GFLOP/s" for dtype, gf in peaks.items()))

@@ -52,15 +52,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
 import numpy as np
 
 import descentsim as ds
-from common import CONVERGED, DIVERGED, UNDECIDED, class_fractions, import_jax, outcome_class, time_jax_map
+from common import (
+    CONVERGED,
+    DIVERGED,
+    UNDECIDED,
+    Measurement,
+    argument_parser,
+    class_fractions,
+    fields_identical,
+    import_jax,
+    outcome_class,
+    parse_checked,
+    print_agreement,
+    print_jax_agreement,
+    print_jax_status,
+    time_descentsim,
+    time_jax,
+)
 from descentsim.convergence_map import package_version
 from descentsim.threads import available_cores
 
@@ -69,45 +83,6 @@ LR_AXIS = ("lr", 1e-2, 10.0, "log")
 W0_AXIS = ("w0", -3.0, 3.0, "linear")
 SAMPLES = 64
 DATA_SEED = 0
-#: Outcome classes compared between engines; descentsim's stuck, cycling and unresolved are "undecided".
-
-
-@dataclass
-class Measurement:
-    """One timed run of one engine on one map.
-
-    Attributes
-    ----------
-    engine, dtype : what ran.
-    shape : (ny, nx) grid of the map.
-    budget : steps per trajectory.
-    wall_s : wall-clock seconds of the timed run.
-    updates_run : gradient updates actually run, summed over the grid points.
-    """
-
-    engine: str
-    dtype: str
-    shape: tuple[int, int]
-    budget: int
-    wall_s: float
-    updates_run: int
-
-    @property
-    def points(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-    @property
-    def nominal_rate(self) -> float:
-        """Map-equivalent trajectory-steps per second: points × budget / wall time."""
-        return self.points * self.budget / self.wall_s
-
-    @property
-    def actual_rate(self) -> float:
-        """Trajectory-steps actually run per second."""
-        return self.updates_run / self.wall_s
-
-
-# ---- descentsim engines ------------------------------------------------------------------------
 
 
 def relu_map_spec(grid: int, steps: int, dtype: str) -> ds.MapSpec:
@@ -122,22 +97,6 @@ def relu_map_spec(grid: int, steps: int, dtype: str) -> ds.MapSpec:
         params={"trainable": "w", "samples": SAMPLES, "data_seed": DATA_SEED},
         dtype=dtype,
     )
-
-
-def time_descentsim(
-    spec: ds.MapSpec, backend: str, threads: int, repeats: int
-) -> tuple[Measurement, ds.ConvergenceMap]:
-    """Best of ``repeats`` runs of ``run_map`` with ``backend``; the map of the last run."""
-    warm_up = spec.replace(x=ds.Axis(spec.x.name, spec.x.start, spec.x.stop, 2, spec.x.scale), y=None)
-    ds.run_map(warm_up, backend=backend, threads=threads)  # first-call costs (imports, lazy set-up) untimed
-    best = np.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        conv_map = ds.run_map(spec, backend=backend, threads=threads)
-        best = min(best, time.perf_counter() - started)
-    updates = int(conv_map.fields["steps"].sum())
-    assert updates == conv_map.provenance["trajectory_steps"]
-    return Measurement(backend, spec.dtype, spec.shape, spec.steps, best, updates), conv_map
 
 
 # ---- JAX -----------------------------------------------------------------------------------------
@@ -186,39 +145,7 @@ def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
     return jax.vmap(trajectory)
 
 
-@dataclass
-class JaxRun:
-    """A timed JAX map: the measurement, its compile time and its (ny, nx) outcome and decided-step fields."""
-
-    measurement: Measurement
-    compile_s: float
-    outcome: np.ndarray
-    decided_step: np.ndarray
-
-
-def time_jax(jax: ModuleType, spec: ds.MapSpec, chunk_rows: int, repeats: int) -> JaxRun:
-    """The JAX map timed chunk by chunk (``common.time_jax_map``)."""
-    run = time_jax_map(jax, spec, jax_relu_map_fn(jax, spec), chunk_rows, repeats)
-    executed = spec.shape[0] * spec.shape[1] * spec.steps  # every step of every trajectory runs
-    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, run.best_s, executed)
-    return JaxRun(measurement, run.compile_s, run.outcome, run.decided_step)
-
-
 # ---- report --------------------------------------------------------------------------------------
-
-
-CLASS_LABELS = {CONVERGED: "converged", DIVERGED: "diverged", UNDECIDED: "undecided"}
-
-
-def print_agreement(label: str, reference: np.ndarray, other: np.ndarray) -> float:
-    """Print and return the fraction of grid points where two class fields agree, with how the others differ."""
-    agree = float(np.mean(reference == other))
-    differ = reference != other
-    print(f"  {label}: {agree:.6f} of points in the same class ({np.count_nonzero(differ)} differ)")
-    pairs, counts = np.unique(np.stack([reference[differ], other[differ]]), axis=1, return_counts=True)
-    for (ref, oth), count in zip(pairs.T, counts):
-        print(f"    {CLASS_LABELS[int(ref)]} -> {CLASS_LABELS[int(oth)]}: {count}")
-    return agree
 
 
 def print_table(rows: list[Measurement]) -> None:
@@ -245,25 +172,9 @@ def print_table(rows: list[Measurement]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", type=int, default=512, help="points per axis of the map (default 512)")
+    parser = argument_parser(__doc__.split("\n\n")[0], grid=512, steps=1000, jax_chunk_rows=16)
     parser.add_argument("--numpy-grid", type=int, default=32, help="points per axis for the NumPy reference (32)")
-    parser.add_argument("--steps", type=int, default=1000, help="gradient steps per trajectory (default 1000)")
-    parser.add_argument(
-        "--threads", type=int, default=available_cores(), help="Cython OpenMP threads (default: available cores)"
-    )
-    parser.add_argument("--dtypes", default="float32,float64", help="comma-separated precisions (float32,float64)")
-    parser.add_argument("--skip-jax", action="store_true", help="do not run the JAX version")
-    parser.add_argument("--jax-chunk-rows", type=int, default=16, help="grid rows per JAX call (default 16)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best is kept (default 1)")
-    args = parser.parse_args(argv)
-    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    for dtype in args.dtypes:
-        if dtype not in ("float32", "float64"):
-            parser.error(f"unknown dtype {dtype!r}; use float32 and/or float64")
-    if min(args.grid, args.numpy_grid, args.threads, args.repeats, args.jax_chunk_rows) < 1 or args.steps < 0:
-        parser.error("sizes, threads and repeats must be >= 1 and steps >= 0")
-    return args
+    return parse_checked(parser, argv, sizes=("numpy_grid",))
 
 
 def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None) -> list[Measurement]:
@@ -272,7 +183,7 @@ def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None
     cython, cython_map = time_descentsim(spec, "cython", args.threads, args.repeats)
     cython_classes = outcome_class(cython_map.outcome)
     print(f"  cython {args.grid}×{args.grid}: {cython.wall_s:.3f} s; {class_fractions(cython_classes)}; "
-          f"mean steps run {cython.updates_run / cython.points:.1f} of {args.steps}")
+          f"mean steps run {cython.steps_run / cython.points:.1f} of {args.steps}")
 
     small = relu_map_spec(args.numpy_grid, args.steps, dtype)
     reference, reference_map = time_descentsim(small, "numpy", 1, args.repeats)
@@ -281,22 +192,15 @@ def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None
     small_cython = ds.run_map(small, backend="cython", threads=args.threads)
     print_agreement("numpy vs cython (small grid)", outcome_class(small_cython.outcome),
                     outcome_class(reference_map.outcome))
-    identical = all(np.array_equal(small_cython.fields[name], reference_map.fields[name], equal_nan=True)
-                    for name in ("outcome", "steps", "final_loss"))
-    print(f"  numpy vs cython (small grid): outcome, steps and final_loss fields bit-identical: {identical}")
+    print(f"  numpy vs cython (small grid): outcome, steps and final_loss fields bit-identical: "
+          f"{fields_identical(small_cython, reference_map)}")
     if jax is None:
         return [cython, reference]
 
-    jax_run = time_jax(jax, spec, args.jax_chunk_rows, args.repeats)
-    run_s = jax_run.measurement.wall_s
-    print(f"  jax {args.grid}×{args.grid}: compile {jax_run.compile_s:.3f} s, run {run_s:.3f} s; "
+    jax_run = time_jax(jax, spec, jax_relu_map_fn(jax, spec), args.jax_chunk_rows, args.repeats)
+    print(f"  jax {args.grid}×{args.grid}: compile {jax_run.compile_s:.3f} s, run {jax_run.measurement.wall_s:.3f} s; "
           f"{class_fractions(jax_run.outcome)}")
-    print_agreement("jax vs cython", cython_classes, jax_run.outcome)
-    same = (cython_classes != UNDECIDED) & (cython_classes == jax_run.outcome)
-    steps_equal = np.mean(jax_run.decided_step[same] == cython_map.fields["steps"][same]) if same.any() else 1.0
-    print(f"  jax vs cython: decided step equal at {steps_equal:.6f} of the points decided alike")
-    useful = int(jax_run.decided_step.sum())
-    print(f"  jax useful rate (sum of its decided steps / wall): {useful / run_s:.3e} steps/s")
+    print_jax_agreement(cython_map, jax_run)
     return [cython, reference, jax_run.measurement]
 
 
@@ -306,12 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"relu-neuron map: lr log {LR_AXIS[1]:g}..{LR_AXIS[2]:g} (x), w0 {W0_AXIS[1]:g}..{W0_AXIS[2]:g} (y), "
           f"{args.steps} steps, {SAMPLES} samples, trainable w")
     print(f"descentsim {package_version()}; Cython threads: {args.threads} (available cores: {available_cores()})")
-    if args.skip_jax:
-        print("JAX: skipped (--skip-jax)")
-    elif jax is None:
-        print("JAX: not installed (import jax failed), skipped; pip install jax to include it")
-    else:
-        print(f"JAX {jax.__version__} on {jax.devices()[0]}, chunks of {args.jax_chunk_rows} rows")
+    print_jax_status(jax, args.skip_jax, args.jax_chunk_rows)
     print()
 
     rows: list[Measurement] = []

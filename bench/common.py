@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -10,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 import descentsim as ds
+from descentsim.threads import available_cores
 
 UNDECIDED, CONVERGED, DIVERGED = 0, int(ds.Outcome.CONVERGED), int(ds.Outcome.DIVERGED)
 
@@ -38,19 +40,82 @@ def class_fractions(classes: np.ndarray) -> str:
 
 
 @dataclass
-class JaxTiming:
-    """A JAX map run chunk by chunk: best wall time, compile time, (ny, nx) outcome and decided step."""
+class Measurement:
+    """One timed map run.
 
-    best_s: float
+    budget : steps per trajectory (the spec's ``steps``).
+    steps_run : steps (trajectory- or network-steps) actually run, summed over the grid points.
+    flop_per_step : FLOP per step, where the benchmark counts them (0 otherwise).
+    """
+
+    engine: str
+    dtype: str
+    shape: tuple[int, int]
+    budget: int
+    wall_s: float
+    steps_run: int
+    flop_per_step: int = 0
+
+    @property
+    def points(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def nominal_rate(self) -> float:
+        """Map-equivalent steps per second: points × budget / wall time."""
+        return self.points * self.budget / self.wall_s
+
+    @property
+    def actual_rate(self) -> float:
+        """Steps actually run per second."""
+        return self.steps_run / self.wall_s
+
+    @property
+    def gflops(self) -> float:
+        """GFLOP/s of the steps actually run, from ``flop_per_step``."""
+        return self.actual_rate * self.flop_per_step / 1e9
+
+
+def time_descentsim(
+    spec: ds.MapSpec, backend: str, threads: int, repeats: int, flop: int = 0
+) -> tuple[Measurement, ds.ConvergenceMap]:
+    """Best of ``repeats`` runs of ``run_map`` with ``backend``; the map of the last run."""
+    warm_up = spec.replace(x=ds.Axis(spec.x.name, spec.x.start, spec.x.stop, 2, spec.x.scale), y=None,
+                           steps=min(spec.steps, 5))
+    ds.run_map(warm_up, backend=backend, threads=threads)  # first-call costs (imports, lazy set-up) untimed
+    best = np.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        conv_map = ds.run_map(spec, backend=backend, threads=threads)
+        best = min(best, time.perf_counter() - started)
+    steps_run = int(conv_map.provenance["trajectory_steps"])
+    assert steps_run == int(conv_map.fields["steps"].sum())
+    return Measurement(backend, spec.dtype, spec.shape, spec.steps, best, steps_run, flop), conv_map
+
+
+def fields_identical(a: ds.ConvergenceMap, b: ds.ConvergenceMap) -> bool:
+    """Whether two maps' outcome, steps and final_loss fields are bit for bit the same."""
+    return all(np.array_equal(a.fields[name], b.fields[name], equal_nan=True)
+               for name in ("outcome", "steps", "final_loss"))
+
+
+@dataclass
+class JaxRun:
+    """A timed JAX map: the measurement, compile time, (ny, nx) outcome classes and decided steps, and the
+    compiled function (for XLA's cost analysis)."""
+
+    measurement: Measurement
     compile_s: float
     outcome: np.ndarray
     decided_step: np.ndarray
     compiled: object
 
 
-def time_jax_map(jax: ModuleType, spec: ds.MapSpec, map_fn: Callable, chunk_rows: int, repeats: int) -> JaxTiming:
+def time_jax(jax: ModuleType, spec: ds.MapSpec, map_fn: Callable, chunk_rows: int, repeats: int,
+             flop: int = 0) -> JaxRun:
     """Compile ``map_fn`` (x values, y values) → (outcome, decided step) for chunks of ``chunk_rows`` grid
-    rows, warm up on one chunk, then time the whole grid (best of ``repeats``)."""
+    rows, warm up on one chunk, then time the whole grid (best of ``repeats``). JAX runs every step of
+    every trajectory, so its steps run are points × steps."""
     jnp = jax.numpy
     ny, nx = spec.shape
     chunk_rows = max(1, min(chunk_rows, ny))
@@ -76,4 +141,76 @@ def time_jax_map(jax: ModuleType, spec: ds.MapSpec, map_fn: Callable, chunk_rows
         best = min(best, time.perf_counter() - started)
     outcome = np.concatenate([np.asarray(o) for o, _ in results]).reshape(-1, nx)[:ny]
     decided_step = np.concatenate([np.asarray(s) for _, s in results]).reshape(-1, nx)[:ny]
-    return JaxTiming(best, compile_s, outcome, decided_step, compiled)
+    measurement = Measurement("jax", spec.dtype, spec.shape, spec.steps, best, ny * nx * spec.steps, flop)
+    return JaxRun(measurement, compile_s, outcome, decided_step, compiled)
+
+
+# ---- report --------------------------------------------------------------------------------------
+
+CLASS_LABELS = {CONVERGED: "converged", DIVERGED: "diverged", UNDECIDED: "undecided"}
+
+
+def print_agreement(label: str, reference: np.ndarray, other: np.ndarray) -> float:
+    """Print and return the fraction of grid points where two class fields agree, with how the others differ."""
+    agree = float(np.mean(reference == other))
+    differ = reference != other
+    print(f"  {label}: {agree:.6f} of points in the same class ({np.count_nonzero(differ)} differ)")
+    if differ.any():
+        pairs, counts = np.unique(np.stack([reference[differ], other[differ]]), axis=1, return_counts=True)
+        for (ref, oth), count in zip(pairs.T, counts):
+            print(f"    {CLASS_LABELS[int(ref)]} -> {CLASS_LABELS[int(oth)]}: {count}")
+    return agree
+
+
+def print_jax_agreement(cython_map: ds.ConvergenceMap, jax_run: JaxRun) -> None:
+    """JAX's outcomes and decided steps against the Cython map of the same spec, and JAX's useful rate."""
+    cython_classes = outcome_class(cython_map.outcome)
+    print_agreement("jax vs cython", cython_classes, jax_run.outcome)
+    same = (cython_classes != UNDECIDED) & (cython_classes == jax_run.outcome)
+    steps_equal = np.mean(jax_run.decided_step[same] == cython_map.fields["steps"][same]) if same.any() else 1.0
+    print(f"  jax vs cython: decided step equal at {steps_equal:.6f} of the points decided alike")
+    useful = int(np.minimum(jax_run.decided_step, cython_map.spec.steps).sum())
+    print(f"  jax useful rate (sum of its decided steps / wall): {useful / jax_run.measurement.wall_s:.3e} steps/s")
+
+
+def print_jax_status(jax: ModuleType | None, skipped: bool, chunk_rows: int) -> None:
+    if skipped:
+        print("JAX: skipped (--skip-jax)")
+    elif jax is None:
+        print("JAX: not installed (import jax failed), skipped; pip install jax to include it")
+    else:
+        print(f"JAX {jax.__version__} on {jax.devices()[0]}, chunks of {chunk_rows} rows")
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+
+def argument_parser(description: str, grid: int, steps: int, jax_chunk_rows: int) -> argparse.ArgumentParser:
+    """The options both benchmarks take, with their own defaults."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--grid", type=int, default=grid, help=f"points per axis of the map (default {grid})")
+    parser.add_argument("--steps", type=int, default=steps, help=f"gradient steps per trajectory (default {steps})")
+    parser.add_argument(
+        "--threads", type=int, default=available_cores(), help="Cython OpenMP threads (default: available cores)"
+    )
+    parser.add_argument("--dtypes", default="float32,float64", help="comma-separated precisions (float32,float64)")
+    parser.add_argument("--skip-jax", action="store_true", help="do not run the JAX version")
+    parser.add_argument("--jax-chunk-rows", type=int, default=jax_chunk_rows,
+                        help=f"grid rows per JAX call (default {jax_chunk_rows})")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per engine; the best is kept (default 1)")
+    return parser
+
+
+def parse_checked(parser: argparse.ArgumentParser, argv: list[str] | None, sizes: tuple[str, ...] = (),
+                  steps: tuple[str, ...] = ()) -> argparse.Namespace:
+    """Parse, split --dtypes, and check that the common sizes and ``sizes`` are >= 1, ``steps`` >= 0."""
+    args = parser.parse_args(argv)
+    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    for dtype in args.dtypes:
+        if dtype not in ("float32", "float64"):
+            parser.error(f"unknown dtype {dtype!r}; use float32 and/or float64")
+    if min(getattr(args, name) for name in ("grid", "threads", "repeats", "jax_chunk_rows", *sizes)) < 1 or min(
+        getattr(args, name) for name in ("steps", *steps)
+    ) < 0:
+        parser.error("sizes, threads and repeats must be >= 1 and steps >= 0")
+    return args
