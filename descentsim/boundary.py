@@ -151,6 +151,6 @@ def basin_entropy(labels: np.ndarray, box: int = 5) -> tuple[float, float]:
     for value in np.unique(blocks):
         p = np.mean(blocks == value, axis=1)
         entropy -= np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0)
-    mixed = np.array([len(np.unique(b)) > 1 for b in blocks])
+    mixed = (blocks != blocks[:, :1]).any(axis=1)
     sbb = float(entropy[mixed].mean()) if mixed.any() else 0.0
     return float(entropy.mean()), sbb

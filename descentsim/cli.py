@@ -130,15 +130,13 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from .journal import journal_path
     from .mpi import abort_on_exception, agree, run_map_mpi, world
-    from .runner import run_map_to_file
+    from .runner import resumes_finished_map, run_map_to_file
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     comm, prefix, rank = None, "", 0
-    # --resume of a map that is already written (and has no partial run) leaves it as it is
-    already_complete = args.resume and os.path.lexists(args.output) and not journal_path(args.output).exists()
+    already_complete = resumes_finished_map(args.output, args.resume)
     try:
         comm = world()
         if comm:

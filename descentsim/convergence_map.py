@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import boundary
 from .outcome import Outcome
 from .spec import MapSpec
 
@@ -87,34 +88,24 @@ class ConvergenceMap:
     def side(self, inside=None) -> np.ndarray:
         """Boolean (ny, nx) mask of the points on one side of a boundary: ``None`` for the trainable points
         (Sohl-Dickstein's criterion, a negative ``score``), else outcomes (``Outcome``, codes or names)."""
-        from .boundary import side
-
-        return side(self.fields, inside)
+        return boundary.side(self.fields, inside)
 
     def boundary(self, inside=None) -> np.ndarray:
         """Boolean (ny, nx) mask of the points next to the other side (``descentsim.boundary``)."""
-        from .boundary import boundary_mask
-
-        return boundary_mask(self.side(inside))
+        return boundary.boundary_mask(self.side(inside))
 
     def fractal_dimension(self, inside=None, sizes=None, fit: tuple[float, float] | None = None):
         """Box-counting dimension of the boundary of ``side(inside)``, with its fit (``boundary.box_counting``)."""
-        from .boundary import box_counting
-
-        return box_counting(self.side(inside), sizes, fit)
+        return boundary.box_counting(self.side(inside), sizes, fit)
 
     def uncertainty_exponent(self, inside=None, distances=None, fit: tuple[float, float] | None = None):
         """α with f(ε) ∝ ε^α for ``side(inside)`` (``boundary.uncertainty_exponent``)."""
-        from .boundary import uncertainty_exponent
-
-        return uncertainty_exponent(self.side(inside), distances, fit)
+        return boundary.uncertainty_exponent(self.side(inside), distances, fit)
 
     def basin_entropy(self, box: int = 5, field: str = "outcome") -> tuple[float, float]:
         """(Sb, Sbb) of the labels in ``field`` (the outcome classes by default; ``attractor`` for the
         minima reached) in boxes of box×box points (``boundary.basin_entropy``)."""
-        from .boundary import basin_entropy
-
-        return basin_entropy(self.fields[field], box)
+        return boundary.basin_entropy(self.fields[field], box)
 
     def critical_curve(self, inside=None, refine: int = 0, backend: str = "auto", threads: int | None = None):
         """Per row, the bracket of the largest x below which points are on side ``inside`` (trainable by

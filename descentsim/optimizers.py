@@ -41,7 +41,7 @@ SCHEDULE_KNOBS = (
          maximum=2**31 - 1),
 )
 BATCH_KNOBS = (
-    Knob("batch_size", 0, "samples per minibatch (0: the full batch), drawn with replacement", kind=int,
+    Knob("batch_size", 0, "samples per minibatch (0: the full batch); random ones are drawn with replacement", kind=int,
          minimum=0, maximum=2**24),
     Knob("batch_seed", 0, "seed of the minibatch sequence", kind=int, minimum=0, maximum=2**53),
     Knob("batch_per_point", 0, "1: every grid point its own minibatch sequence; 0: all the same", kind=int,
@@ -109,11 +109,11 @@ class Optimizer:
 
 
 def _column(hyper: np.ndarray, k: int, dtype) -> np.ndarray:
-    return hyper[:, k : k + 1].astype(dtype)
+    return hyper[:, k : k + 1].astype(dtype, copy=False)
 
 
 class GradientDescent(Optimizer):
-    """Full-batch gradient descent: θ ← θ − lr_t·∇L(θ)."""
+    """Gradient descent: θ ← θ − lr_t·∇L(θ) (stochastic with a ``batch_size``)."""
 
     name = "gd"
     kernel = "gd"

@@ -36,24 +36,43 @@ def compute_tile(
     block_points: int | None = None,
     between_blocks: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The fields of every point of ``tile``, each shaped ``tile.shape``.
+    """The fields of every point of ``tile``, each shaped ``tile.shape`` (``compute_points``)."""
+    iy, ix = tile.grid_indices()
+    flat = compute_points(spec, backend, iy, ix, threads, block_points=block_points, between_blocks=between_blocks)
+    return {name: values.reshape(tile.shape) for name, values in flat.items()}
+
+
+def compute_points(
+    spec: MapSpec,
+    backend: Backend,
+    iy: np.ndarray,
+    ix: np.ndarray,
+    threads: int,
+    overrides: dict[str, np.ndarray] | None = None,
+    block_points: int | None = None,
+    between_blocks: Callable[[], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """The fields (flat, like iy) of the trajectories at grid points (iy, ix), knob values replaced point by
+    point by ``overrides`` (``backends.problems``).
 
     The points go through the engine in blocks (of at most ``block_points``, and few enough that wide
     models fit in memory); ``between_blocks`` is called after each. Neither changes the result.
     """
-    iy, ix = tile.grid_indices()
-    flat = {name: np.empty(tile.size, dtype=info.dtype) for name, info in FIELDS.items()}
-    p = spec.model_def.parameter_count(spec.point_values(iy, ix))
-    block = max(1, min(THETA_BUDGET // p, block_points or tile.size))
-    for start in range(0, tile.size, block):
+    overrides = overrides or {}
+    flat = {name: np.empty(iy.size, dtype=info.dtype) for name, info in FIELDS.items()}
+    p = spec.model_def.parameter_count({**spec.point_values(iy, ix), **overrides})
+    block = max(1, min(THETA_BUDGET // p, block_points or iy.size))
+    for start in range(0, iy.size, block):
         part = slice(start, start + block)
-        for positions, problem, hyper, factors in problems(spec, iy[part], ix[part]):
+        for positions, problem, hyper, factors in problems(
+            spec, iy[part], ix[part], {k: v[part] for k, v in overrides.items()}
+        ):
             result = backend.run(spec, problem, hyper, factors, threads)
             for name in FIELDS:
                 flat[name][part][positions] = result[name]
         if between_blocks is not None:
             between_blocks()
-    return {name: values.reshape(tile.shape) for name, values in flat.items()}
+    return flat
 
 
 def run_points(
@@ -64,16 +83,12 @@ def run_points(
     backend: str = "auto",
     threads: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """The fields (shaped like iy) of the trajectories at grid points (iy, ix), with knob values replaced
-    point by point by ``overrides`` (for refinement between grid points); a pure function of its input."""
-    engine = get_backend(backend)
+    """The fields (shaped like iy, flattened) of the trajectories at grid points (iy, ix), with knob values
+    replaced point by point by ``overrides`` (for refinement between grid points); a pure function of its
+    input."""
     iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
-    out = {name: np.empty(iy.size, dtype=info.dtype) for name, info in FIELDS.items()}
-    for positions, made, hyper, factors in problems(spec, iy, ix, overrides):
-        result = engine.run(spec, made, hyper, factors, effective_threads(threads))
-        for name in FIELDS:
-            out[name][positions] = result[name]
-    return out
+    overrides = {k: np.asarray(v).ravel() for k, v in (overrides or {}).items()}
+    return compute_points(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides)
 
 
 def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
@@ -166,6 +181,12 @@ def run_map(
     return ConvergenceMap(spec, fields, provenance(**run))
 
 
+def resumes_finished_map(output: str | Path, resume: bool) -> bool:
+    """Whether a run is a --resume of a map already written in full (no partial run beside it): then the
+    map is left as it is."""
+    return resume and os.path.lexists(output) and not journal_path(output).exists()
+
+
 def open_journal(
     spec: MapSpec,
     output: str | Path,
@@ -182,7 +203,7 @@ def open_journal(
     partial = journal_path(output)
     if resume and force:
         raise SpecError("--resume and --force contradict each other: resume a run, or start it over")
-    if resume and os.path.lexists(output) and not partial.exists():
+    if resumes_finished_map(output, resume):
         existing = read_map(output)
         if existing.spec != spec:
             raise SpecError(f"output {str(output)!r} holds a different map; use --force to replace it")

@@ -31,8 +31,8 @@ cdef extern from "kernels.h" nogil:
         DS_MOMENTUM
         DS_NESTEROV
         DS_ADAM
-    Py_ssize_t ds_state_vectors(int optimizer, Py_ssize_t p)
-    Py_ssize_t ds_model_vectors(int model, Py_ssize_t p, Py_ssize_t data_rows)
+    Py_ssize_t ds_work_vectors(int model, int optimizer, Py_ssize_t p, Py_ssize_t n_consts, Py_ssize_t n_hyper,
+                               Py_ssize_t data_rows, Py_ssize_t k_max)
     ctypedef struct ds_rules:
         Py_ssize_t steps
         double converge_loss
@@ -43,7 +43,7 @@ cdef extern from "kernels.h" nogil:
         Py_ssize_t window_start
         Py_ssize_t last_start
     ctypedef struct ds_problem:
-        int model, optimizer, w_only
+        int model, optimizer
         Py_ssize_t p, samples, data_rows, n_consts, n_hyper
         const void* theta0
         const void* consts
@@ -88,11 +88,10 @@ LANES = {"float32": DS_LANES_F32, "float64": DS_LANES_F64}
 
 def scratch_size(dtype: str, model: str, optimizer: str, p: int, data_rows: int, n_consts: int, n_hyper: int,
                  max_period: int, steps: int) -> int:
-    """Work-space values one thread needs: lane vectors of θ, ∇L, constants, hyperparameters, optimiser
-    state, model work space and history."""
-    state = ds_state_vectors(OPTIMIZER_IDS[optimizer], p)
-    work = ds_model_vectors(MODEL_IDS[model], p, data_rows)
-    return LANES[dtype] * ((min(max_period, steps) + 4) * p + n_consts + n_hyper + state + work)
+    """Work-space values one thread needs (ds_work_vectors lane vectors)."""
+    k_max = min(max_period, steps)
+    return LANES[dtype] * ds_work_vectors(MODEL_IDS[model], OPTIMIZER_IDS[optimizer], p, n_consts, n_hyper,
+                                          data_rows, k_max)
 
 cdef enum:
     CHUNK = 32  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)
@@ -134,20 +133,14 @@ def train(
     cdef ds_outputs out
     if n == 0:
         return
-    cdef Py_ssize_t lanes
-    if floating is float:
-        lanes = DS_LANES_F32
-    else:
-        lanes = DS_LANES_F64
-    if scratch.shape[1] < lanes * ((k_max + 4) * p + consts.shape[1] + hyper.shape[1]
-                                   + ds_state_vectors(OPTIMIZER_IDS[optimizer_name], p)
-                                   + ds_model_vectors(MODEL_IDS[model_name], p, data.shape[0])):
+    cdef Py_ssize_t lanes = DS_LANES_F32 if floating is float else DS_LANES_F64
+    if scratch.shape[1] < lanes * ds_work_vectors(MODEL_IDS[model_name], OPTIMIZER_IDS[optimizer_name], p,
+                                                  consts.shape[1], hyper.shape[1], data.shape[0], k_max):
         raise ValueError("scratch is too small")
     if lr_factors is not None and lr_factors.shape[0] < steps:
         raise ValueError("lr_factors is shorter than steps")
     pb.model = MODEL_IDS[model_name]
     pb.optimizer = OPTIMIZER_IDS[optimizer_name]
-    pb.w_only = pb.model == DS_RELU_NEURON and not (trainable[1] or trainable[2] or trainable[3])
     pb.p = p
     pb.samples = data.shape[1]
     pb.data_rows = data.shape[0]

@@ -59,7 +59,7 @@ typedef struct {
 
 /* One group of trajectories: a model, an optimiser, and arrays in the precision being run. */
 typedef struct {
-    int model, optimizer, w_only;
+    int model, optimizer;
     ptrdiff_t p, samples, data_rows, n_consts, n_hyper;
     const void *theta0; /* (n, p) initial parameters */
     const void *consts; /* (n, n_consts) per-point model constants */
@@ -95,7 +95,8 @@ static inline uint64_t ds_batch_key(uint64_t seed, uint64_t t, uint64_t point)
 
 /* Model work space per trajectory, in vectors of lanes: the mlp keeps its hidden layer's
  * pre-activations, activations and back-propagated errors for DS_MLP_POINTS data points (width = p/rows);
- * the softmax-mlp two vectors per unit and class (2·(width1 + width2 + classes) <= 2·p, its biases alone). */
+ * the softmax-mlp one input (d) and two vectors per unit and class: 2·(width1 + width2 + classes) + d,
+ * which 2·p bounds (p counts d·width1 >= d weights and the width1 + width2 + classes biases). */
 static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
     switch (model) {
@@ -121,6 +122,14 @@ static inline ptrdiff_t ds_state_vectors(int optimizer, ptrdiff_t p)
     default:
         return 0;
     }
+}
+
+/* Work space of one thread, in vectors of lanes: θ, ∇L, learning-rate scales and k_max + 1 past θ
+ * (p each), constants, hyperparameters, optimiser state and model work space (ds_train_points carves it). */
+static inline ptrdiff_t ds_work_vectors(int model, int optimizer, ptrdiff_t p, ptrdiff_t n_consts, ptrdiff_t n_hyper,
+                                        ptrdiff_t data_rows, ptrdiff_t k_max)
+{
+    return (k_max + 4) * p + n_consts + n_hyper + ds_state_vectors(optimizer, p) + ds_model_vectors(model, p, data_rows);
 }
 
 /* Where the fields of point i go. */

@@ -85,8 +85,8 @@ DS_INLINE vec DS_NAME(ds_uv)(const DS_T *th, DS_T *g, const DS_T *c, ptrdiff_t p
     return (DS_T)0.5 * r * r;
 }
 
-/* the sample at position j of a lane's minibatch, from the lane's key of this step (ds_batch_keys):
- * mix(key + j) mod samples, or (key + j) mod samples in sequential order (key = t·batch_size) */
+/* the sample at position j of a lane's minibatch, from the lane's key of this step (ds_train_points sets
+ * it): mix(key + j) mod samples, or (key + j) mod samples in sequential order, where key = t·batch_size */
 DS_INLINE ptrdiff_t DS_NAME(ds_batch_index)(const ds_problem *pb, uint64_t key, ptrdiff_t j)
 {
     const uint64_t at = key + (uint64_t)j;
@@ -101,7 +101,7 @@ DS_INLINE vec DS_NAME(ds_relu_neuron)(const ds_problem *pb, const DS_T *th, DS_T
 {
     const DS_T *x = (const DS_T *)pb->data, *y = x + pb->samples;
     const ptrdiff_t samples = pb->samples, batch_size = pb->batch_size;
-    const int w_only = pb->w_only;
+    const int w_only = !(pb->trainable[1] | pb->trainable[2] | pb->trainable[3]); /* b, a, c stay put */
     const vec w = vload(th), b = vload(th + DS_LANES), a = vload(th + 2 * DS_LANES),
               c = vload(th + 3 * DS_LANES), zero = {0};
     const ptrdiff_t count = batch_size > 0 ? batch_size : samples;
@@ -265,9 +265,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
     const vec inv_sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
     vec loss = zero;
     ptrdiff_t n0, n, t, points, i, j, j0 = 0, jj, k;
-    int phi = 0;
-    for (k = 0; k < DS_LANES; k++) /* the same in every busy lane; idle lanes hold 0 */
-        phi = (int)c[2 * DS_LANES + k] > phi ? (int)c[2 * DS_LANES + k] : phi;
+    const int phi = (int)((const DS_T *)pb->consts)[2]; /* a shape knob: alike in every row; row 0's */
     for (i = 0; i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
 
@@ -542,6 +540,14 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
     }
 }
 
+/* classifiers: accuracy and collapse of lane k's final network (other models leave NaN and −1) */
+DS_INLINE void DS_NAME(ds_evaluate)(const ds_problem *pb, const DS_T *th, ptrdiff_t k, DS_T *work, double *accuracy,
+                                    signed char *collapsed)
+{
+    if (pb->model == DS_SOFTMAX_MLP)
+        DS_NAME(ds_softmax_evaluate)(pb, th, k, work, accuracy, collapsed);
+}
+
 /* index of the minimum a converged trajectory reached: double-well 0 for w = −1, 1 for w = +1 */
 DS_INLINE int DS_NAME(ds_attractor)(int model, DS_T w) { return model == DS_DOUBLE_WELL ? (w > 0 ? 1 : 0) : -1; }
 
@@ -731,8 +737,7 @@ DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *ru
 }
 
 /* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time.
- * work: (k_max + 4)·p + n_consts + n_hyper + ds_state_vectors(optimizer, p) + ds_model_vectors(model, p, rows)
- * vectors of DS_LANES values. */
+ * work: ds_work_vectors(...) vectors of DS_LANES values. */
 DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules, ptrdiff_t first,
                                                ptrdiff_t last, DS_T *work, const ds_outputs *out)
 {
@@ -827,8 +832,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             } else {
                 DS_NAME(ds_classify_end)(s, pb, rules, k, th, history, &outcome, &period);
             }
-            if (pb->model == DS_SOFTMAX_MLP)
-                DS_NAME(ds_softmax_evaluate)(pb, th, k, work_model, &accuracy, &collapsed);
+            DS_NAME(ds_evaluate)(pb, th, k, work_model, &accuracy, &collapsed);
             DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], outcome, period, attractor, accuracy, collapsed,
                                out);
             if (next < last) {

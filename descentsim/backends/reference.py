@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fields import FIELDS
+from ..fields import FIELDS, empty_fields
 from ..models import Model, Problem
 from ..optimizers import Optimizer
 from ..outcome import SCORE_CLIP, SCORE_WINDOW, Outcome, Thresholds
@@ -62,13 +62,13 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
     theta = problem.theta0[rows].astype(dtype)
     consts = problem.consts[rows].astype(dtype)
     data = problem.data.astype(dtype)
-    hyper = hyper[rows]
+    hyper = hyper[rows].astype(dtype)  # rounded to the run's precision once, as the kernel's copy
     n, p = theta.shape
     state = optimizer.initial_state(n, p, dtype)
-    lr = hyper[:, 0:1].astype(dtype)
+    lr = hyper[:, 0:1]
     lr_scale = None if problem.lr_scale is None else problem.lr_scale[rows].astype(dtype)
     point_id = None if problem.point_id is None else problem.point_id[rows]
-    out = {name: np.full(n, info.fill, dtype=info.dtype) for name, info in FIELDS.items()}
+    out = empty_fields((n,))
     running = np.ones(n, dtype=bool)
     loss0 = np.zeros(n)
     loss_sum = np.zeros(n)  # Σ_{t<T} L_t/L_0

@@ -15,7 +15,7 @@ KnobValues = Mapping[str, "float | int | str | np.ndarray"]
 
 @dataclass
 class Problem:
-    """Everything an engine needs to train ``n`` trajectories of one model (all float64).
+    """Everything an engine needs to train ``n`` trajectories of one model (arrays of numbers in float64).
 
     theta0    : (n, P) initial parameters, one row per grid point.
     consts    : (n, C) per-point model constants (C >= 1; unused columns are zero).
@@ -54,7 +54,7 @@ class Model:
     knobs: tuple[Knob, ...]
     shape_knobs: frozenset[str] = frozenset()
     converge_loss: float = 1e-8
-    #: Whether the loss is a mean over data samples (so minibatches apply), with ``samples`` of them.
+    #: Whether the loss is a mean over the data's samples (the columns of ``Problem.data``), so minibatches apply.
     minibatches = False
     #: Whether the model classifies its data (``evaluate`` gives the accuracy and collapsed fields).
     classifier = False

@@ -73,12 +73,11 @@ class MLP(Model):
         Knob("lr2", 1.0, "multiplies lr for the output layer W2"),
     )
     shape_knobs = frozenset({"width", "d", "n_data", "nonlinearity", "seed"})
-    converge_loss = 1e-8
     minibatches = True
 
     def parameter_count(self, values: KnobValues) -> int:
         width = int(np.max(values["width"]))
-        d = int(np.max(values["d"])) or width
+        d = int(np.max(values["d"])) or width  # as mlp_shape; n_data may be swept, so not through it
         return d * width + width
 
     def problem(self, values: KnobValues, n: int) -> Problem:

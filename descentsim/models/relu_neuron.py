@@ -11,7 +11,7 @@ TRAINABLE_SETS = {"w": (1, 0, 0, 0), "wb": (1, 1, 0, 0), "wbac": (1, 1, 1, 1)}
 
 
 def relu_neuron_data(samples: int, data_seed: int) -> np.ndarray:
-    """The map's shared full batch: rows x = default_rng(data_seed).standard_normal(samples), y = relu(x)."""
+    """The map's shared data: rows x = default_rng(data_seed).standard_normal(samples), y = relu(x)."""
     x = np.random.default_rng(data_seed).standard_normal(samples)
     return np.stack([x, np.maximum(x, 0.0)])
 
@@ -29,7 +29,7 @@ class ReluNeuron(Model):
     large enough to jump over to w > 0.
 
     Data: x = numpy.random.default_rng(data_seed).standard_normal(samples), shared by every
-    trajectory of the map (full batch).
+    trajectory of the map (the full batch, or the pool minibatches draw from).
 
     Knobs: w0 (default 0.5), b0 (0), a0 (1), c0 (0), trainable ("w"), samples (64), data_seed (0).
     """
@@ -42,7 +42,7 @@ class ReluNeuron(Model):
         Knob("a0", 1.0, "initial output weight a"),
         Knob("c0", 0.0, "initial output bias c"),
         Knob("trainable", "w", "parameters that learn: w, wb or wbac", kind=str, choices=tuple(TRAINABLE_SETS)),
-        Knob("samples", 64, "number of training inputs (full batch)", kind=int, minimum=1, maximum=2**24),
+        Knob("samples", 64, "number of training inputs", kind=int, minimum=1, maximum=2**24),
         Knob("data_seed", 0, "seed of the training inputs", kind=int, minimum=0, maximum=MAX_SEED),
     )
     shape_knobs = frozenset({"trainable", "samples", "data_seed"})

@@ -39,11 +39,15 @@ def softmax_mlp_arrays(values: KnobValues) -> dict[str, np.ndarray]:
     }
 
 
+def layer_shapes(d: int, width1: int, width2: int, classes: int) -> list[tuple[int, ...]]:
+    """The shapes of W1, b1, W2, b2, W3, b3, in θ's order."""
+    return [(d, width1), (width1,), (width1, width2), (width2,), (width2, classes), (classes,)]
+
+
 def unpack(theta: np.ndarray, d: int, width1: int, width2: int, classes: int) -> list[np.ndarray]:
     """θ (m, P) as [W1 (m, d, w1), b1 (m, w1), W2 (m, w1, w2), b2 (m, w2), W3 (m, w2, k), b3 (m, k)] views."""
-    shapes = [(d, width1), (width1,), (width1, width2), (width2,), (width2, classes), (classes,)]
     parts, start = [], 0
-    for shape in shapes:
+    for shape in layer_shapes(d, width1, width2, classes):
         size = int(np.prod(shape))
         parts.append(theta[:, start : start + size].reshape(len(theta), *shape))
         start += size
@@ -123,8 +127,8 @@ class SoftmaxMLP(Model):
     classifier = True
 
     def parameter_count(self, values: KnobValues) -> int:
-        d, w1, w2, k = (int(np.max(values[name])) for name in ("d", "width1", "width2", "classes"))
-        return d * w1 + w1 + w1 * w2 + w2 + w2 * k + k
+        sizes = (int(np.max(values[name])) for name in ("d", "width1", "width2", "classes"))
+        return sum(int(np.prod(shape)) for shape in layer_shapes(*sizes))
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         d, width1, width2, classes = softmax_mlp_shape(values)
