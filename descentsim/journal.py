@@ -41,6 +41,9 @@ RECORD = b"TILE"
 RECORD_HEADER = struct.Struct("<4sIII")  # magic, tile index, payload length, crc32
 SYNC_INTERVAL = 1.0
 
+#: Bytes a point takes in a record's payload: one value of every field.
+POINT_BYTES = sum(np.dtype(info.dtype).itemsize for info in FIELDS.values())
+
 
 def journal_path(output: str | Path) -> Path:
     """Where the journal of a run writing ``output`` lives."""
@@ -164,7 +167,7 @@ def read_journal(path: Path) -> tuple[MapSpec, tuple[int, int], dict[int, dict],
     offset = 8 + length
     for index, payload, end in _records(data, offset):
         tile = layout.get(index)
-        if tile is None or len(payload) != tile.size * sum(np.dtype(i.dtype).itemsize for i in FIELDS.values()):
+        if tile is None or len(payload) != tile.size * POINT_BYTES:
             break
         done[index] = unpack_fields(payload, tile)
         offset = end

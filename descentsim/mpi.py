@@ -6,7 +6,7 @@ Protocol, between rank 0 and each worker (ranks above 0):
   everything now: the run is being stopped). A worker holds up to ``PREFETCH`` assigned tiles, so it
   never waits for rank 0 between tiles.
 * RESULT, worker → rank 0: the tile index (8 bytes) and the tile's fields packed as in the journal
-  (37 bytes a point); rank 0 appends it to the journal and assigns the worker its next tile.
+  (journal.POINT_BYTES bytes a point); rank 0 appends it to the journal and assigns the worker its next tile.
 * STOPPING, worker → rank 0: this worker got SIGTERM; rank 0 then halts everyone.
 * DONE, worker → rank 0, last: every result of this worker has been delivered; rank 0 answers with
   ``RELEASE`` on ASSIGN, after which nothing more passes between them.

@@ -1,8 +1,12 @@
 """Shared test helpers."""
 
+import time
+
 import numpy as np
+import pytest
 
 import descentsim as ds
+from descentsim.journal import read_journal
 
 
 def run_both(spec: ds.MapSpec, threads: int = 2):
@@ -13,6 +17,25 @@ def run_both(spec: ds.MapSpec, threads: int = 2):
 def assert_same_fields(a: ds.ConvergenceMap, b: ds.ConvergenceMap) -> None:
     for name in a.fields:
         np.testing.assert_array_equal(a.fields[name], b.fields[name], err_msg=f"field {name}")
+
+
+def write_config(path, text):
+    """Write a TOML config and return its path."""
+    path.write_text(text)
+    return path
+
+
+def wait_for_tiles(partial, count, timeout=60):
+    """Until the journal ``partial`` holds ``count`` tiles; fails on timeout (the kill must land mid-run)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(read_journal(partial)[2]) >= count:
+                return
+        except ds.MapFileError:
+            pass
+        time.sleep(0.005)
+    pytest.fail(f"the journal never held {count} tiles")
 
 
 #: A map that takes about 1.5 s on one thread (nothing converges or stops early): for kill tests.

@@ -13,12 +13,10 @@ import tempfile
 import time
 
 import pytest
-from helpers import SLOW_CONFIG, assert_same_fields
+from helpers import SLOW_CONFIG, assert_same_fields, wait_for_tiles, write_config
 
 import descentsim as ds
 from descentsim.journal import journal_path, read_journal
-
-SLOW = SLOW_CONFIG
 
 CONFIG = """
 model = "relu-neuron"
@@ -70,11 +68,6 @@ def config(tmp_path):
     return write_config(tmp_path / "map.toml", CONFIG)
 
 
-def write_config(path, text):
-    path.write_text(text)
-    return path
-
-
 def test_mpi4py_is_installed():
     import mpi4py  # noqa: F401  (the README's test command installs it)
 
@@ -96,27 +89,9 @@ def test_same_map_on_any_number_of_ranks(tmp_path, config, reference, ranks, ext
         assert cmap.provenance["coordinator_s_per_tile"] > 0 and cmap.provenance["messages_per_tile"] == 2
 
 
-def _wait_for_tiles(partial, count, timeout=60):
-    """Until the journal holds ``count`` tiles (fails on timeout: the kill must land mid-run)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if len(read_journal(partial)[2]) >= count:
-                return
-        except ds.MapFileError:
-            pass
-        time.sleep(0.005)
-    pytest.fail(f"the journal never held {count} tiles")
-
-
-@pytest.fixture(scope="module")
-def slow_reference():
-    return ds.run_map(ds.MapSpec.from_toml_text(SLOW))
-
-
 @pytest.fixture
 def slow(tmp_path):
-    return write_config(tmp_path / "slow.toml", SLOW)
+    return write_config(tmp_path / "slow.toml", SLOW_CONFIG)
 
 
 def start_job(ranks, *args, marker=""):
@@ -151,7 +126,7 @@ def test_kill_9_of_the_whole_job_then_resume_on_other_rank_counts(tmp_path, slow
     out = tmp_path / "map.h5"
     for ranks, tiles in ((2, 2), (3, 8)):
         job = start_job(ranks, str(slow), "-o", str(out), *SLOW_ARGS, "--resume")
-        _wait_for_tiles(journal_path(out), tiles)
+        wait_for_tiles(journal_path(out), tiles)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
         assert not out.exists()
@@ -167,7 +142,7 @@ def test_sigterm_saves_and_every_rank_exits_75(tmp_path, slow, slow_reference, w
     """SIGTERM to the whole job (what a scheduler does), or to one worker: all stop, 75, nothing lost."""
     out = tmp_path / "map.h5"
     job = start_job(3, str(slow), "-o", str(out), *SLOW_ARGS, marker=str(tmp_path))
-    _wait_for_tiles(journal_path(out), 3)
+    wait_for_tiles(journal_path(out), 3)
     if who == "job":
         os.killpg(job.pid, signal.SIGTERM)
     else:
@@ -183,36 +158,10 @@ def test_sigterm_saves_and_every_rank_exits_75(tmp_path, slow, slow_reference, w
     assert_same_fields(slow_reference, ds.open_map(out))
 
 
-def test_exception_on_a_worker_ends_the_job_promptly(tmp_path, config):
-    """A worker that fails mid-run must not leave rank 0 waiting for its tiles forever."""
-    out = tmp_path / "map.h5"
-    script = f"""
-import sys
-from mpi4py import MPI
-import descentsim.mpi as mpi
-real = mpi.compute_tile
-def failing(spec, engine, tile, *args, **kw):
-    if MPI.COMM_WORLD.Get_rank() == 1:  # its first tile
-        raise RuntimeError(f"tile {{tile.index}} is cursed")
-    return real(spec, engine, tile, *args, **kw)
-mpi.compute_tile = failing
-from descentsim.cli import map_main
-sys.exit(map_main([{str(config)!r}, "-o", {str(out)!r}, "--tile", "2x48"]))
-"""
-    started = time.monotonic()
-    result = subprocess.run(
-        [*mpiexec(), "-n", "2", sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=WORKDIR
-    )
-    assert result.returncode != 0
-    assert "is cursed" in result.stderr and "[1/2] aborting the job" in result.stderr
-    assert time.monotonic() - started < 60
-    assert not out.exists()
-
-
 def test_resume_with_another_spec_is_refused_on_every_rank(tmp_path, slow):
     out = tmp_path / "map.h5"
     job = start_job(2, str(slow), "-o", str(out), *SLOW_ARGS)
-    _wait_for_tiles(journal_path(out), 1)
+    wait_for_tiles(journal_path(out), 1)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     result = run(2, str(slow), "-o", str(out), "--resume", "--set", "steps=10", timeout=60)
@@ -268,32 +217,42 @@ def run_patched(ranks, patch, *args, timeout=120):
 def test_rank_0_only_coordinating(tmp_path, config, reference, schedule):
     """Above ROOT_COMPUTES_UP_TO ranks, rank 0 computes nothing; both schedules still finish."""
     out = tmp_path / "map.h5"
-    result = run_patched(3, "mpi.ROOT_COMPUTES_UP_TO = 1", str(config), "-o", str(out), "--schedule", schedule)
+    patch = "mpi.ROOT_COMPUTES_UP_TO = 1\n" + curse(0)  # a tile computed on rank 0 would fail the job
+    result = run_patched(3, patch, str(config), "-o", str(out), "--schedule", schedule, "--tile", "2x48")
     assert result.returncode == 0, result.stderr
     assert_same_fields(reference, ds.open_map(out))
 
 
-def test_more_ranks_than_tiles_and_resume_of_a_finished_journal(tmp_path, config, reference):
+def test_more_ranks_than_tiles_and_resume_of_a_finished_map(tmp_path, config, reference):
     out = tmp_path / "map.h5"
     result = run(4, str(config), "-o", str(out), "--tile", "40x48")  # a single tile
     assert result.returncode == 0, result.stderr
     assert_same_fields(reference, ds.open_map(out))
+    before = out.stat().st_mtime_ns
     again = run(3, str(config), "-o", str(out), "--resume")
     assert again.returncode == 0, again.stderr
+    assert "already complete" in again.stdout and out.stat().st_mtime_ns == before
 
 
-def test_exception_on_rank_0_ends_the_job_promptly(tmp_path, config):
-    out = tmp_path / "map.h5"
-    patch = (
+def curse(rank: int) -> str:
+    """A patch (for ``run_patched``) that makes every tile computed on ``rank`` raise."""
+    return (
         "real = mpi.compute_tile\n"
         "def failing(*args, **kw):\n"
-        "    if MPI.COMM_WORLD.Get_rank() == 0:\n"
-        "        raise RuntimeError('rank 0 is cursed')\n"
+        f"    if MPI.COMM_WORLD.Get_rank() == {rank}:\n"
+        f"        raise RuntimeError('rank {rank} is cursed')\n"
         "    return real(*args, **kw)\n"
         "mpi.compute_tile = failing"
     )
+
+
+@pytest.mark.parametrize("rank, reported", [(0, "[0/2] error: RuntimeError: rank 0 is cursed"),
+                                            (1, "[1/2] aborting the job")])
+def test_an_exception_on_any_rank_ends_the_job_promptly(tmp_path, config, rank, reported):
+    """A rank that fails mid-run must not leave the others waiting for it forever."""
+    out = tmp_path / "map.h5"
     started = time.monotonic()
-    result = run_patched(2, patch, str(config), "-o", str(out), "--tile", "2x48")
+    result = run_patched(2, curse(rank), str(config), "-o", str(out), "--tile", "2x48")
     assert result.returncode != 0
-    assert "[0/2] error: RuntimeError: rank 0 is cursed" in result.stderr
+    assert f"rank {rank} is cursed" in result.stderr and reported in result.stderr
     assert time.monotonic() - started < 60 and not out.exists()
