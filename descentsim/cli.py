@@ -40,7 +40,7 @@ def apply_setting(table: dict[str, Any], assignment: str) -> None:
     for part in path[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise SpecError(f"--set {key}: {part!r} is not a table")
+            raise SpecError(f"--set {key}: {part!r} is not a table; set {part} itself, or a key of x, y, params or thresholds")
         node = child
     node[path[-1]] = value
 

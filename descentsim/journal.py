@@ -108,7 +108,10 @@ class TileJournal:
         try:
             os.write(self._fd, header + payload)
         except OSError as exc:
-            raise MapFileError(f"cannot add to the partial run {str(self.path)!r}: {exc.strerror}") from None
+            raise MapFileError(
+                f"cannot add to the partial run {str(self.path)!r}: {exc.strerror}; free space or fix permissions, "
+                "then rerun with --resume"
+            ) from None
         self.done[tile.index] = fields
         if time.monotonic() - self._synced > SYNC_INTERVAL:
             self.sync()
@@ -150,7 +153,9 @@ def read_journal(path: Path) -> tuple[MapSpec, tuple[int, int], dict[int, dict],
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise MapFileError(f"cannot read the partial run {str(path)!r}: {exc.strerror}") from None
+        raise MapFileError(
+            f"cannot read the partial run {str(path)!r}: {exc.strerror}; check its permissions, or use --force to start over"
+        ) from None
     try:
         if data[:4] != MAGIC:
             raise ValueError("not a descentsim journal")

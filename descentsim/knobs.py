@@ -64,7 +64,7 @@ class Knob:
 
     def check_range(self, values: np.ndarray) -> None:
         if not np.all(np.isfinite(values)):
-            raise SpecError(f"knob {self.name!r} must be finite")
+            raise SpecError(f"knob {self.name!r} must be finite; check the axis bounds")
         if self.minimum is not None and np.min(values) < self.minimum:
             raise SpecError(f"knob {self.name!r} must be >= {self.minimum:g}, got {np.min(values):g}")
         if self.maximum is not None and np.max(values) > self.maximum:

@@ -52,7 +52,7 @@ class Axis:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise SpecError(f"axis name must be a knob name, got {self.name!r}")
+            raise SpecError(f"axis name must be a knob name such as \"lr\", got {self.name!r}")
         owner = f"axis {self.name!r}"
         object.__setattr__(self, "start", _number(owner, "start", self.start))
         object.__setattr__(self, "stop", _number(owner, "stop", self.stop))
@@ -87,7 +87,7 @@ class Axis:
         check_known(table, valid, "key", prefix=f"axis {which}: ")
         missing = [k for k in valid[:4] if k not in table]
         if missing:
-            raise SpecError(f"axis {which}: missing {', '.join(missing)}")
+            raise SpecError(f"axis {which}: missing {', '.join(missing)}; add them to the [{which}] table")
         return cls(**table)
 
 
@@ -255,11 +255,11 @@ def read_config(path: str | Path) -> dict:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except OSError as exc:
-        raise SpecError(f"cannot read config {str(path)!r}: {exc.strerror or exc}") from None
+        raise SpecError(f"cannot read config {str(path)!r}: {exc.strerror or exc}; check the path") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"config {str(path)!r} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise SpecError(f"config {str(path)!r} is not a text file") from None
+        raise SpecError(f"config {str(path)!r} is not a text file; give a UTF-8 TOML file") from None
 
 
 def _toml_value(value: object) -> str:

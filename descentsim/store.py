@@ -157,7 +157,7 @@ def read_map(path: str | Path) -> ConvergenceMap:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise MapFileError(f"cannot open {shown}: {exc}") from None
+        raise MapFileError(f"cannot open {shown}: {exc}; check its permissions, or recompute the map") from None
     with f:
         if f.attrs.get("descentsim_format") != FORMAT_NAME:
             raise MapFileError(f"{shown} was not written by descentsim; give a map written by descentsim-map")
