@@ -33,7 +33,7 @@ import struct
 import sys
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -54,6 +54,7 @@ ROOT_COMPUTES_UP_TO = 64
 POLL_S = 0.0005
 ABORT_GRACE_S = 0.5
 INDEX = struct.Struct("<q")
+T = TypeVar("T")
 
 #: Environment variables by which MPI launchers (mpiexec of MPICH, Open MPI, MVAPICH, Intel MPI; srun
 #: with PMI-2 or PMIx) tell a process it is one of several; the value is the world size where known.
@@ -119,6 +120,17 @@ def abort_on_exception(comm) -> None:
         fatal(comm, f"{kind.__name__}: {value}")
 
     sys.excepthook = hook
+
+
+def collectively(comm, step: Callable[[], T]) -> T:
+    """``step()`` on every rank, then ``agree``: a refusal (DescentsimError) on any rank raises on all."""
+    result, error = None, None
+    try:
+        result = step()
+    except DescentsimError as exc:
+        error = str(exc)
+    agree(comm, error)
+    return result
 
 
 def agree(comm, error: str | None) -> None:
@@ -383,33 +395,19 @@ def run_map_mpi(
     the run has begun aborts the job. A stop raises RunInterrupted on every rank.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
-    error = None
-    try:
+
+    def choose_engine():
         if schedule not in ("dynamic", "static"):
             raise SpecError(f"schedule must be 'dynamic' or 'static', got {schedule!r}")
-        engine = get_backend(backend)
-    except DescentsimError as exc:
-        error = str(exc)
-    agree(comm, error)
-    try:
-        n_threads, warning = threads_per_rank(comm, threads)
-        error = None
-    except DescentsimError as exc:
-        error, warning = str(exc), None
-    agree(comm, error)
+        return get_backend(backend)
+
+    engine = collectively(comm, choose_engine)
+    n_threads, warning = collectively(comm, lambda: threads_per_rank(comm, threads))
     if warning:
         log(f"warning: {warning}")
-    journal = None
-    if rank == 0:
-        try:
-            journal = open_journal(spec, output, tile_shape, resume, force)
-        except DescentsimError as exc:
-            error = str(exc)
-    agree(comm, error)
-    finished, layout_shape = comm.bcast(
-        (isinstance(journal, ConvergenceMap), None if journal is None or isinstance(journal, ConvergenceMap)
-         else journal.tile_shape), root=0
-    )
+    journal = collectively(comm, lambda: open_journal(spec, output, tile_shape, resume, force) if rank == 0 else None)
+    finished = comm.bcast(isinstance(journal, ConvergenceMap), root=0)
+    layout_shape = None if finished else comm.bcast(journal.tile_shape if rank == 0 else None, root=0)
     if finished:
         return journal if rank == 0 else None
 

@@ -19,6 +19,10 @@ typedef DS_MASK_T DS_NAME(ds_qmask) __attribute__((vector_size(4 * sizeof(DS_T))
 typedef double DS_NAME(ds_dvec) __attribute__((vector_size(32)));
 typedef long long DS_NAME(ds_dmask) __attribute__((vector_size(32)));
 
+/* adding and taking away 1.5·2^mantissa rounds to the nearest integer (ties to even) and leaves it in
+ * the low bits; taken away from a value's bits, it turns a small integer's bits back into the value */
+#define DS_ROUND_MAGIC ((DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS))
+
 #define vec DS_NAME(ds_vec)
 #define vmask DS_NAME(ds_vmask)
 #define dvec DS_NAME(ds_dvec)
@@ -177,7 +181,7 @@ DS_INLINE vec DS_NAME(ds_horner)(const double *c, ptrdiff_t n, vec x)
  * Sets *p, *q and *two_k; returns k. */
 DS_INLINE vmask DS_NAME(ds_exp_parts)(vec t, vec *p, vec *q, vec *two_k)
 {
-    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
+    const DS_T magic = DS_ROUND_MAGIC;
     const vec shifted = (DS_T)DS_LOG2E * t + magic;
     const vec kf = shifted - magic;
     const vmask k = (vmask)shifted - (vmask)(t * 0 + magic);
@@ -218,7 +222,7 @@ DS_INLINE vec DS_NAME(ds_exp_nonpositive)(vec x)
  * a non-finite s is returned as it is. e becomes a float by the round-to-nearest trick in reverse. */
 DS_INLINE vec DS_NAME(ds_log_at_least_one)(vec s)
 {
-    const DS_T magic = (DS_T)1.5 * (DS_T)((DS_MASK_T)1 << DS_MANTISSA_BITS);
+    const DS_T magic = DS_ROUND_MAGIC;
     const vmask finite = (s - s) == 0;
     const vmask bits = (vmask)vselect(finite, s, s * 0 + 1);
     const vmask mantissa = ((vmask)(s * 0) + 1) << DS_MANTISSA_BITS;
@@ -855,6 +859,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
 #undef dvec
 #undef dmask
 #undef DS_QUADS
+#undef DS_ROUND_MAGIC
 #undef DS_LANES
 #undef DS_T
 #undef DS_MASK_T
