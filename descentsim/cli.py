@@ -1,4 +1,5 @@
-"""Command-line tools: ``descentsim-map`` computes a map, ``descentsim-info`` describes one."""
+"""Command-line tools: ``descentsim-map`` computes a map, ``descentsim-info`` describes one,
+``descentsim-plot`` draws one."""
 
 from __future__ import annotations
 
@@ -125,12 +126,18 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="finish an interrupted run of OUTPUT (or start one)")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT, and any interrupted run of it")
     parser.add_argument(
+        "--refine", type=int, default=None, metavar="LEVELS",
+        help="adaptive refinement: compute every 2^LEVELS-th point, then halve the spacing LEVELS times only "
+        "where outcomes mix (one process; see descentsim.refine)",
+    )
+    parser.add_argument(
         "--schedule", default="dynamic", choices=("dynamic", "static"),
         help="under MPI: hand tiles out as ranks finish (dynamic, default) or in fixed blocks (static)",
     )
     args = parser.parse_args(argv)
 
     from .mpi import abort_on_exception, agree, run_map_mpi, world
+    from .refine import refine_map_to_file
     from .runner import resumes_finished_map, run_map_to_file
 
     stop = threading.Event()
@@ -151,6 +158,8 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             progress=ProgressBar(sys.stderr, prefix) if rank == 0 else None,
             stop_requested=stop.is_set,
         )
+        if comm and args.refine is not None:
+            raise SpecError("--refine runs in one process; run it without mpirun/mpiexec (use --threads for the cores)")
         if comm:  # rank 0 reads the config; every rank computes its spec
             text = error = None
             if rank == 0:
@@ -162,6 +171,15 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             spec = MapSpec.from_toml_text(comm.bcast(text, root=0))
             log = lambda message: print(prefix + message, file=sys.stderr, flush=True)  # noqa: E731
             cmap = run_map_mpi(comm, spec, args.output, schedule=args.schedule, log=log, **common)
+        elif args.refine is not None:
+            spec = load_config(args.config, args.settings)
+            if args.tile is not None:
+                raise SpecError("--tile has no meaning with --refine, which computes points in blocks; drop it")
+            log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+            cmap = refine_map_to_file(
+                spec, args.output, args.refine, backend=args.backend, threads=args.threads, resume=args.resume,
+                force=args.force, log=log, stop_requested=stop.is_set,
+            )
         else:
             spec = load_config(args.config, args.settings)
             cmap = run_map_to_file(spec, args.output, **common)
@@ -170,7 +188,7 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     except RunInterrupted as stopped:
         if rank == 0:
             print(
-                f"{prefix}{parser.prog}: stopped by SIGTERM after {stopped.done} of {stopped.total} tiles; they are "
+                f"{prefix}{parser.prog}: stopped by SIGTERM after {stopped.progress}; they are "
                 f"saved in {str(stopped.partial)!r}: run the same command with --resume to finish",
                 file=sys.stderr,
                 flush=True,
@@ -197,7 +215,18 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         f"{prov['trajectory_steps'] / max(prov['wall_time_s'], 1e-9):.3g} traj-steps/s); "
         + ", ".join(f"{o.label} {f:.1%}" for o, f in cmap.fractions().items() if f > 0)
     )
+    if cmap.refinement is not None:
+        print(refinement_summary(cmap))
     return 0
+
+
+def refinement_summary(cmap) -> str:
+    """One line on what refinement saved: points computed of the grid's."""
+    computed, total = int(np.count_nonzero(cmap.refinement >= 0)), cmap.refinement.size
+    return (
+        f"refined over {cmap.provenance.get('refine_levels')} levels: computed {computed} of {total} points "
+        f"({computed / total:.1%}, {total / max(computed, 1):.1f}x fewer than the full grid)"
+    )
 
 
 def _parse_tile(text: str | None) -> tuple[int, int] | None:
@@ -224,6 +253,8 @@ def describe(cmap) -> str:
         accuracy = cmap.fields["accuracy"][np.isfinite(cmap.fields["accuracy"])]
         if accuracy.size:
             lines.append(f"{'mean accuracy':<14} {accuracy.mean():8.2%}")
+    if cmap.refinement is not None:
+        lines += ["", "# refinement", refinement_summary(cmap)]
     lines += ["", "# provenance"]
     lines += [f"{key:<20} {value}" for key, value in sorted(cmap.provenance.items())]
     return "\n".join(lines)
@@ -243,6 +274,33 @@ def info_main(argv: Sequence[str] | None = None) -> int:
         print(describe(cmap))
     except BrokenPipeError:  # descentsim-info map.h5 | head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def plot_main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="descentsim-plot", description="Draw a field of a map file as a picture.")
+    parser.add_argument("map", help="HDF5 file written by descentsim-map")
+    parser.add_argument("-o", "--output", required=True, help="picture to write: .png, .pdf or .svg")
+    parser.add_argument("--field", default="outcome", help="field to draw (default outcome; also score, steps, "
+                        "final_loss, loss_sum, accuracy, collapsed, period, attractor, refine_level)")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of a .png (default 150)")
+    args = parser.parse_args(argv)
+    from .store import check_output_path, read_map
+
+    suffix = os.path.splitext(args.output)[1].lower()
+    try:
+        if suffix not in (".png", ".pdf", ".svg"):
+            raise SpecError(f"cannot tell the picture format of {args.output!r}; end it in .png, .pdf or .svg")
+        if not 10 <= args.dpi <= 2400:
+            raise SpecError(f"--dpi {args.dpi} is out of range; give 10 to 2400")
+        cmap = read_map(args.map)
+        check_output_path(args.output)
+        from .plot import save_plot
+
+        save_plot(cmap, args.output, args.field, args.dpi)
+    except DescentsimError as exc:
+        return _fail(parser.prog, str(exc))
+    print(f"wrote {args.output}: {args.field} of {args.map}")
     return 0
 
 

@@ -42,7 +42,9 @@ class ConvergenceMap:
     """The outcome and fields of every grid point of a map.
 
     ``fields[name]`` arrays are shaped (ny, nx): rows follow the y axis, columns the x axis
-    (ny = 1 when the spec has no y axis).
+    (ny = 1 when the spec has no y axis). ``refinement`` is None for a map computed point by point;
+    for an adaptively refined one (``descentsim.refine``) it holds, per point, the level at which the
+    point was computed (stride 2^level), or −1 where its fields were copied from a uniform cell.
 
     Examples
     --------
@@ -53,10 +55,17 @@ class ConvergenceMap:
     [1, 1, 1, 4, 2, 2]
     """
 
-    def __init__(self, spec: MapSpec, fields: dict[str, np.ndarray], provenance: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        spec: MapSpec,
+        fields: dict[str, np.ndarray],
+        provenance: dict[str, Any] | None = None,
+        refinement: np.ndarray | None = None,
+    ):
         self.spec = spec
         self.fields = fields
         self.provenance = dict(provenance or {})
+        self.refinement = refinement
 
     @property
     def x(self) -> np.ndarray:
@@ -115,6 +124,14 @@ class ConvergenceMap:
         curve = critical.critical_curve(self, inside)
         return critical.refine(self, curve, refine, inside, backend, threads) if refine else curve
 
+    def plot(self, field: str = "outcome", ax=None, **imshow):
+        """Draw ``field`` on the matplotlib axes ``ax`` (a new figure's if None) with descentsim's fixed
+        colours, legend or colour bar, axes in the knobs' scales and the spec in the title
+        (``descentsim.plot``); returns the axes."""
+        from . import plot
+
+        return plot.plot(self, field, ax, **imshow)
+
     def to_xarray(self):
         """The fields as an ``xarray.Dataset`` with the axes as coordinates, the spec and provenance as attributes."""
         try:
@@ -126,6 +143,8 @@ class ConvergenceMap:
         if self.spec.y is not None:
             coords["y"] = (("y",), self.y, {"knob": self.spec.y.name, "scale": self.spec.y.scale})
         data = {name: (dims, values) for name, values in self.fields.items()}
+        if self.refinement is not None:
+            data["refine_level"] = (dims, self.refinement)
         attrs = {"spec": self.spec.to_toml(), **{k: str(v) for k, v in self.provenance.items()}}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 

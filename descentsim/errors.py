@@ -16,11 +16,17 @@ class MapFileError(DescentsimError, OSError):
 
 
 class RunInterrupted(Exception):
-    """A run stopped on request (SIGTERM) between tiles; its finished tiles are saved for --resume."""
+    """A run stopped on request (SIGTERM) between tiles (or blocks of points, for a refined run); its
+    finished work is saved for --resume. ``total`` is None where it is not known in advance."""
 
-    def __init__(self, done: int, total: int, partial=None):
-        super().__init__(f"stopped after {done} of {total} tiles")
-        self.done, self.total, self.partial = done, total, partial
+    def __init__(self, done: int, total: int | None, partial=None, unit: str = "tiles"):
+        self.done, self.total, self.partial, self.unit = done, total, partial, unit
+        super().__init__(f"stopped after {self.progress}")
+
+    @property
+    def progress(self) -> str:
+        """How far the run got, e.g. "12 of 40 tiles"."""
+        return f"{self.done} {self.unit}" if self.total is None else f"{self.done} of {self.total} {self.unit}"
 
 
 def check_known(keys: Iterable[str], valid: Sequence[str], what: str, prefix: str = "") -> None:

@@ -269,7 +269,7 @@ class Coordinator:
             (index,) = INDEX.unpack_from(buffer)
             tile = self.tiles[index]
             self.assigned[source].remove(index)
-            self._record(tile, unpack_fields(buffer[INDEX.size :].tobytes(), tile))
+            self._record(tile, unpack_fields(buffer[INDEX.size :].tobytes(), tile.size, tile.shape))
             if self.dynamic and self.pending and not self.halting:
                 self._assign(source, self.pending.popleft())
             self._stop_if_done(source)

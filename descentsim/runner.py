@@ -14,7 +14,7 @@ from .convergence_map import ConvergenceMap, provenance
 from .fields import FIELDS, empty_fields
 from .models import Problem
 from .errors import RunInterrupted, SpecError
-from .journal import TileJournal, journal_path
+from .journal import PointJournal, TileJournal, journal_path
 from .spec import MapSpec
 from .store import check_output_path, read_map
 from .threads import effective_threads
@@ -193,11 +193,13 @@ def open_journal(
     tile_shape: tuple[int, int] | None = None,
     resume: bool = False,
     force: bool = False,
-) -> TileJournal | ConvergenceMap:
+    refine: dict | None = None,
+) -> TileJournal | PointJournal | ConvergenceMap:
     """The journal a run writing ``output`` appends to, or the finished map if ``resume`` finds it done.
 
     Checks, before any work: the output path is writable; an existing output needs ``force`` (or is
     the finished map being resumed); an interrupted run needs ``resume`` (same spec) or ``force``.
+    A refined run (``refine`` = its levels and margin) keeps a ``PointJournal`` instead of tiles.
     """
     output = check_output_path(output)
     partial = journal_path(output)
@@ -215,6 +217,10 @@ def open_journal(
             f"an interrupted run of {str(output)!r} is in {str(partial)!r}; "
             "add --resume to finish it, or --force to start over"
         )
+    if refine is not None:
+        if resume and partial.exists():
+            return PointJournal.resume(partial, spec, refine)
+        return PointJournal.create(partial, spec, refine)
     if resume and partial.exists():
         return TileJournal.resume(partial, spec)
     return TileJournal.create(partial, spec, clamp_tile_shape(spec.shape, tile_shape))
@@ -260,7 +266,7 @@ def run_map_to_file(
             spec, engine, journal.missing, n_threads, journal.append, progress, len(journal.tiles), stop_requested
         )
     except RunInterrupted as stop:
-        raise RunInterrupted(stop.done, stop.total, journal.path) from None
+        raise RunInterrupted(stop.done, stop.total, journal.path, stop.unit) from None
     finally:
         journal.close()
     return finish_journal(

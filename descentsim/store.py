@@ -8,7 +8,9 @@ Layout (format version 1):
 * one dataset per axis, named after its knob, holding the coordinates, made an HDF5 dimension scale;
 * one dataset per field (``outcome``, ``steps``, ...), shaped (ny, nx) or (nx,) for a one-row map,
   with its dimensions attached, chunked by tile and compressed. ``outcome`` carries CF
-  ``flag_values``/``flag_meanings``.
+  ``flag_values``/``flag_meanings``;
+* for an adaptively refined map only, ``refine_level`` (int8, same shape): the level at which each
+  point was computed, −1 where it was copied (``descentsim.refine``).
 
 Writes are atomic: the file is written beside the target under a hidden name, flushed to disk,
 then renamed into place, so nothing half-written ever appears at the output path.
@@ -33,6 +35,8 @@ from .tiles import default_tile_shape
 
 FORMAT_NAME = "descentsim-map"
 FORMAT_VERSION = 1
+REFINE_LEVEL = "refine_level"
+REFINE_DESCRIPTION = "refined maps: level (stride 2^level) at which the point was computed; -1 where copied"
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -131,13 +135,13 @@ def _write(f: h5py.File, cmap: ConvergenceMap) -> None:
 
     tile = tuple(cmap.provenance.get("tile_shape", default_tile_shape(spec.shape)))
     chunks = (tile[1],) if one_row else tuple(tile)
-    for name, info in FIELDS.items():
-        data = cmap.fields[name]
+    arrays = {name: (cmap.fields[name].astype(info.dtype), info.description) for name, info in FIELDS.items()}
+    if cmap.refinement is not None:
+        arrays[REFINE_LEVEL] = (cmap.refinement.astype(np.int8), REFINE_DESCRIPTION)
+    for name, (data, description) in arrays.items():
         data = data[0] if one_row else data
-        ds = f.create_dataset(
-            name, data=data.astype(info.dtype), chunks=chunks, compression="gzip", compression_opts=4, shuffle=True
-        )
-        ds.attrs["description"] = info.description
+        ds = f.create_dataset(name, data=data, chunks=chunks, compression="gzip", compression_opts=4, shuffle=True)
+        ds.attrs["description"] = description
         for dim, scale in enumerate(scales):
             ds.dims[dim].attach_scale(scale)
             ds.dims[dim].label = scale.attrs["long_name"]
@@ -170,13 +174,14 @@ def read_map(path: str | Path) -> ConvergenceMap:
                 )
             spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}")
             fields = {name: f[name][()].reshape(spec.shape) for name in FIELDS}
+            refinement = f[REFINE_LEVEL][()].reshape(spec.shape) if REFINE_LEVEL in f else None
             skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
             prov = {k: _plain(v) for k, v in f.attrs.items() if k not in skip}
         except MapFileError:
             raise
         except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
             raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
-    return ConvergenceMap(spec, fields, prov)
+    return ConvergenceMap(spec, fields, prov, refinement)
 
 
 def _plain(value):

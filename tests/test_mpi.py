@@ -180,6 +180,16 @@ def test_bad_config_under_mpi_is_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
 
+def test_refine_under_mpi_is_refused_in_one_line(tmp_path, config):
+    result = run(2, str(config), "-o", str(tmp_path / "o.h5"), "--refine", "2", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "[0/2] descentsim-map: error: --refine runs in one process; run it without mpirun/mpiexec "
+        "(use --threads for the cores)"
+    ]
+    assert not (tmp_path / "o.h5").exists()
+
+
 def test_only_rank_0_reads_the_config(tmp_path, config, reference):
     """Workers take rank 0's spec: a config on rank 0's node alone is enough."""
     out = tmp_path / "map.h5"

@@ -1,0 +1,208 @@
+"""Pictures of maps with matplotlib, safe without a display (nothing here chooses a GUI backend).
+
+A map is drawn as an image over its grid: each axis in its own scale (a log axis evenly in
+log10 |value|, with ticks at the decades), points at the centres of their cells. Colours:
+
+* ``outcome`` — a fixed categorical palette from Okabe & Ito's colour-blind-safe set, the same in
+  every picture, with a legend naming each outcome present and its share of the map;
+* ``score`` — the rank-stretched diverging palette of Sohl-Dickstein (2024): trainable points
+  (score < 0) in blues, the others in reds, each side's colour set by the point's rank among that
+  side's scores, so both sides use their whole range whatever the tails;
+* ``final_loss``, ``loss_sum`` — viridis on a log scale; ``steps`` — viridis, on a log scale where
+  the values span more than two decades; ``accuracy`` — viridis over 0…1; ``collapsed``,
+  ``refine_level`` and the integer fields — discrete colours with a legend.
+
+Points where a field is undefined (NaN, not computed) are drawn light grey.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .convergence_map import ConvergenceMap
+from .errors import SpecError
+from .fields import FIELDS
+from .outcome import Outcome
+from .spec import Axis
+
+#: Colour of each outcome (Okabe & Ito 2008), fixed so that pictures compare at a glance.
+OUTCOME_COLOURS: dict[Outcome, str] = {
+    Outcome.NOT_COMPUTED: "#DDDDDD",
+    Outcome.CONVERGED: "#0072B2",  # blue
+    Outcome.DIVERGED: "#D55E00",  # vermillion
+    Outcome.STUCK: "#000000",  # black: dead
+    Outcome.CYCLING: "#009E73",  # bluish green
+    Outcome.UNRESOLVED: "#CC79A7",  # reddish purple
+}
+UNDEFINED_COLOUR = "#DDDDDD"
+#: Fields drawn with discrete colours and a legend rather than a colour bar.
+DISCRETE = ("collapsed", "period", "attractor", "refine_level")
+PLOTTABLE = (*FIELDS, "refine_level")
+#: Words for the knobs people sweep most, for axis labels.
+KNOB_WORDS = {"lr": "learning rate", "lr1": "learning rate, layer 1", "lr2": "learning rate, layer 2",
+              "w0": "initial weight", "b0": "initial bias", "init_scale": "initial scale", "momentum": "momentum"}
+
+
+def rank_stretch(score: np.ndarray) -> np.ndarray:
+    """Scores mapped to [−1, 1] by rank within each sign: s < 0 → −(rank of |s| among the negatives) in
+    (0, 1], s > 0 likewise positive, 0 → 0, NaN stays NaN. The largest |s| of a side maps to ±1."""
+    out = np.full(score.shape, np.nan)
+    for sign in (-1.0, 1.0):
+        side = np.isfinite(score) & (np.sign(score) == sign)
+        magnitude = np.abs(score[side])
+        if magnitude.size:
+            ranks = np.argsort(np.argsort(magnitude, kind="stable"), kind="stable")
+            out[side] = sign * (ranks + 1) / magnitude.size
+    out[score == 0] = 0.0
+    return out
+
+
+def axis_label(axis: Axis) -> str:
+    words = KNOB_WORDS.get(axis.name)
+    label = f"{words} {axis.name}" if words else axis.name
+    return f"{label} (log scale)" if axis.scale == "log" else label
+
+
+def _cell_edges(axis: Axis, n: int) -> tuple[float, float]:
+    """The extent of the image along ``axis`` in plotting coordinates (log10 |v| on a log axis): the grid
+    points sit at the centres of n equal cells."""
+    a, b = (np.log10(abs(axis.start)), np.log10(abs(axis.stop))) if axis.scale == "log" else (axis.start, axis.stop)
+    half = (b - a) / (2 * (n - 1)) if n > 1 else (0.5 if a == b else abs(b - a) / 2)
+    return a - half, b + half
+
+
+def _decade_ticks(matplotlib_axis, axis: Axis) -> None:
+    """Ticks of a log axis drawn in log10 |v|: labelled at the decades, minor ticks at 2…9 × 10^k."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    low, high = sorted(np.log10([abs(axis.start), abs(axis.stop)]))
+    sign = "−" if axis.start < 0 else ""
+    decades = np.arange(np.floor(low), np.ceil(high) + 1)
+    minor = np.log10(np.outer(10.0**decades, np.arange(2, 10)).ravel())
+    matplotlib_axis.set_major_locator(FixedLocator(decades))
+    matplotlib_axis.set_minor_locator(FixedLocator(minor))
+    matplotlib_axis.set_major_formatter(FuncFormatter(lambda v, _: f"{sign}{10 ** v:g}" if abs(v) < 4 else
+                                                      f"{sign}$10^{{{int(round(v))}}}$"))
+
+
+def title(cmap: ConvergenceMap) -> str:
+    """The spec's key settings: model, optimiser, steps, precision, then the fixed knobs."""
+    spec = cmap.spec
+    top = f"{spec.model} · {spec.optimizer} · {spec.steps} steps · {spec.dtype}"
+    fixed = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.params.items())
+    if len(fixed) > 90:
+        fixed = fixed[:87] + "…"
+    return f"{top}\n{fixed}" if fixed else top
+
+
+def field_values(cmap: ConvergenceMap, field: str) -> np.ndarray:
+    if field == "refine_level":
+        if cmap.refinement is None:
+            raise SpecError("this map was not refined, so it has no refine_level; plot another field")
+        return cmap.refinement
+    if field not in FIELDS:
+        raise SpecError(f"unknown field {field!r}; valid fields: {', '.join(PLOTTABLE)}")
+    return cmap.fields[field]
+
+
+def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: bool = True, **imshow: Any):
+    """Draw ``field`` of ``cmap`` on the matplotlib axes ``ax`` (a new figure's if None); returns ``ax``.
+
+    Extra keywords go to ``Axes.imshow`` (e.g. ``interpolation``, ``cmap`` for a continuous field).
+    A one-row map is drawn as a strip with the x axis only.
+    """
+    from matplotlib import colormaps, colors
+    from matplotlib.figure import Figure
+
+    values = field_values(cmap, field)
+    if ax is None:  # a bare Figure, not pyplot: no GUI backend is ever involved
+        figure = Figure(figsize=(7.5, 5.5 if cmap.spec.y is not None else 2.4), layout="constrained")
+        ax = figure.add_subplot()
+    spec = cmap.spec
+    ny, nx = values.shape
+    extent = [*_cell_edges(spec.x, nx), *(_cell_edges(spec.y, ny) if spec.y is not None else (0.0, 1.0))]
+    options = dict(origin="lower", extent=extent, aspect="auto", interpolation="nearest")
+    handles = []
+
+    if field == "outcome":
+        palette = colors.ListedColormap([OUTCOME_COLOURS[o] for o in Outcome])
+        ax.imshow(values.astype(float), cmap=palette, vmin=-0.5, vmax=len(Outcome) - 0.5, **{**options, **imshow})
+        handles = [_patch(OUTCOME_COLOURS[o], f"{o.label} {cmap.fraction(o):.1%}") for o in Outcome if cmap.fraction(o) > 0]
+    elif field in DISCRETE:
+        levels = np.unique(values)
+        palette = colormaps["viridis"].resampled(max(levels.size, 2))
+        index = np.searchsorted(levels, values).astype(float)
+        ax.imshow(index, cmap=palette, vmin=-0.5, vmax=max(levels.size, 2) - 0.5, **{**options, **imshow})
+        names = _discrete_names(field)
+        handles = [_patch(palette(i), names.get(int(v), f"{field} {v}")) for i, v in enumerate(levels)]
+    else:
+        data, norm, colour_map, label = _continuous(values, field)
+        colour_map = imshow.pop("cmap", colour_map)
+        colour_map = (colormaps[colour_map] if isinstance(colour_map, str) else colour_map).with_extremes(
+            bad=UNDEFINED_COLOUR
+        )
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=colour_map, norm=norm, **{**options, **imshow})
+        bar = ax.figure.colorbar(image, ax=ax)
+        bar.set_label(label)
+
+    if legend and handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
+    ax.set_xlabel(axis_label(spec.x))
+    if spec.x.scale == "log":
+        _decade_ticks(ax.xaxis, spec.x)
+    if spec.y is not None:
+        ax.set_ylabel(axis_label(spec.y))
+        if spec.y.scale == "log":
+            _decade_ticks(ax.yaxis, spec.y)
+    else:
+        ax.set_yticks([])
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_title(f"{field}: {title(cmap)}", fontsize="medium")
+    return ax
+
+
+def _patch(colour, label: str):
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=colour, edgecolor="0.5", linewidth=0.5, label=label)
+
+
+def _discrete_names(field: str) -> dict[int, str]:
+    if field == "collapsed":
+        return {-1: "not a classifier", 0: "not collapsed", 1: "collapsed"}
+    if field == "refine_level":
+        return {-1: "copied from its cell", **{k: f"computed at level {k} (stride {2**k})" for k in range(17)}}
+    if field == "attractor":
+        return {-1: "no minimum reached"}
+    return {0: "no cycle"} if field == "period" else {}
+
+
+def _continuous(values: np.ndarray, field: str):
+    """(data, norm, colour map, colour-bar label) of a continuous field."""
+    from matplotlib import colors
+
+    finite = values[np.isfinite(values)].astype(float)
+    if field == "score":
+        return rank_stretch(values.astype(float)), colors.Normalize(-1, 1), "RdBu_r", \
+            "score rank: trainable (blue, < 0) · not trainable (red, > 0)"
+    if field == "accuracy":
+        return values, colors.Normalize(0, 1), "viridis", "accuracy on the training set"
+    positive = finite[finite > 0]
+    if field in ("final_loss", "loss_sum") and positive.size:
+        data = np.where(values > 0, values, np.nan if field == "loss_sum" else positive.min())
+        return data, colors.LogNorm(positive.min(), positive.max()), "viridis", f"{field} (log scale)"
+    if field == "steps" and positive.size and positive.max() > 100 * positive.min():
+        return np.where(values > 0, values, positive.min()).astype(float), \
+            colors.LogNorm(positive.min(), positive.max()), "viridis", "steps to the outcome (log scale)"
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    return values.astype(float), colors.Normalize(low, high if high > low else low + 1), "viridis", field
+
+
+def save_plot(cmap: ConvergenceMap, path: str | Path, field: str = "outcome", dpi: int = 150) -> Path:
+    """Draw ``field`` of ``cmap`` and write it to ``path`` (format from the suffix: .png, .pdf, .svg)."""
+    plot(cmap, field).figure.savefig(path, dpi=dpi)
+    return Path(path)

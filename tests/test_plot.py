@@ -1,0 +1,110 @@
+"""Pictures: rendered without a display, with the fixed colours, legend, scales and title."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib import colors
+from matplotlib.image import imread
+
+import descentsim as ds
+from descentsim.plot import OUTCOME_COLOURS, rank_stretch, save_plot
+
+RELU = ds.MapSpec(
+    model="relu-neuron", x=ds.Axis("lr", 0.01, 10.0, 96, "log"), y=ds.Axis("w0", -3.0, 3.0, 64), steps=400,
+    params={"samples": 64},
+)
+
+
+@pytest.fixture(scope="module")
+def relu_map():
+    return ds.run_map(RELU)
+
+
+def pixels_of(image, hex_colour, tol=0.02):
+    rgb = np.array(colors.to_rgb(hex_colour))
+    return np.count_nonzero(np.all(np.abs(image[..., :3] - rgb) < tol, axis=-1))
+
+
+def test_outcome_picture_has_the_palette_and_a_legend(tmp_path, relu_map):
+    ax = relu_map.plot()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    present = [o for o in ds.Outcome if relu_map.fraction(o) > 0]
+    assert legend == [f"{o.label} {relu_map.fraction(o):.1%}" for o in present]
+    assert ds.Outcome.STUCK in present and ds.Outcome.CONVERGED in present
+    assert ax.get_xlabel() == "learning rate lr (log scale)" and ax.get_ylabel() == "initial weight w0"
+    assert "relu-neuron · gd · 400 steps · float64" in ax.get_title() and "samples=64" in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.01", "0.1", "1", "10"]
+
+    out = save_plot(relu_map, tmp_path / "map.png")
+    image = imread(out)
+    assert image.shape[:2] == (825, 1125)  # 7.5 × 5.5 inches at 150 dpi
+    for outcome in present:  # every outcome shows, in its own colour, roughly in proportion
+        share = pixels_of(image, OUTCOME_COLOURS[outcome]) / (image.shape[0] * image.shape[1])
+        assert share > 0.2 * relu_map.fraction(outcome), outcome
+    assert pixels_of(image, OUTCOME_COLOURS[ds.Outcome.DIVERGED]) > 0
+
+
+@pytest.mark.parametrize("field", ["score", "final_loss", "loss_sum", "steps", "accuracy", "period", "attractor"])
+def test_every_field_renders(tmp_path, relu_map, field):
+    out = save_plot(relu_map, tmp_path / f"{field}.png", field, dpi=50)
+    image = imread(out)
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 10  # not blank
+
+
+def test_score_uses_the_rank_stretched_diverging_palette(relu_map):
+    ax = relu_map.plot("score")
+    image = ax.images[0]
+    assert image.cmap.name.startswith("RdBu_r") and (image.norm.vmin, image.norm.vmax) == (-1, 1)
+    stretched = rank_stretch(relu_map.fields["score"])
+    assert np.nanmin(stretched) == -1 and np.nanmax(stretched) == 1
+
+
+def test_rank_stretch():
+    score = np.array([-100.0, -1.0, -10.0, 0.0, 5.0, 1e9, np.nan])
+    np.testing.assert_allclose(rank_stretch(score), [-1.0, -1 / 3, -2 / 3, 0.0, 0.5, 1.0, np.nan])
+
+
+def test_one_row_and_refined_maps(tmp_path):
+    row = ds.run_map(ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.1, 3.0, 50), steps=100))
+    ax = row.plot()
+    assert ax.get_yticks().size == 0 and ax.get_xlabel() == "learning rate lr"
+    with pytest.raises(ds.SpecError, match="not refined"):
+        row.plot("refine_level")
+    from descentsim.refine import refine_map
+
+    refined = refine_map(RELU.replace(model="quadratic", y=ds.Axis("a", 0.5, 2.0, 33), params={}), 3)
+    labels = [t.get_text() for t in refined.plot("refine_level").get_legend().get_texts()]
+    assert labels[0] == "copied from its cell" and "computed at level 3 (stride 8)" in labels
+
+
+def test_descentsim_plot_command_headless(tmp_path, relu_map):
+    relu_map.save(tmp_path / "m.h5")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND", "WAYLAND_DISPLAY")}
+    exe = shutil.which("descentsim-plot")
+    run = subprocess.run([exe, str(tmp_path / "m.h5"), "-o", str(tmp_path / "m.png"), "--field", "score"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert imread(tmp_path / "m.png").shape[:2] == (825, 1125)
+    for args, message in [
+        (["-o", str(tmp_path / "m.gif")], "end it in .png, .pdf or .svg"),
+        (["-o", str(tmp_path / "x.png"), "--field", "nope"], "unknown field 'nope'"),
+        (["-o", str(tmp_path / "none" / "x.png")], "does not exist"),
+    ]:
+        bad = subprocess.run([exe, str(tmp_path / "m.h5"), *args], capture_output=True, text=True, env=env)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plotting_never_loads_pyplot(tmp_path):
+    code = (
+        "import sys, descentsim as ds\n"
+        "m = ds.run_map(ds.MapSpec(model='quadratic', x=ds.Axis('lr', 0.1, 3.0, 8), steps=10))\n"
+        f"m.plot().figure.savefig({str(tmp_path / 'q.svg')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
