@@ -18,6 +18,7 @@ from .knobs import Knob
 from .models import MODELS
 from .optimizers import OPTIMIZERS
 from .outcome import Outcome, Thresholds
+from .refine import refine_map
 from .runner import problem, run_map
 from .spec import Axis, MapSpec
 from .store import read_map as open_map
@@ -36,5 +37,6 @@ __all__ = [
     "Thresholds",
     "open_map",
     "problem",
+    "refine_map",
     "run_map",
 ]

@@ -1,5 +1,5 @@
 """Command-line tools: ``descentsim-map`` computes a map, ``descentsim-info`` describes one,
-``descentsim-plot`` draws one."""
+``descentsim-plot`` draws one, ``descentsim-zoom`` zooms into one."""
 
 from __future__ import annotations
 
@@ -301,6 +301,99 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
     print(f"wrote {args.output}: {args.field} of {args.map}")
+    return 0
+
+
+def _parse_center(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(np.isfinite(values)):
+        raise SpecError(f"--center {text!r} is not X,Y; write the knob values, e.g. --center 0.5,-1.2")
+    return (values[0], values[1] if len(values) == 2 else 0.0)
+
+
+def zoom_main(argv: Sequence[str] | None = None) -> int:
+    import shutil
+
+    parser = _Parser(
+        prog="descentsim-zoom",
+        description="Zoom into a map: frames ever narrower around a point on its boundary, to one HDF5 file and "
+        "an animation. Each frame is saved as it finishes; --resume continues an interrupted zoom.",
+    )
+    parser.add_argument("config", help="TOML file with the map spec of the first frame")
+    parser.add_argument("-o", "--output", required=True, help="HDF5 file for the frames")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, as for descentsim-map")
+    parser.add_argument("--frames", type=int, default=8, help="number of frames (default 8)")
+    parser.add_argument("--factor", type=float, default=2.0, help="each frame this many times narrower (default 2)")
+    parser.add_argument("--center", default=None, metavar="X,Y",
+                        help="zoom on these knob values (default: follow the boundary nearest the window's middle)")
+    parser.add_argument("--inside", default=None, metavar="OUTCOMES",
+                        help="the boundary followed is that of these outcomes, e.g. converged (default: trainable)")
+    parser.add_argument("--field", default="outcome", help="field the animation shows (default outcome)")
+    parser.add_argument("--animation", default=None, metavar="PATH",
+                        help="animation to write, .gif or .mp4 (default: OUTPUT's name with .gif, and .mp4 where "
+                        "ffmpeg is installed)")
+    parser.add_argument("--refine", type=int, default=0, metavar="LEVELS", help="compute each frame by adaptive refinement")
+    parser.add_argument("--backend", default="auto", choices=("auto", "cython", "numpy"), help="engine (default auto)")
+    parser.add_argument("--threads", type=int, default=None, help="OpenMP threads")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted zoom in OUTPUT")
+    parser.add_argument("--force", action="store_true", help="replace OUTPUT")
+    args = parser.parse_args(argv)
+    from .plot import PLOTTABLE
+    from .refine import check_levels
+    from .store import check_output_path
+    from .zoom import ZoomSettings, plan, read_zoom, render_frames, save_animation, write_zoom, zoom
+
+    try:
+        if args.resume and args.force:
+            raise SpecError("--resume and --force contradict each other: resume a zoom, or start it over")
+        spec = load_config(args.config, args.settings)
+        settings = ZoomSettings(args.frames, args.factor, _parse_center(args.center), args.inside, args.refine)
+        if args.refine:
+            check_levels(spec, args.refine)
+        if args.field not in PLOTTABLE or (args.field == "refine_level" and not args.refine):
+            raise SpecError(f"--field {args.field!r} cannot be drawn; valid fields: {', '.join(PLOTTABLE[:-1])}")
+        animations = [args.animation] if args.animation else [os.path.splitext(args.output)[0] + ".gif"]
+        if not args.animation and shutil.which("ffmpeg"):
+            animations.append(os.path.splitext(args.output)[0] + ".mp4")
+        for path in animations:
+            if os.path.splitext(path)[1].lower() not in (".gif", ".mp4"):
+                raise SpecError(f"cannot tell the animation format of {path!r}; end it in .gif or .mp4")
+            if path.lower().endswith(".mp4") and not shutil.which("ffmpeg"):
+                raise SpecError("an MP4 needs ffmpeg, which is not installed; give --animation NAME.gif")
+            check_output_path(path)
+        check_output_path(args.output)
+        done = []
+        if os.path.lexists(args.output) and not args.force:
+            if not args.resume:
+                raise SpecError(f"output {args.output!r} exists; use --resume to continue it or --force to replace it")
+            stored_spec, stored, done, complete = read_zoom(args.output)
+            if (stored_spec, stored) != (spec, settings):
+                raise SpecError(f"{args.output!r} holds another zoom; resume with the same options, or use --force")
+            if complete:
+                print(f"{args.output} is already complete: nothing to do")
+                return 0
+        plan(spec, settings)
+        log = lambda frames: print(  # noqa: E731
+            f"frame {len(frames) - 1}: {frames[-1].spec.x.name} {frames[-1].spec.x.start:.10g} … "
+            f"{frames[-1].spec.x.stop:.10g}" + ("" if spec.y is None else
+            f", {spec.y.name} {frames[-1].spec.y.start:.10g} … {frames[-1].spec.y.stop:.10g}"),
+            file=sys.stderr, flush=True,
+        )
+        frames = zoom(spec, settings, args.backend, args.threads, done,
+                      on_frame=lambda frames: (write_zoom(args.output, spec, settings, frames), log(frames)))
+        images = render_frames(frames, settings.factor, args.field)
+        for path in animations:
+            save_animation(images, path)
+    except DescentsimError as exc:
+        return _fail(parser.prog, str(exc))
+    print(f"wrote {args.output} ({len(frames)} frames, zoom ×{settings.factor ** (len(frames) - 1):.4g}) and "
+          + " and ".join(animations))
     return 0
 
 

@@ -74,18 +74,31 @@ def _cell_edges(axis: Axis, n: int) -> tuple[float, float]:
     return a - half, b + half
 
 
-def _decade_ticks(matplotlib_axis, axis: Axis) -> None:
-    """Ticks of a log axis drawn in log10 |v|: labelled at the decades, minor ticks at 2…9 × 10^k."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter
+def _log_ticks(matplotlib_axis, axis: Axis, n: int) -> None:
+    """Ticks of a log axis drawn in log10 |v|: at the decades (minor ticks at 2…9 × 10^k) when the window
+    spans one or more, else at round values of v, with as many digits as tell them apart."""
+    from matplotlib.ticker import FixedLocator, FixedFormatter, MaxNLocator, NullLocator
 
-    low, high = sorted(np.log10([abs(axis.start), abs(axis.stop)]))
-    sign = "−" if axis.start < 0 else ""
-    decades = np.arange(np.floor(low), np.ceil(high) + 1)
-    minor = np.log10(np.outer(10.0**decades, np.arange(2, 10)).ravel())
-    matplotlib_axis.set_major_locator(FixedLocator(decades))
-    matplotlib_axis.set_minor_locator(FixedLocator(minor))
-    matplotlib_axis.set_major_formatter(FuncFormatter(lambda v, _: f"{sign}{10 ** v:g}" if abs(v) < 4 else
-                                                      f"{sign}$10^{{{int(round(v))}}}$"))
+    low, high = sorted(_cell_edges(axis, n))
+    sign = -1.0 if axis.start < 0 else 1.0
+    decades = np.arange(np.ceil(low), np.floor(high) + 1)
+    if decades.size >= 2:
+        minor = np.log10(np.outer(10.0**np.arange(np.floor(low), np.ceil(high)), np.arange(2, 10)).ravel())
+        labels = [f"{sign * 10**d:g}" if abs(d) < 4 else f"{'−' if sign < 0 else ''}$10^{{{int(d)}}}$" for d in decades]
+        matplotlib_axis.set_major_locator(FixedLocator(decades))
+        matplotlib_axis.set_minor_locator(FixedLocator(minor[(minor >= low) & (minor <= high)]))
+    else:
+        values = np.outer(10.0 ** np.arange(np.floor(low), np.ceil(high)), [1, 2, 5]).ravel()
+        values = values[(values >= 10.0**low) & (values <= 10.0**high)]
+        if values.size < 3:  # a narrow window: round values in v itself
+            values = MaxNLocator(nbins=5).tick_values(10.0**low, 10.0**high)
+            values = values[(values >= 10.0**low) & (values <= 10.0**high)]
+        step = float(np.min(np.diff(values))) if values.size > 1 else 10.0**high - 10.0**low
+        digits = max(3, int(np.ceil(np.log10(10.0**high / step))) + 1)
+        labels = [f"{sign * v:.{digits}g}" for v in values]
+        matplotlib_axis.set_major_locator(FixedLocator(np.log10(values)))
+        matplotlib_axis.set_minor_locator(NullLocator())
+    matplotlib_axis.set_major_formatter(FixedFormatter(labels))
 
 
 def title(cmap: ConvergenceMap) -> str:
@@ -152,11 +165,11 @@ def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: b
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     ax.set_xlabel(axis_label(spec.x))
     if spec.x.scale == "log":
-        _decade_ticks(ax.xaxis, spec.x)
+        _log_ticks(ax.xaxis, spec.x, nx)
     if spec.y is not None:
         ax.set_ylabel(axis_label(spec.y))
         if spec.y.scale == "log":
-            _decade_ticks(ax.yaxis, spec.y)
+            _log_ticks(ax.yaxis, spec.y, ny)
     else:
         ax.set_yticks([])
     ax.set_xlim(extent[0], extent[1])

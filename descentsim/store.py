@@ -22,6 +22,7 @@ import os
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -62,6 +63,21 @@ def check_output_path(path: str | Path) -> Path:
 
 def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
     """Write ``cmap`` to ``path`` atomically."""
+
+    def fill(f: h5py.File) -> None:
+        write_format(f, FORMAT_NAME)
+        write_node(f, cmap)
+
+    write_atomically(path, fill)
+
+
+def write_format(f: h5py.File, kind: str) -> None:
+    f.attrs["descentsim_format"] = kind
+    f.attrs["format_version"] = FORMAT_VERSION
+
+
+def write_atomically(path: str | Path, fill: Callable[[h5py.File], None]) -> None:
+    """Write an HDF5 file whose contents ``fill`` creates, atomically: it appears at ``path`` complete or not at all."""
     path = check_output_path(path)
     _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
@@ -69,7 +85,7 @@ def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
-            _write(f, cmap)
+            fill(f)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -112,10 +128,9 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write(f: h5py.File, cmap: ConvergenceMap) -> None:
+def write_node(f: h5py.Group, cmap: ConvergenceMap) -> None:
+    """Write ``cmap`` into ``f`` (a file's root or a group): spec and provenance attributes, axes, fields."""
     spec = cmap.spec
-    f.attrs["descentsim_format"] = FORMAT_NAME
-    f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["spec"] = spec.to_toml()
     f.attrs["model"] = spec.model
     f.attrs["dtype"] = spec.dtype
@@ -152,6 +167,15 @@ def _write(f: h5py.File, cmap: ConvergenceMap) -> None:
 
 def read_map(path: str | Path) -> ConvergenceMap:
     """Read a map file written by ``write_map``; MapFileError for anything else."""
+    f, shown = open_file(path)
+    with f:
+        check_format(f, shown)
+        return read_node(f, shown)
+
+
+def open_file(path: str | Path) -> tuple[h5py.File, str]:
+    """The HDF5 file at ``path`` opened for reading, and its name as messages show it; MapFileError if it
+    is missing or not HDF5."""
     path = Path(path)
     shown = repr(str(path))
     if not path.exists():
@@ -159,28 +183,34 @@ def read_map(path: str | Path) -> ConvergenceMap:
     if path.is_file() and not h5py.is_hdf5(path):
         raise MapFileError(f"{shown} is not an HDF5 file; give a map written by descentsim-map")
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r"), shown
     except OSError as exc:
         raise MapFileError(f"cannot open {shown}: {exc}; check its permissions, or recompute the map") from None
-    with f:
-        if f.attrs.get("descentsim_format") != FORMAT_NAME:
-            raise MapFileError(f"{shown} was not written by descentsim; give a map written by descentsim-map")
-        try:
-            version = int(f.attrs.get("format_version", 0))
-            if version > FORMAT_VERSION:
-                raise MapFileError(
-                    f"{shown} uses map format {version}, newer than this descentsim reads ({FORMAT_VERSION}); "
-                    "upgrade descentsim"
-                )
-            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}")
-            fields = {name: f[name][()].reshape(spec.shape) for name in FIELDS}
-            refinement = f[REFINE_LEVEL][()].reshape(spec.shape) if REFINE_LEVEL in f else None
-            skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
-            prov = {k: _plain(v) for k, v in f.attrs.items() if k not in skip}
-        except MapFileError:
-            raise
-        except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
-            raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
+
+
+def check_format(f: h5py.File, shown: str, kind: str = FORMAT_NAME, writer: str = "descentsim-map") -> None:
+    if f.attrs.get("descentsim_format") != kind:
+        raise MapFileError(f"{shown} was not written by {writer}; give a file written by {writer}")
+
+
+def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
+    """The map stored in ``node``: a map file's root, or a zoom frame's group."""
+    try:
+        version = int(node.file.attrs.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise MapFileError(
+                f"{shown} uses map format {version}, newer than this descentsim reads ({FORMAT_VERSION}); "
+                "upgrade descentsim"
+            )
+        spec = MapSpec.from_toml_text(str(node.attrs["spec"]), source=f"the spec stored in {shown}")
+        fields = {name: node[name][()].reshape(spec.shape) for name in FIELDS}
+        refinement = node[REFINE_LEVEL][()].reshape(spec.shape) if REFINE_LEVEL in node else None
+        skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
+        prov = {k: _plain(v) for k, v in node.attrs.items() if k not in skip}
+    except MapFileError:
+        raise
+    except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
+        raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
     return ConvergenceMap(spec, fields, prov, refinement)
 
 

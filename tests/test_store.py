@@ -107,7 +107,7 @@ def test_failed_write_leaves_nothing(tmp_path, cmap, monkeypatch):
         f.attrs["descentsim_format"] = "descentsim-map"
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "_write", broken)
+    monkeypatch.setattr(store, "write_node", broken)
     with pytest.raises(RuntimeError):
         cmap.save(tmp_path / "map.h5")
     assert list(tmp_path.iterdir()) == []

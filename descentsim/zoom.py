@@ -1,0 +1,273 @@
+"""Zoom sequences: maps of ever narrower windows around a point on a boundary, and their animation.
+
+Frame 0 is the spec's own window. Frame i is ``factor``^i times narrower on both axes (in log10 |v|
+on a log axis), centred on
+
+* the fixed point ``center`` (knob values) when one is given, or
+* the boundary point of the previous frame nearest to that frame's centre (``boundary.side``:
+  trainable by default), so that the zoom follows a boundary down instead of drifting into a
+  uniform region.
+
+The frames go to one HDF5 file, rewritten atomically after each frame (a kill loses at most the frame
+in progress, and ``resume`` continues from the frames on file): root attributes
+``descentsim_format = "descentsim-zoom"``, the settings, ``complete``; one group per frame
+(``frames/000``, ...) laid out like a map file.
+
+**Precision.** A knob value reaches the trajectories in the spec's precision (float64 or float32), so
+a window is only resolved while neighbouring grid values stay at least ``MIN_ULPS`` units in the last
+place apart: Δv ≥ MIN_ULPS · ε · max|v| over the window (ε = 2^−52 or 2^−23). ``plan`` checks every
+frame against this before any work, and ``zoom`` checks each frame's window again as it is centred.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import boundary
+from .convergence_map import ConvergenceMap
+from .errors import MapFileError, SpecError
+from .spec import Axis, MapSpec
+
+FORMAT_NAME = "descentsim-zoom"
+#: Neighbouring grid values must be at least this many units in the last place apart.
+MIN_ULPS = 8
+
+
+@dataclass(frozen=True)
+class ZoomSettings:
+    """How to zoom: ``frames`` maps, each ``factor`` times narrower, around ``center`` (knob values
+    (x, y); None: follow the boundary of side ``inside``), each computed with ``refine`` levels."""
+
+    frames: int = 8
+    factor: float = 2.0
+    center: tuple[float, float] | None = None
+    inside: str | None = None
+    refine: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or not 1 <= self.frames <= 1000:
+            raise SpecError(f"frames must be a whole number from 1 to 1000, got {self.frames!r}")
+        if not isinstance(self.factor, (int, float)) or not 1.0 < self.factor <= 1e6:
+            raise SpecError(f"the zoom factor must be a number above 1 (each frame that many times narrower), got {self.factor!r}")
+        if self.center is not None:
+            object.__setattr__(self, "center", tuple(float(c) for c in self.center))
+        if self.inside is not None:
+            boundary.side({"outcome": np.zeros(1, np.uint8)}, self.sides)  # refuses unknown outcome names
+
+    @property
+    def sides(self) -> list[str] | None:
+        """The outcomes on the inside of the boundary followed (``inside`` split at commas), None: trainable."""
+        return None if not self.inside else [name.strip() for name in self.inside.split(",")]
+
+    def to_attrs(self) -> dict:
+        attrs = {"frames": self.frames, "factor": float(self.factor), "inside": self.inside or "", "refine": self.refine}
+        if self.center is not None:
+            attrs["center"] = np.array(self.center)
+        return attrs
+
+
+def _to_plot(axis: Axis, value: float) -> float:
+    return math.log10(abs(value)) if axis.scale == "log" else value
+
+
+def _from_plot(axis: Axis, value: float) -> float:
+    return math.copysign(10.0**value, axis.start) if axis.scale == "log" else value
+
+
+def window(axis: Axis, center: float, frame: int, factor: float) -> Axis:
+    """``axis`` narrowed ``factor``^frame times around ``center`` (in log10 |v| on a log axis)."""
+    if frame == 0:
+        return axis
+    a, b = _to_plot(axis, axis.start), _to_plot(axis, axis.stop)
+    half, mid = abs(b - a) / 2 / factor**frame, _to_plot(axis, center)
+    start, stop = (mid - half, mid + half) if b >= a else (mid + half, mid - half)
+    return Axis(axis.name, _from_plot(axis, start), _from_plot(axis, stop), axis.n, axis.scale)
+
+
+def resolution_problem(axis: Axis, dtype: str) -> str | None:
+    """Why ``axis`` is too narrow for ``dtype`` to resolve its grid (see the module docstring), or None."""
+    values = axis.values()
+    if values.size < 2:
+        return None
+    spacing = float(np.min(np.abs(np.diff(values))))
+    eps = float(np.finfo(dtype).eps)
+    biggest = float(np.max(np.abs(values)))
+    if spacing >= MIN_ULPS * eps * biggest:
+        return None
+    return (
+        f"neighbouring {axis.name} values would be {spacing:.2g} apart around {biggest:.6g}, "
+        f"closer than {MIN_ULPS} {dtype} units in the last place ({MIN_ULPS * eps * biggest:.2g})"
+    )
+
+
+def frame_spec(spec: MapSpec, center: tuple[float, float], frame: int, factor: float) -> MapSpec:
+    """The spec of frame ``frame`` centred on ``center``; SpecError if ``spec.dtype`` cannot resolve it."""
+    axes = {"x": window(spec.x, center[0], frame, factor)}
+    if spec.y is not None:
+        axes["y"] = window(spec.y, center[1], frame, factor)
+    for axis in axes.values():
+        problem = resolution_problem(axis, spec.dtype)
+        if problem:
+            raise SpecError(
+                f"frame {frame} is too narrow: {problem}; use at most {frame} frames, a smaller --factor, or "
+                "fewer points"
+            )
+    return spec.replace(**axes)
+
+
+def default_center(spec: MapSpec) -> tuple[float, float]:
+    """The middle of the spec's window (geometric on a log axis)."""
+    mid = [_from_plot(a, (_to_plot(a, a.start) + _to_plot(a, a.stop)) / 2) for a in spec.axes]
+    return (mid[0], mid[1] if len(mid) > 1 else 0.0)
+
+
+def plan(spec: MapSpec, settings: ZoomSettings) -> None:
+    """Refuse, before any work, a zoom whose deepest frame the precision cannot resolve (around the fixed
+    centre, or the window's middle when the zoom follows the boundary)."""
+    center = settings.center or default_center(spec)
+    for frame in range(settings.frames):
+        frame_spec(spec, center, frame, settings.factor)
+
+
+def next_center(cmap: ConvergenceMap, inside, current: tuple[float, float]) -> tuple[tuple[float, float], bool]:
+    """The boundary point of ``cmap`` nearest (in grid steps) to the centre of its window, as knob values, and
+    whether there was one (else ``current``)."""
+    mask = boundary.boundary_mask(cmap.side(inside))
+    if not mask.any():
+        return current, False
+    iy, ix = np.nonzero(mask)
+    ny, nx = cmap.shape
+    k = int(np.argmin((iy - (ny - 1) / 2) ** 2 + (ix - (nx - 1) / 2) ** 2))
+    return (float(cmap.x[ix[k]]), float(cmap.y[iy[k]]) if cmap.y is not None else 0.0), True
+
+
+def zoom(
+    spec: MapSpec,
+    settings: ZoomSettings,
+    backend: str = "auto",
+    threads: int | None = None,
+    done: list[ConvergenceMap] | None = None,
+    on_frame: Callable[[list[ConvergenceMap]], None] | None = None,
+) -> list[ConvergenceMap]:
+    """The frames of a zoom into ``spec`` (module docstring); ``done`` are frames already computed (from a
+    resumed file), ``on_frame`` is called with the frames so far after each new one.
+
+    Examples
+    --------
+    >>> spec = MapSpec(model="quadratic", x=Axis("lr", 1.0, 3.0, 33), y=Axis("a", 0.5, 2.0, 17), steps=100)
+    >>> frames = zoom(spec, ZoomSettings(frames=3, factor=4, inside="converged"))
+    >>> [round(f.spec.x.stop - f.spec.x.start, 4) for f in frames]
+    [2.0, 0.5, 0.125]
+    """
+    from .refine import refine_map
+    from .runner import run_map
+
+    plan(spec, settings)
+    frames = list(done or [])
+    center = settings.center or default_center(spec)
+    for frame in range(settings.frames):
+        if frame < len(frames):
+            center = tuple(frames[frame].provenance["zoom_center"])
+        else:
+            fspec = frame_spec(spec, center, frame, settings.factor)
+            cmap = refine_map(fspec, settings.refine, backend=backend, threads=threads) if settings.refine \
+                else run_map(fspec, backend=backend, threads=threads)
+            cmap.provenance.update(zoom_frame=frame, zoom_center=center)
+            frames.append(cmap)
+            if on_frame is not None:
+                on_frame(frames)
+        if settings.center is None:
+            center, _ = next_center(frames[frame], settings.sides, center)
+    return frames
+
+
+# --- files -----------------------------------------------------------------------------------------
+def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: list[ConvergenceMap]) -> None:
+    """Write the frames so far to ``path`` atomically; ``complete`` once all ``settings.frames`` are there."""
+    from .store import write_atomically, write_format, write_node
+
+    def fill(f) -> None:
+        write_format(f, FORMAT_NAME)
+        f.attrs["spec"] = spec.to_toml()
+        for key, value in settings.to_attrs().items():
+            f.attrs[f"zoom_{key}"] = value
+        f.attrs["complete"] = len(frames) == settings.frames
+        for i, cmap in enumerate(frames):
+            write_node(f.create_group(f"frames/{i:03d}"), cmap)
+
+    write_atomically(path, fill)
+
+
+def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[ConvergenceMap], bool]:
+    """(spec, settings, frames, complete) of a zoom file written by ``write_zoom``."""
+    from .store import check_format, open_file, read_node
+
+    f, shown = open_file(path)
+    with f:
+        check_format(f, shown, FORMAT_NAME, "descentsim-zoom")
+        try:
+            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}")
+            center = f.attrs.get("zoom_center")
+            settings = ZoomSettings(
+                frames=int(f.attrs["zoom_frames"]), factor=float(f.attrs["zoom_factor"]),
+                center=None if center is None else tuple(center), inside=str(f.attrs["zoom_inside"]) or None,
+                refine=int(f.attrs["zoom_refine"]),
+            )
+            frames = [read_node(f["frames"][name], shown) for name in sorted(f.get("frames", {}))]
+            complete = bool(f.attrs["complete"])
+        except (KeyError, ValueError, TypeError, SpecError) as exc:
+            raise MapFileError(f"{shown} is damaged or incomplete ({exc}); compute the zoom again") from None
+    return spec, settings, frames, complete
+
+
+# --- animation -------------------------------------------------------------------------------------
+def render_frames(
+    frames: list[ConvergenceMap], factor: float, field: str = "outcome", dpi: int = 100
+) -> list[np.ndarray]:
+    """Each frame drawn (``descentsim.plot``) to an RGB array, with its magnification in the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .plot import plot
+
+    images = []
+    for i, cmap in enumerate(frames):
+        ax = plot(cmap, field)
+        ax.set_title(f"{ax.get_title()}\nframe {i}: zoom ×{factor ** i:.4g}", fontsize="medium")
+        ax.figure.set_dpi(dpi)
+        canvas = FigureCanvasAgg(ax.figure)
+        canvas.draw()
+        images.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+    return images
+
+
+def save_animation(images: list[np.ndarray], path: str | Path, seconds_per_frame: float = 0.8) -> Path:
+    """Write ``images`` as an animation: a GIF (Pillow) or, for a .mp4 path, an H.264 video (ffmpeg)."""
+    path = Path(path)
+    if path.suffix.lower() == ".mp4":
+        return _save_mp4(images, path, seconds_per_frame)
+    from PIL import Image
+
+    first, *rest = [Image.fromarray(image) for image in images]
+    first.save(path, save_all=True, append_images=rest, duration=int(seconds_per_frame * 1000), loop=0)
+    return path
+
+
+def _save_mp4(images: list[np.ndarray], path: Path, seconds_per_frame: float) -> Path:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SpecError("an MP4 needs ffmpeg, which is not installed; write a .gif instead")
+    height, width = (d - d % 2 for d in images[0].shape[:2])  # H.264 wants even sizes
+    command = [
+        ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+        "-framerate", f"{1 / seconds_per_frame:g}", "-i", "-", "-r", "25", "-pix_fmt", "yuv420p", str(path),
+    ]
+    frames = b"".join(np.ascontiguousarray(image[:height, :width]).tobytes() for image in images)
+    subprocess.run(command, input=frames, check=True)
+    return path
