@@ -19,7 +19,7 @@ from .models import MODELS
 from .optimizers import OPTIMIZERS
 from .outcome import Outcome, Thresholds
 from .refine import refine_map
-from .runner import problem, run_map
+from .runner import problem, run_map, trajectories
 from .spec import Axis, MapSpec
 from .store import read_map as open_map
 
@@ -39,4 +39,5 @@ __all__ = [
     "problem",
     "refine_map",
     "run_map",
+    "trajectories",
 ]

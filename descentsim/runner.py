@@ -91,6 +91,29 @@ def run_points(
     return compute_points(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides)
 
 
+def trajectories(
+    spec: MapSpec, iy: np.ndarray, ix: np.ndarray, overrides: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """The parameters θ_t of the trajectories at grid points (iy, ix) (knob values replaced point by point by
+    ``overrides``, as in ``run_points``), shaped (points, steps + 1, P): the NumPy reference engine's
+    path, the same bit for bit as every engine's, NaN after the step at which each was decided."""
+    from .backends.reference import train
+
+    iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
+    overrides = {k: np.asarray(v).ravel() for k, v in (overrides or {}).items()}
+    paths = None
+    for positions, made, hyper, factors in problems(spec, iy, ix, overrides):
+        path = np.full((spec.steps + 1, len(positions), made.theta0.shape[1]), np.nan)
+        train(spec.model_def, spec.optimizer_def, made, hyper, factors, spec.steps, spec.resolved_thresholds,
+              spec.dtype, path)
+        if paths is None:
+            paths = np.full((iy.size, spec.steps + 1, path.shape[2]), np.nan)
+        if path.shape[2] != paths.shape[2]:
+            raise SpecError("the points have different numbers of parameters; record them separately")
+        paths[positions] = path.transpose(1, 0, 2)
+    return paths
+
+
 def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
     """The exact initial parameters, constants and data of grid point (iy, ix) of a map, in float64.
 

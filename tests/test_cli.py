@@ -4,6 +4,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,13 @@ def test_examples_are_valid_specs(example):
     spec = ds.MapSpec.from_toml(EXAMPLES / example)
     small = spec.replace(x=spec.x.__class__(**{**spec.x.to_dict(), "n": 5}), steps=20)
     assert ds.run_map(small).outcome.all()
+
+
+def test_trajectory_example_draws_its_picture(tmp_path):
+    result = subprocess.run([sys.executable, str(EXAMPLES / "relu_bias_trajectories.py"), str(tmp_path / "p.png")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
 class _Terminal(io.StringIO):

@@ -42,23 +42,26 @@ def train(
     steps: int,
     thresholds: Thresholds,
     dtype: str = "float64",
+    path: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Train every row of ``problem`` for up to ``steps`` updates and classify it; fields shaped (n,).
 
-    ``factors`` are the learning-rate schedule's f(t), t < steps (None: constant).
+    ``factors`` are the learning-rate schedule's f(t), t < steps (None: constant). ``path``, if given
+    ((steps + 1, n, P), float64), receives θ_t of every row for t up to its deciding step.
     """
     n, p = problem.theta0.shape
     chunk = max(1, HISTORY_BUDGET // (p * (thresholds.max_period + 2)))
     parts = [
         _train_chunk(
-            model, optimizer, problem, hyper, factors, slice(s, s + chunk), steps, thresholds, np.dtype(dtype)
+            model, optimizer, problem, hyper, factors, slice(s, s + chunk), steps, thresholds, np.dtype(dtype),
+            None if path is None else path[:, s : s + chunk],
         )
         for s in range(0, n, chunk)
     ]
     return {name: np.concatenate([part[name] for part in parts]) for name in FIELDS}
 
 
-def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thresholds, dtype) -> dict[str, np.ndarray]:
+def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thresholds, dtype, path) -> dict[str, np.ndarray]:
     theta = problem.theta0[rows].astype(dtype)
     consts = problem.consts[rows].astype(dtype)
     data = problem.data.astype(dtype)
@@ -88,6 +91,8 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
             act = np.flatnonzero(running)
             if act.size == 0:
                 break
+            if path is not None:
+                path[t, act] = theta[act]
             batch = None
             if problem.batch is not None:
                 size, seed, per_point, sequential = problem.batch
