@@ -317,8 +317,6 @@ def _parse_center(text: str | None) -> tuple[float, float] | None:
 
 
 def zoom_main(argv: Sequence[str] | None = None) -> int:
-    import shutil
-
     parser = _Parser(
         prog="descentsim-zoom",
         description="Zoom into a map: frames ever narrower around a point on its boundary, to one HDF5 file and "
@@ -347,7 +345,7 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
     from .plot import PLOTTABLE
     from .refine import check_levels
     from .store import check_output_path
-    from .zoom import ZoomSettings, plan, read_zoom, render_frames, save_animation, write_zoom, zoom
+    from .zoom import ZoomSettings, animation_paths, plan, read_zoom, render_frames, save_animation, write_zoom, zoom
 
     try:
         if args.resume and args.force:
@@ -358,42 +356,43 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
             check_levels(spec, args.refine)
         if args.field not in PLOTTABLE or (args.field == "refine_level" and not args.refine):
             raise SpecError(f"--field {args.field!r} cannot be drawn; valid fields: {', '.join(PLOTTABLE[:-1])}")
-        animations = [args.animation] if args.animation else [os.path.splitext(args.output)[0] + ".gif"]
-        if not args.animation and shutil.which("ffmpeg"):
-            animations.append(os.path.splitext(args.output)[0] + ".mp4")
-        for path in animations:
-            if os.path.splitext(path)[1].lower() not in (".gif", ".mp4"):
-                raise SpecError(f"cannot tell the animation format of {path!r}; end it in .gif or .mp4")
-            if path.lower().endswith(".mp4") and not shutil.which("ffmpeg"):
-                raise SpecError("an MP4 needs ffmpeg, which is not installed; give --animation NAME.gif")
-            check_output_path(path)
+        animations = animation_paths(args.output, args.animation)
         check_output_path(args.output)
-        done = []
+        done, complete = [], False
         if os.path.lexists(args.output) and not args.force:
             if not args.resume:
                 raise SpecError(f"output {args.output!r} exists; use --resume to continue it or --force to replace it")
             stored_spec, stored, done, complete = read_zoom(args.output)
             if (stored_spec, stored) != (spec, settings):
                 raise SpecError(f"{args.output!r} holds another zoom; resume with the same options, or use --force")
-            if complete:
-                print(f"{args.output} is already complete: nothing to do")
-                return 0
+        if complete and all(path.exists() for path in animations):
+            print(f"{args.output} is already complete: nothing to do")
+            return 0
         plan(spec, settings)
-        log = lambda frames: print(  # noqa: E731
-            f"frame {len(frames) - 1}: {frames[-1].spec.x.name} {frames[-1].spec.x.start:.10g} … "
-            f"{frames[-1].spec.x.stop:.10g}" + ("" if spec.y is None else
-            f", {spec.y.name} {frames[-1].spec.y.start:.10g} … {frames[-1].spec.y.stop:.10g}"),
-            file=sys.stderr, flush=True,
-        )
-        frames = zoom(spec, settings, args.backend, args.threads, done,
-                      on_frame=lambda frames: (write_zoom(args.output, spec, settings, frames), log(frames)))
+
+        def saved(frames) -> None:
+            write_zoom(args.output, spec, settings, frames)
+            x, y = frames[-1].spec.x, frames[-1].spec.y
+            where = f"{x.name} {x.start:.10g} … {x.stop:.10g}" + ("" if y is None else f", {y.name} {y.start:.10g} … {y.stop:.10g}")
+            print(f"frame {len(frames) - 1}: {where}", file=sys.stderr, flush=True)
+
+        frames = zoom(spec, settings, args.backend, args.threads, done, on_frame=saved)
         images = render_frames(frames, settings.factor, args.field)
         for path in animations:
             save_animation(images, path)
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
+    except MemoryError:
+        return _fail(parser.prog, "not enough memory for these frames; use fewer points or a smaller model")
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; the frames finished are in {args.output}, --resume continues",
+              file=sys.stderr)
+        return 130
+    stopped = frames[-1].provenance.get("zoom_stopped")
+    if stopped:
+        print(f"{parser.prog}: stopped after frame {len(frames) - 1}: {stopped}", file=sys.stderr)
     print(f"wrote {args.output} ({len(frames)} frames, zoom ×{settings.factor ** (len(frames) - 1):.4g}) and "
-          + " and ".join(animations))
+          + " and ".join(str(path) for path in animations))
     return 0
 
 

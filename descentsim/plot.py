@@ -18,12 +18,12 @@ Points where a field is undefined (NaN, not computed) are drawn light grey.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .convergence_map import ConvergenceMap
-from .errors import SpecError
+from .errors import MapFileError, SpecError
 from .fields import FIELDS
 from .outcome import Outcome
 from .spec import Axis
@@ -47,15 +47,17 @@ KNOB_WORDS = {"lr": "learning rate", "lr1": "learning rate, layer 1", "lr2": "le
 
 
 def rank_stretch(score: np.ndarray) -> np.ndarray:
-    """Scores mapped to [−1, 1] by rank within each sign: s < 0 → −(rank of |s| among the negatives) in
-    (0, 1], s > 0 likewise positive, 0 → 0, NaN stays NaN. The largest |s| of a side maps to ±1."""
+    """Scores mapped to [−1, 1] by rank within each sign: s < 0 → −(rank of |s| among the negatives) / count,
+    s > 0 likewise positive, 0 → 0, NaN stays NaN. Equal scores share their average rank (so they share a
+    colour); the largest |s| of a side maps to ±1."""
     out = np.full(score.shape, np.nan)
     for sign in (-1.0, 1.0):
         side = np.isfinite(score) & (np.sign(score) == sign)
         magnitude = np.abs(score[side])
         if magnitude.size:
-            ranks = np.argsort(np.argsort(magnitude, kind="stable"), kind="stable")
-            out[side] = sign * (ranks + 1) / magnitude.size
+            _, which, counts = np.unique(magnitude, return_inverse=True, return_counts=True)
+            average_rank = np.cumsum(counts) - (counts - 1) / 2
+            out[side] = sign * average_rank[which.ravel()] / magnitude.size
     out[score == 0] = 0.0
     return out
 
@@ -69,8 +71,10 @@ def axis_label(axis: Axis) -> str:
 def _cell_edges(axis: Axis, n: int) -> tuple[float, float]:
     """The extent of the image along ``axis`` in plotting coordinates (log10 |v| on a log axis): the grid
     points sit at the centres of n equal cells."""
-    a, b = (np.log10(abs(axis.start)), np.log10(abs(axis.stop))) if axis.scale == "log" else (axis.start, axis.stop)
-    half = (b - a) / (2 * (n - 1)) if n > 1 else (0.5 if a == b else abs(b - a) / 2)
+    a, b = axis.scaled(axis.start), axis.scaled(axis.stop)
+    if n == 1:  # the one point is at start
+        return a - 0.5, a + 0.5
+    half = (b - a) / (2 * (n - 1))
     return a - half, b + half
 
 
@@ -206,7 +210,7 @@ def _continuous(values: np.ndarray, field: str):
         return values, colors.Normalize(0, 1), "viridis", "accuracy on the training set"
     positive = finite[finite > 0]
     if field in ("final_loss", "loss_sum") and positive.size:
-        data = np.where(values > 0, values, np.nan if field == "loss_sum" else positive.min())
+        data = np.where(np.isnan(values) | (values > 0), values, np.nan if field == "loss_sum" else positive.min())
         return data, colors.LogNorm(positive.min(), positive.max()), "viridis", f"{field} (log scale)"
     if field == "steps" and positive.size and positive.max() > 100 * positive.min():
         return np.where(values > 0, values, positive.min()).astype(float), \
@@ -216,6 +220,26 @@ def _continuous(values: np.ndarray, field: str):
 
 
 def save_plot(cmap: ConvergenceMap, path: str | Path, field: str = "outcome", dpi: int = 150) -> Path:
-    """Draw ``field`` of ``cmap`` and write it to ``path`` (format from the suffix: .png, .pdf, .svg)."""
-    plot(cmap, field).figure.savefig(path, dpi=dpi)
-    return Path(path)
+    """Draw ``field`` of ``cmap`` and write it to ``path`` (format from the suffix: .png, .pdf, .svg), atomically."""
+    figure = plot(cmap, field).figure
+    return write_picture(path, lambda tmp: figure.savefig(tmp, dpi=dpi, format=Path(path).suffix[1:].lower()))
+
+
+def write_picture(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(temporary path)`` and rename the result to ``path``: a picture appears whole or not at all.
+    Failures to write become MapFileError."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise MapFileError(f"could not write {str(path)!r}: {exc}; check the path and the disk space") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path

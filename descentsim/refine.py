@@ -47,13 +47,13 @@ PointsComputer = Callable[[int, np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 def check_levels(spec: MapSpec, levels: int, margin: int = 1) -> None:
     """SpecError unless ``levels`` and ``margin`` suit ``spec``: the coarsest lattice must keep at least
-    one cell inside the longer axis."""
+    three points on the longer axis."""
     if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= MAX_LEVELS:
         raise SpecError(f"--refine takes a number of levels from 0 to {MAX_LEVELS}, got {levels!r}")
     if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
         raise SpecError(f"the refinement margin must be a whole number of cells >= 0, got {margin!r}")
     longest = max(spec.shape)
-    most = max(int(np.log2(max(longest - 1, 1))) - 1, 0)
+    most = max([0] + [k for k in range(MAX_LEVELS + 1) if lattice(longest, k).size >= 3])
     if levels > most:
         raise SpecError(
             f"--refine {levels} leaves a coarsest grid of fewer than 3 points along an axis of {longest}; "
@@ -182,19 +182,7 @@ def refine_map(
     (True, True)
     """
     check_levels(spec, levels, margin)
-    engine, n_threads = get_backend(backend), effective_threads(threads)
-    started = time.perf_counter()
-    steps = 0
-
-    def compute(level: int, iy: np.ndarray, ix: np.ndarray) -> dict[str, np.ndarray]:
-        nonlocal steps
-        result = compute_points(spec, engine, iy, ix, n_threads)
-        steps += int(result["steps"].sum())
-        return result
-
-    fields, computed_at = refine_fields(spec.shape, levels, compute, margin)
-    run = run_provenance(engine, n_threads, started, steps, **refinement_provenance(levels, margin, computed_at))
-    return ConvergenceMap(spec, fields, provenance(**run), refinement=computed_at)
+    return _refine(spec, levels, margin, backend, threads)
 
 
 def refine_map_to_file(
@@ -216,28 +204,53 @@ def refine_map_to_file(
     map. ``log`` is told of each level; ``stop_requested()`` is checked between blocks.
     """
     check_levels(spec, levels, margin)
-    engine, n_threads = get_backend(backend), effective_threads(threads)
     journal = open_journal(spec, output, resume=resume, force=force, refine={"levels": levels, "margin": margin})
     if isinstance(journal, ConvergenceMap):
         return journal
     assert isinstance(journal, PointJournal)
-    resumed, started, steps = journal.points, time.perf_counter(), 0
-    ny, nx = spec.shape
+    try:
+        cmap = _refine(spec, levels, margin, backend, threads, journal, log, stop_requested)
+    finally:
+        journal.close()
+    cmap.save(output)
+    journal.remove()
+    return cmap
+
+
+def _refine(
+    spec: MapSpec,
+    levels: int,
+    margin: int,
+    backend: str,
+    threads: int | None,
+    journal: PointJournal | None = None,
+    log: Callable[[str], None] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+) -> ConvergenceMap:
+    """The refined map, its points computed in blocks; with a ``journal``, points found there are taken from
+    it and new ones recorded in it."""
+    engine, n_threads = get_backend(backend), effective_threads(threads)
+    resumed = journal.points if journal is not None else 0
+    started, steps = time.perf_counter(), 0
+    nx = spec.shape[1]
 
     def compute(level: int, iy: np.ndarray, ix: np.ndarray) -> dict[str, np.ndarray]:
         nonlocal steps
         flat = iy * nx + ix
         out = {name: np.empty(iy.size, info.dtype) for name, info in FIELDS.items()}
-        known, values = journal.lookup(flat)
-        for name in FIELDS:
-            out[name][known] = values[name]
+        known = np.zeros(iy.size, dtype=bool)
+        if journal is not None:
+            known, values = journal.lookup(flat)
+            for name in FIELDS:
+                out[name][known] = values[name]
         todo = np.flatnonzero(~known)
         for start in range(0, todo.size, TILE_POINTS):
             if stop_requested is not None and stop_requested():
                 raise RunInterrupted(journal.points, None, journal.path, "points")
             part = todo[start : start + TILE_POINTS]
             result = compute_points(spec, engine, iy[part], ix[part], n_threads)
-            journal.append(level, flat[part], result)
+            if journal is not None:
+                journal.append(level, flat[part], result)
             steps += int(result["steps"].sum())
             for name in FIELDS:
                 out[name][part] = result[name]
@@ -246,14 +259,10 @@ def refine_map_to_file(
             log(f"level {level} (stride {2**level}): {iy.size} points computed{reused}")
         return out
 
-    try:
-        fields, computed_at = refine_fields(spec.shape, levels, compute, margin)
-    finally:
-        journal.close()
+    fields, computed_at = refine_fields(spec.shape, levels, compute, margin)
+    computed = int(np.count_nonzero(computed_at >= 0))
     run = run_provenance(
-        engine, n_threads, started, steps, points_resumed=resumed, **refinement_provenance(levels, margin, computed_at)
+        engine, n_threads, started, steps, refine_levels=levels, refine_margin=margin, computed_points=computed,
+        **({"points_resumed": resumed} if journal is not None else {}),
     )
-    cmap = ConvergenceMap(spec, fields, provenance(**run), refinement=computed_at)
-    cmap.save(output)
-    journal.remove()
-    return cmap
+    return ConvergenceMap(spec, fields, provenance(**run), refinement=computed_at)

@@ -68,6 +68,14 @@ class Axis:
                 "use scale='linear' or bounds of one sign"
             )
 
+    def scaled(self, value: float) -> float:
+        """``value`` in the coordinate in which this axis is evenly spaced: log10 |value| on a log axis."""
+        return math.log10(abs(value)) if self.scale == "log" else value
+
+    def unscaled(self, coordinate: float) -> float:
+        """The inverse of ``scaled`` (with the sign of the axis's values)."""
+        return math.copysign(10.0**coordinate, self.start) if self.scale == "log" else coordinate
+
     def values(self) -> np.ndarray:
         """The ``n`` coordinates of this axis (float64)."""
         if self.scale == "log":

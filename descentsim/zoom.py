@@ -21,7 +21,6 @@ frame against this before any work, and ``zoom`` checks each frame's window agai
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -73,22 +72,18 @@ class ZoomSettings:
         return attrs
 
 
-def _to_plot(axis: Axis, value: float) -> float:
-    return math.log10(abs(value)) if axis.scale == "log" else value
-
-
-def _from_plot(axis: Axis, value: float) -> float:
-    return math.copysign(10.0**value, axis.start) if axis.scale == "log" else value
-
-
 def window(axis: Axis, center: float, frame: int, factor: float) -> Axis:
-    """``axis`` narrowed ``factor``^frame times around ``center`` (in log10 |v| on a log axis)."""
-    if frame == 0:
+    """``axis`` narrowed ``factor``^frame times around ``center`` (in log10 |v| on a log axis); an axis of
+    one point stays as it is."""
+    if frame == 0 or axis.n == 1:
         return axis
-    a, b = _to_plot(axis, axis.start), _to_plot(axis, axis.stop)
-    half, mid = abs(b - a) / 2 / factor**frame, _to_plot(axis, center)
+    if axis.scale == "log" and not center * axis.start > 0:
+        raise SpecError(f"the centre {axis.name} = {center:g} is not on the log axis {axis.name} "
+                        f"({axis.start:g} … {axis.stop:g}); give a value of the same sign, not zero")
+    a, b = axis.scaled(axis.start), axis.scaled(axis.stop)
+    half, mid = abs(b - a) / 2 / factor**frame, axis.scaled(center)
     start, stop = (mid - half, mid + half) if b >= a else (mid + half, mid - half)
-    return Axis(axis.name, _from_plot(axis, start), _from_plot(axis, stop), axis.n, axis.scale)
+    return Axis(axis.name, axis.unscaled(start), axis.unscaled(stop), axis.n, axis.scale)
 
 
 def resolution_problem(axis: Axis, dtype: str) -> str | None:
@@ -124,7 +119,7 @@ def frame_spec(spec: MapSpec, center: tuple[float, float], frame: int, factor: f
 
 def default_center(spec: MapSpec) -> tuple[float, float]:
     """The middle of the spec's window (geometric on a log axis)."""
-    mid = [_from_plot(a, (_to_plot(a, a.start) + _to_plot(a, a.stop)) / 2) for a in spec.axes]
+    mid = [a.unscaled((a.scaled(a.start) + a.scaled(a.stop)) / 2) for a in spec.axes]
     return (mid[0], mid[1] if len(mid) > 1 else 0.0)
 
 
@@ -157,7 +152,9 @@ def zoom(
     on_frame: Callable[[list[ConvergenceMap]], None] | None = None,
 ) -> list[ConvergenceMap]:
     """The frames of a zoom into ``spec`` (module docstring); ``done`` are frames already computed (from a
-    resumed file), ``on_frame`` is called with the frames so far after each new one.
+    resumed file), ``on_frame`` is called with the frames so far after each new one. If the boundary
+    leads the zoom to where the precision cannot resolve a frame, the sequence ends early and the last
+    frame's provenance says why (``zoom_stopped``).
 
     Examples
     --------
@@ -176,7 +173,13 @@ def zoom(
         if frame < len(frames):
             center = tuple(frames[frame].provenance["zoom_center"])
         else:
-            fspec = frame_spec(spec, center, frame, settings.factor)
+            try:
+                fspec = frame_spec(spec, center, frame, settings.factor)
+            except SpecError as limit:  # following the boundary led where plan() could not look
+                if not frames:
+                    raise
+                frames[-1].provenance["zoom_stopped"] = str(limit)
+                break
             cmap = refine_map(fspec, settings.refine, backend=backend, threads=threads) if settings.refine \
                 else run_map(fspec, backend=backend, threads=threads)
             cmap.provenance.update(zoom_frame=frame, zoom_center=center)
@@ -190,7 +193,8 @@ def zoom(
 
 # --- files -----------------------------------------------------------------------------------------
 def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: list[ConvergenceMap]) -> None:
-    """Write the frames so far to ``path`` atomically; ``complete`` once all ``settings.frames`` are there."""
+    """Write the frames so far to ``path`` atomically; ``complete`` once all ``settings.frames`` are there, or
+    the zoom stopped at the precision limit."""
     from .store import write_atomically, write_format, write_node
 
     def fill(f) -> None:
@@ -198,7 +202,7 @@ def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: 
         f.attrs["spec"] = spec.to_toml()
         for key, value in settings.to_attrs().items():
             f.attrs[f"zoom_{key}"] = value
-        f.attrs["complete"] = len(frames) == settings.frames
+        f.attrs["complete"] = len(frames) == settings.frames or "zoom_stopped" in frames[-1].provenance
         for i, cmap in enumerate(frames):
             write_node(f.create_group(f"frames/{i:03d}"), cmap)
 
@@ -247,27 +251,50 @@ def render_frames(
     return images
 
 
+def animation_paths(output: str | Path, requested: str | None = None) -> list[Path]:
+    """Where the animation of a zoom written to ``output`` goes: ``requested`` (.gif or .mp4), else output's
+    name with .gif, and with .mp4 too where ffmpeg is installed. SpecError for a path that cannot be used."""
+    from .store import check_output_path
+
+    stem = Path(output).with_suffix("")
+    paths = [Path(requested)] if requested else [stem.with_name(stem.name + ".gif")]
+    if not requested and shutil.which("ffmpeg"):
+        paths.append(stem.with_name(stem.name + ".mp4"))
+    for path in paths:
+        if path.suffix.lower() not in (".gif", ".mp4"):
+            raise SpecError(f"cannot tell the animation format of {str(path)!r}; end it in .gif or .mp4")
+        if path.suffix.lower() == ".mp4" and not shutil.which("ffmpeg"):
+            raise SpecError("an MP4 needs ffmpeg, which is not installed; give --animation NAME.gif")
+        check_output_path(path)
+    return paths
+
+
 def save_animation(images: list[np.ndarray], path: str | Path, seconds_per_frame: float = 0.8) -> Path:
-    """Write ``images`` as an animation: a GIF (Pillow) or, for a .mp4 path, an H.264 video (ffmpeg)."""
+    """Write ``images`` as an animation, atomically: a GIF (Pillow) or, for a .mp4 path, an H.264 video
+    (ffmpeg)."""
+    from .plot import write_picture
+
     path = Path(path)
     if path.suffix.lower() == ".mp4":
-        return _save_mp4(images, path, seconds_per_frame)
+        return write_picture(path, lambda tmp: _save_mp4(images, tmp, seconds_per_frame))
     from PIL import Image
 
     first, *rest = [Image.fromarray(image) for image in images]
-    first.save(path, save_all=True, append_images=rest, duration=int(seconds_per_frame * 1000), loop=0)
-    return path
+    return write_picture(path, lambda tmp: first.save(
+        tmp, format="GIF", save_all=True, append_images=rest, duration=int(seconds_per_frame * 1000), loop=0
+    ))
 
 
-def _save_mp4(images: list[np.ndarray], path: Path, seconds_per_frame: float) -> Path:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise SpecError("an MP4 needs ffmpeg, which is not installed; write a .gif instead")
+def _save_mp4(images: list[np.ndarray], path: Path, seconds_per_frame: float) -> None:
+    ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
     height, width = (d - d % 2 for d in images[0].shape[:2])  # H.264 wants even sizes
     command = [
         ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-        "-framerate", f"{1 / seconds_per_frame:g}", "-i", "-", "-r", "25", "-pix_fmt", "yuv420p", str(path),
+        "-framerate", f"{1 / seconds_per_frame:g}", "-i", "-", "-r", "25", "-pix_fmt", "yuv420p", "-f", "mp4",
+        str(path),
     ]
     frames = b"".join(np.ascontiguousarray(image[:height, :width]).tobytes() for image in images)
-    subprocess.run(command, input=frames, check=True)
-    return path
+    try:
+        subprocess.run(command, input=frames, check=True, capture_output=True)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"ffmpeg failed: {exc.stderr.decode(errors='replace').strip()[:200]}") from None

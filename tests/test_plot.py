@@ -66,6 +66,16 @@ def test_score_uses_the_rank_stretched_diverging_palette(relu_map):
 def test_rank_stretch():
     score = np.array([-100.0, -1.0, -10.0, 0.0, 5.0, 1e9, np.nan])
     np.testing.assert_allclose(rank_stretch(score), [-1.0, -1 / 3, -2 / 3, 0.0, 0.5, 1.0, np.nan])
+    tied = rank_stretch(np.array([-2.0, -2.0, -2.0, -1.0]))  # equal scores share a colour: the average rank
+    np.testing.assert_allclose(tied, [-0.75, -0.75, -0.75, -0.25])
+
+
+def test_undefined_losses_are_grey_not_the_lowest_colour(relu_map):
+    losses = relu_map.fields["final_loss"].copy()
+    losses[0, :10] = np.nan
+    cmap = ds.ConvergenceMap(relu_map.spec, {**relu_map.fields, "final_loss": losses})
+    data = cmap.plot("final_loss").images[0].get_array()
+    assert data.mask[0, :10].all() and not data.mask[1:, :].all()
 
 
 def test_one_row_and_refined_maps(tmp_path):

@@ -27,6 +27,10 @@ def test_windows_narrow_by_the_factor_around_the_center():
     assert np.log10([narrowed.start, narrowed.stop]) == pytest.approx([-1.125, -0.875])
     falling = window(ds.Axis("w0", 3.0, -3.0, 5), 0.0, 1, 3.0)
     assert (falling.start, falling.stop) == (1.0, -1.0)
+    single = ds.Axis("a", 1.0, 2.0, 1)
+    assert window(single, 1.7, 4, 2.0) == single  # one point: nothing to narrow
+    with pytest.raises(ds.SpecError, match="not on the log axis"):
+        window(log, -0.1, 1, 2.0)
 
 
 def test_zoom_follows_the_boundary():
@@ -111,6 +115,9 @@ def test_descentsim_zoom_command(tmp_path):
     assert len(read_zoom(out)[2]) == 3
     again = subprocess.run(args + ["--resume"], capture_output=True, text=True)
     assert again.returncode == 0 and "already complete" in again.stdout
+    (tmp_path / "z.gif").unlink()  # as a kill while drawing leaves it: resume draws the animation
+    again = subprocess.run(args + ["--resume"], capture_output=True, text=True)
+    assert again.returncode == 0 and Image.open(tmp_path / "z.gif").n_frames == 3
     for extra, message in [
         ([], "exists; use --resume"),
         (["--resume", "--frames", "4"], "holds another zoom"),
