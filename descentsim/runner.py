@@ -100,6 +100,8 @@ def trajectories(
     from .backends.reference import train
 
     iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
+    if iy.size == 0:
+        raise SpecError("no points given; pass the grid indices (and overrides) of at least one trajectory")
     overrides = {k: np.asarray(v).ravel() for k, v in (overrides or {}).items()}
     paths = None
     for positions, made, hyper, factors in problems(spec, iy, ix, overrides):
