@@ -96,13 +96,11 @@ from common import (
     Measurement,
     argument_parser,
     class_fractions,
-    fields_identical,
     import_jax,
-    outcome_class,
     parse_checked,
     print_jax_agreement,
     print_jax_status,
-    time_descentsim,
+    time_cython_and_reference,
     time_jax,
 )
 from descentsim.convergence_map import package_version
@@ -287,19 +285,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None, flop: int) -> list[Measurement]:
     """Time every engine in one precision, printing outcomes and agreement checks as it goes."""
     spec = mlp_map_spec(args.grid, args.steps, dtype)
-    cython, cython_map = time_descentsim(spec, "cython", args.threads, args.repeats, flop)
-    cython_classes = outcome_class(cython_map.outcome)
-    print(f"  cython {args.grid}×{args.grid}: {cython.wall_s:.3f} s (provenance wall_time_s "
-          f"{cython_map.provenance['wall_time_s']:.3f}); {class_fractions(cython_classes)}; "
-          f"mean steps run {cython.steps_run / cython.points:.1f} of {args.steps}")
-
     small = mlp_map_spec(args.numpy_grid, args.numpy_steps, dtype)
-    reference, reference_map = time_descentsim(small, "numpy", 1, args.repeats, flop)
-    print(f"  numpy {args.numpy_grid}×{args.numpy_grid}, {args.numpy_steps} steps: {reference.wall_s:.3f} s; "
-          f"{class_fractions(outcome_class(reference_map.outcome))}")
-    small_cython = ds.run_map(small, backend="cython", threads=args.threads)
-    print(f"  numpy vs cython (small grid): outcome, steps and final_loss fields bit-identical: "
-          f"{fields_identical(small_cython, reference_map)}")
+    cython, cython_map, reference = time_cython_and_reference(spec, small, args.threads, args.repeats, flop)
     if jax is None:
         return [cython, reference]
 

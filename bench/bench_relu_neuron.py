@@ -65,14 +65,11 @@ from common import (
     Measurement,
     argument_parser,
     class_fractions,
-    fields_identical,
     import_jax,
-    outcome_class,
     parse_checked,
-    print_agreement,
     print_jax_agreement,
     print_jax_status,
-    time_descentsim,
+    time_cython_and_reference,
     time_jax,
 )
 from descentsim.convergence_map import package_version
@@ -180,20 +177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None) -> list[Measurement]:
     """Time every engine in one precision, printing outcomes and agreement checks as it goes."""
     spec = relu_map_spec(args.grid, args.steps, dtype)
-    cython, cython_map = time_descentsim(spec, "cython", args.threads, args.repeats)
-    cython_classes = outcome_class(cython_map.outcome)
-    print(f"  cython {args.grid}×{args.grid}: {cython.wall_s:.3f} s; {class_fractions(cython_classes)}; "
-          f"mean steps run {cython.steps_run / cython.points:.1f} of {args.steps}")
-
     small = relu_map_spec(args.numpy_grid, args.steps, dtype)
-    reference, reference_map = time_descentsim(small, "numpy", 1, args.repeats)
-    print(f"  numpy {args.numpy_grid}×{args.numpy_grid}: {reference.wall_s:.3f} s; "
-          f"{class_fractions(outcome_class(reference_map.outcome))}")
-    small_cython = ds.run_map(small, backend="cython", threads=args.threads)
-    print_agreement("numpy vs cython (small grid)", outcome_class(small_cython.outcome),
-                    outcome_class(reference_map.outcome))
-    print(f"  numpy vs cython (small grid): outcome, steps and final_loss fields bit-identical: "
-          f"{fields_identical(small_cython, reference_map)}")
+    cython, cython_map, reference = time_cython_and_reference(spec, small, args.threads, args.repeats)
     if jax is None:
         return [cython, reference]
 

@@ -99,6 +99,26 @@ def fields_identical(a: ds.ConvergenceMap, b: ds.ConvergenceMap) -> bool:
                for name in ("outcome", "steps", "final_loss"))
 
 
+def time_cython_and_reference(
+    spec: ds.MapSpec, small: ds.MapSpec, threads: int, repeats: int, flop: int = 0
+) -> tuple[Measurement, ds.ConvergenceMap, Measurement]:
+    """Time the Cython engine on ``spec`` and the NumPy reference on the smaller ``small``, printing each map's
+    outcome classes and how the reference agrees with Cython on ``small``; (Cython, its map, reference)."""
+    cython, cython_map = time_descentsim(spec, "cython", threads, repeats, flop)
+    print(f"  cython {spec.shape[0]}×{spec.shape[1]}: {cython.wall_s:.3f} s (provenance wall_time_s "
+          f"{cython_map.provenance['wall_time_s']:.3f}); {class_fractions(outcome_class(cython_map.outcome))}; "
+          f"mean steps run {cython.steps_run / cython.points:.1f} of {spec.steps}")
+    reference, reference_map = time_descentsim(small, "numpy", 1, repeats, flop)
+    print(f"  numpy {small.shape[0]}×{small.shape[1]}, {small.steps} steps: {reference.wall_s:.3f} s; "
+          f"{class_fractions(outcome_class(reference_map.outcome))}")
+    small_cython = ds.run_map(small, backend="cython", threads=threads)
+    print_agreement("numpy vs cython (small grid)", outcome_class(small_cython.outcome),
+                    outcome_class(reference_map.outcome))
+    print(f"  numpy vs cython (small grid): outcome, steps and final_loss fields bit-identical: "
+          f"{fields_identical(small_cython, reference_map)}")
+    return cython, cython_map, reference
+
+
 @dataclass
 class JaxRun:
     """A timed JAX map: the measurement, compile time, (ny, nx) outcome classes and decided steps, and the

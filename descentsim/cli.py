@@ -171,18 +171,18 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             spec = MapSpec.from_toml_text(comm.bcast(text, root=0))
             log = lambda message: print(prefix + message, file=sys.stderr, flush=True)  # noqa: E731
             cmap = run_map_mpi(comm, spec, args.output, schedule=args.schedule, log=log, **common)
-        elif args.refine is not None:
-            spec = load_config(args.config, args.settings)
-            if args.tile is not None:
-                raise SpecError("--tile has no meaning with --refine, which computes points in blocks; drop it")
-            log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-            cmap = refine_map_to_file(
-                spec, args.output, args.refine, backend=args.backend, threads=args.threads, resume=args.resume,
-                force=args.force, log=log, stop_requested=stop.is_set,
-            )
         else:
             spec = load_config(args.config, args.settings)
-            cmap = run_map_to_file(spec, args.output, **common)
+            if args.refine is None:
+                cmap = run_map_to_file(spec, args.output, **common)
+            elif args.tile is not None:
+                raise SpecError("--tile has no meaning with --refine, which computes points in blocks; drop it")
+            else:
+                log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+                cmap = refine_map_to_file(
+                    spec, args.output, args.refine, backend=args.backend, threads=args.threads, resume=args.resume,
+                    force=args.force, log=log, stop_requested=stop.is_set,
+                )
     except DescentsimError as exc:
         return _fail(prefix + parser.prog, str(exc)) if rank == 0 else 2
     except RunInterrupted as stopped:
@@ -342,7 +342,7 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted zoom in OUTPUT")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT")
     args = parser.parse_args(argv)
-    from .plot import PLOTTABLE
+    from .plot import check_field
     from .refine import check_levels
     from .store import check_output_path
     from .zoom import ZoomSettings, animation_paths, plan, read_zoom, render_frames, save_animation, write_zoom, zoom
@@ -354,8 +354,7 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
         settings = ZoomSettings(args.frames, args.factor, _parse_center(args.center), args.inside, args.refine)
         if args.refine:
             check_levels(spec, args.refine)
-        if args.field not in PLOTTABLE or (args.field == "refine_level" and not args.refine):
-            raise SpecError(f"--field {args.field!r} cannot be drawn; valid fields: {', '.join(PLOTTABLE[:-1])}")
+        check_field(args.field, refined=bool(args.refine))
         animations = animation_paths(args.output, args.animation)
         check_output_path(args.output)
         done, complete = [], False

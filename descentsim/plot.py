@@ -115,14 +115,17 @@ def title(cmap: ConvergenceMap) -> str:
     return f"{top}\n{fixed}" if fixed else top
 
 
-def field_values(cmap: ConvergenceMap, field: str) -> np.ndarray:
-    if field == "refine_level":
-        if cmap.refinement is None:
-            raise SpecError("this map was not refined, so it has no refine_level; plot another field")
-        return cmap.refinement
-    if field not in FIELDS:
+def check_field(field: str, refined: bool) -> None:
+    """SpecError unless ``field`` can be drawn for a map (``refined``: computed by adaptive refinement)."""
+    if field == "refine_level" and not refined:
+        raise SpecError("this map is not refined, so it has no refine_level; draw another field")
+    if field not in PLOTTABLE:
         raise SpecError(f"unknown field {field!r}; valid fields: {', '.join(PLOTTABLE)}")
-    return cmap.fields[field]
+
+
+def field_values(cmap: ConvergenceMap, field: str) -> np.ndarray:
+    check_field(field, cmap.refinement is not None)
+    return cmap.refinement if field == "refine_level" else cmap.fields[field]
 
 
 def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: bool = True, **imshow: Any):
@@ -153,8 +156,7 @@ def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: b
         palette = colormaps["viridis"].resampled(max(levels.size, 2))
         index = np.searchsorted(levels, values).astype(float)
         ax.imshow(index, cmap=palette, vmin=-0.5, vmax=max(levels.size, 2) - 0.5, **{**options, **imshow})
-        names = _discrete_names(field)
-        handles = [_patch(palette(i), names.get(int(v), f"{field} {v}")) for i, v in enumerate(levels)]
+        handles = [_patch(palette(i), _discrete_label(field, int(v))) for i, v in enumerate(levels)]
     else:
         data, norm, colour_map, label = _continuous(values, field)
         colour_map = imshow.pop("cmap", colour_map)
@@ -188,14 +190,16 @@ def _patch(colour, label: str):
     return Patch(facecolor=colour, edgecolor="0.5", linewidth=0.5, label=label)
 
 
-def _discrete_names(field: str) -> dict[int, str]:
-    if field == "collapsed":
-        return {-1: "not a classifier", 0: "not collapsed", 1: "collapsed"}
+def _discrete_label(field: str, value: int) -> str:
+    """The legend entry of ``value`` of a discrete field."""
     if field == "refine_level":
-        return {-1: "copied from its cell", **{k: f"computed at level {k} (stride {2**k})" for k in range(17)}}
-    if field == "attractor":
-        return {-1: "no minimum reached"}
-    return {0: "no cycle"} if field == "period" else {}
+        return "copied from its cell" if value < 0 else f"computed at level {value} (stride {2**value})"
+    special = {
+        "collapsed": {-1: "not a classifier", 0: "not collapsed", 1: "collapsed"},
+        "attractor": {-1: "no minimum reached"},
+        "period": {0: "no cycle"},
+    }
+    return special.get(field, {}).get(value, f"{field} {value}")
 
 
 def _continuous(values: np.ndarray, field: str):

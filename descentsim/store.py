@@ -173,15 +173,15 @@ def read_map(path: str | Path) -> ConvergenceMap:
         return read_node(f, shown)
 
 
-def open_file(path: str | Path) -> tuple[h5py.File, str]:
-    """The HDF5 file at ``path`` opened for reading, and its name as messages show it; MapFileError if it
-    is missing or not HDF5."""
+def open_file(path: str | Path, writer: str = "descentsim-map") -> tuple[h5py.File, str]:
+    """The HDF5 file at ``path`` (written by ``writer``) opened for reading, and its name as messages show
+    it; MapFileError if it is missing or not HDF5."""
     path = Path(path)
     shown = repr(str(path))
     if not path.exists():
         raise MapFileError(f"no such map file: {shown}")
     if path.is_file() and not h5py.is_hdf5(path):
-        raise MapFileError(f"{shown} is not an HDF5 file; give a map written by descentsim-map")
+        raise MapFileError(f"{shown} is not an HDF5 file; give a file written by {writer}")
     try:
         return h5py.File(path, "r"), shown
     except OSError as exc:

@@ -131,16 +131,16 @@ def plan(spec: MapSpec, settings: ZoomSettings) -> None:
         frame_spec(spec, center, frame, settings.factor)
 
 
-def next_center(cmap: ConvergenceMap, inside, current: tuple[float, float]) -> tuple[tuple[float, float], bool]:
-    """The boundary point of ``cmap`` nearest (in grid steps) to the centre of its window, as knob values, and
-    whether there was one (else ``current``)."""
+def next_center(cmap: ConvergenceMap, inside, current: tuple[float, float]) -> tuple[float, float]:
+    """The boundary point of ``cmap`` nearest (in grid steps) to the centre of its window, as knob values
+    (``current`` if the map has no boundary)."""
     mask = boundary.boundary_mask(cmap.side(inside))
     if not mask.any():
-        return current, False
+        return current
     iy, ix = np.nonzero(mask)
     ny, nx = cmap.shape
     k = int(np.argmin((iy - (ny - 1) / 2) ** 2 + (ix - (nx - 1) / 2) ** 2))
-    return (float(cmap.x[ix[k]]), float(cmap.y[iy[k]]) if cmap.y is not None else 0.0), True
+    return (float(cmap.x[ix[k]]), float(cmap.y[iy[k]]) if cmap.y is not None else 0.0)
 
 
 def zoom(
@@ -187,7 +187,7 @@ def zoom(
             if on_frame is not None:
                 on_frame(frames)
         if settings.center is None:
-            center, _ = next_center(frames[frame], settings.sides, center)
+            center = next_center(frames[frame], settings.sides, center)
     return frames
 
 
@@ -213,7 +213,7 @@ def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[Convergence
     """(spec, settings, frames, complete) of a zoom file written by ``write_zoom``."""
     from .store import check_format, open_file, read_node
 
-    f, shown = open_file(path)
+    f, shown = open_file(path, "descentsim-zoom")
     with f:
         check_format(f, shown, FORMAT_NAME, "descentsim-zoom")
         try:

@@ -48,11 +48,27 @@ def test_outcome_picture_has_the_palette_and_a_legend(tmp_path, relu_map):
     assert pixels_of(image, OUTCOME_COLOURS[ds.Outcome.DIVERGED]) > 0
 
 
-@pytest.mark.parametrize("field", ["score", "final_loss", "loss_sum", "steps", "accuracy", "period", "attractor"])
-def test_every_field_renders(tmp_path, relu_map, field):
-    out = save_plot(relu_map, tmp_path / f"{field}.png", field, dpi=50)
-    image = imread(out)
-    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 10  # not blank
+#: Maps on which each field varies: the dead ReLU, a double well (two minima), a small classifier.
+FIELD_MAPS = {
+    "relu": RELU,
+    "double-well": ds.MapSpec(model="double-well", x=ds.Axis("lr", 0.01, 1.2, 48), y=ds.Axis("w0", -2.5, 2.5, 32),
+                              steps=500),
+    "classifier": ds.MapSpec(model="softmax-mlp", optimizer="adam", x=ds.Axis("lr", 1e-3, 3.0, 12, "log"),
+                             y=ds.Axis("init_scale", 0.5, 2.0, 4), steps=150, dtype="float32",
+                             params={"batch_size": 32}),
+}
+
+
+@pytest.mark.parametrize("name, field", [
+    ("relu", "score"), ("relu", "final_loss"), ("relu", "loss_sum"), ("relu", "steps"), ("relu", "period"),
+    ("double-well", "attractor"), ("classifier", "accuracy"), ("classifier", "collapsed"),
+])
+def test_every_field_renders(tmp_path, name, field):
+    cmap = ds.run_map(FIELD_MAPS[name])
+    shown = np.ma.compressed(cmap.plot(field).images[0].get_array())
+    assert shown.size > 0.5 * cmap.outcome.size and np.unique(shown).size > 1  # not blank, not one colour
+    image = imread(save_plot(cmap, tmp_path / f"{field}.png", field, dpi=50))
+    assert image.shape[:2] == (275, 375)
 
 
 def test_score_uses_the_rank_stretched_diverging_palette(relu_map):
