@@ -33,6 +33,13 @@ FIELDS: dict[str, FieldInfo] = {
     "collapsed": FieldInfo(
         np.int8, -1, "classifiers: 1 if the final network gives every training input the same class, else 0; -1 for other models"
     ),
+    "batch_loss": FieldInfo(
+        np.float64, np.nan, "the gradient's loss at the deciding step: the minibatch's with minibatches, else final_loss"
+    ),
+    "classes_predicted": FieldInfo(
+        np.int16, -1, "classifiers: number of distinct classes the final network predicts on the training set "
+        "(0 where a logit is not finite); -1 for other models"
+    ),
 }
 
 

@@ -49,6 +49,8 @@ BATCH_KNOBS = (
     Knob("batch_order", "random", "random: drawn by a hash of (batch_seed, step, point); sequential: update t takes "
          "samples t·batch_size ... (t+1)·batch_size − 1 (mod samples), each once per pass", kind=str,
          choices=("random", "sequential")),
+    Knob("eval_samples", 0, "minibatches: the outcome rules judge the loss on the first eval_samples samples "
+         "(0: all of them, the full-data loss)", kind=int, minimum=0, maximum=2**31 - 1),
 )
 #: Most steps for which a schedule's factors are tabulated (8 bytes each).
 MAX_SCHEDULED_STEPS = 2**26

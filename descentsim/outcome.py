@@ -1,11 +1,15 @@
 """What happened to a trajectory: the outcome classes and the thresholds that decide them.
 
-The rules are the same in every engine. Let ``L_t`` be the loss before update ``t`` (``t = 0`` is
-the initial loss), evaluated for ``t = 0, 1, ..., steps``; ``bound = diverge_factor * L_0``.
+The rules are the same in every engine. Let ``L_t`` be the full-data loss before update ``t``
+(``t = 0`` is the initial loss), evaluated for ``t = 0, 1, ..., steps``; ``bound = diverge_factor * L_0``.
+With minibatches the gradient is the minibatch's but ``L_t`` is still the loss on the whole training
+set (the first ``eval_samples`` samples where that knob is set), as in the fractal-trainability
+notebook's minibatch experiment: a label is never decided on one minibatch's luck.
 At each ``t``, in this order:
 
-1. ``DIVERGED`` if ``L_t`` is not finite or ``L_t > bound``; the trajectory stops.
-2. ``CONVERGED`` if ``L_t <= converge_loss``; the trajectory stops.
+1. ``DIVERGED`` if ``L_t`` is not finite, or if ``L_t > bound`` and ``t >= diverge_from``; the
+   trajectory stops.
+2. ``CONVERGED`` if ``L_t <= converge_loss`` and ``t >= converge_from``; the trajectory stops.
 3. At ``t = steps`` (the budget is spent), with ``θ_t`` the parameters:
 
    * ``CYCLING`` with period ``p`` if the smallest ``p`` in ``1..min(max_period, steps)`` with
@@ -21,12 +25,22 @@ are set to 0, so that gradual underflow cannot carry a parameter across zero (in
 a dead ReLU's weight decays towards 0 and never crosses it).
 
 The step ``T`` at which the outcome was decided is the ``steps`` field.
+
+A label must survive a longer run, so a rule that stops a trajectory early only fires where no later
+part of the learning-rate schedule f(t) (``optimizers.schedule_factors``) can undo it
+(``decision_steps``): ``converge_from`` is the step after the last update at which f rises (a loss
+below the level during a warm-up proves nothing about the full rate: the run goes on), and
+``diverge_from`` the step after the last update at which f falls (a finite loss above the bound can
+still come back once the rate has decayed). Both are 0 for a constant rate. A non-finite loss is
+final at once.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, fields
+
+import numpy as np
 
 from .errors import SpecError, check_known
 
@@ -52,6 +66,26 @@ SCORE_CLIP = 1e6
 MAX_PERIOD = 4096
 #: The score's trainability test looks at the mean normalised loss over this many final steps.
 SCORE_WINDOW = 20
+
+
+def decision_steps(factors: np.ndarray | None, steps: int) -> tuple[int, int]:
+    """(converge_from, diverge_from): the first steps at which CONVERGED, and DIVERGED by the bound, may be
+    decided under the learning-rate schedule ``factors`` (f(t) for t < steps; None for a constant rate).
+
+    converge_from = 1 + the last update u with f(u) > f(u − 1), so that the loss judged has been reached
+    with the largest rate still to come (0 if f never rises); diverge_from = 1 + the last u with
+    f(u) < f(u − 1) (0 if f never falls).
+
+    Examples
+    --------
+    >>> decision_steps(np.minimum(1.0, (np.arange(6) + 1) / 3), 6)  # warm-up over 3 steps: f = 1/3, 2/3, 1, 1, ...
+    (3, 0)
+    """
+    if factors is None or steps < 2:
+        return 0, 0
+    f = np.asarray(factors[:steps], dtype=np.float64)
+    rises, falls = np.flatnonzero(f[1:] > f[:-1]), np.flatnonzero(f[1:] < f[:-1])
+    return (int(rises[-1]) + 2 if rises.size else 0), (int(falls[-1]) + 2 if falls.size else 0)
 
 
 @dataclass(frozen=True)

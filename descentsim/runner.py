@@ -12,6 +12,7 @@ import numpy as np
 from .backends import Backend, get_backend, problems
 from .convergence_map import ConvergenceMap, provenance
 from .fields import FIELDS, empty_fields
+from .history import Recording, Trajectories
 from .models import Problem
 from .errors import RunInterrupted, SpecError
 from .journal import PointJournal, TileJournal, journal_path
@@ -51,9 +52,11 @@ def compute_points(
     overrides: dict[str, np.ndarray] | None = None,
     block_points: int | None = None,
     between_blocks: Callable[[], None] | None = None,
+    recording: Recording | None = None,
 ) -> dict[str, np.ndarray]:
     """The fields (flat, like iy) of the trajectories at grid points (iy, ix), knob values replaced point by
-    point by ``overrides`` (``backends.problems``).
+    point by ``overrides`` (``backends.problems``); ``recording`` (rows like iy), if given, receives their
+    curves.
 
     The points go through the engine in blocks (of at most ``block_points``, and few enough that wide
     models fit in memory); ``between_blocks`` is called after each. Neither changes the result.
@@ -67,9 +70,14 @@ def compute_points(
         for positions, problem, hyper, factors in problems(
             spec, iy[part], ix[part], {k: v[part] for k, v in overrides.items()}
         ):
-            result = backend.run(spec, problem, hyper, factors, threads)
+            curves = None if recording is None else recording.like(len(positions))
+            if curves is not None and curves.theta is not None:
+                curves.theta = np.full((*curves.loss.shape, problem.theta0.shape[1]), np.nan)
+            result = backend.run(spec, problem, hyper, factors, threads, curves)
             for name in FIELDS:
                 flat[name][part][positions] = result[name]
+            if recording is not None:
+                recording.put(np.arange(iy.size)[part][positions], curves)
         if between_blocks is not None:
             between_blocks()
     return flat
@@ -86,34 +94,60 @@ def run_points(
     """The fields (shaped like iy, flattened) of the trajectories at grid points (iy, ix), with knob values
     replaced point by point by ``overrides`` (for refinement between grid points); a pure function of its
     input."""
-    iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
-    overrides = {k: np.asarray(v).ravel() for k, v in (overrides or {}).items()}
+    iy, ix, overrides = _flat_points(iy, ix, overrides)
     return compute_points(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides)
 
 
-def trajectories(
-    spec: MapSpec, iy: np.ndarray, ix: np.ndarray, overrides: dict[str, np.ndarray] | None = None
-) -> np.ndarray:
-    """The parameters θ_t of the trajectories at grid points (iy, ix) (knob values replaced point by point by
-    ``overrides``, as in ``run_points``), shaped (points, steps + 1, P): the NumPy reference engine's
-    path, the same bit for bit as every engine's, NaN after the step at which each was decided."""
-    from .backends.reference import train
-
+def _flat_points(iy, ix, overrides) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Grid indices as flat int64 arrays, and the overrides flattened like them."""
     iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
+    return iy, ix, {k: np.asarray(v).ravel() for k, v in (overrides or {}).items()}
+
+
+def trajectories(
+    spec: MapSpec,
+    iy: np.ndarray,
+    ix: np.ndarray,
+    overrides: dict[str, np.ndarray] | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    stride: int = 1,
+    theta: bool = True,
+) -> Trajectories:
+    """The trajectories at grid points (iy, ix) as the engine runs them: θ_t, the full-data loss L_t and,
+    for classifiers, the training accuracy every ``stride`` steps, each up to the step at which the point
+    was decided (NaN after), and the point's fields.
+
+    Knob values can be replaced point by point by ``overrides`` (arrays like iy), as in ``run_points``.
+    The compiled engine runs them (``backend="auto"``); every engine gives the same bits.
+    ``theta=False`` skips θ_t (P values a step), for wide networks.
+
+    Raises SpecError without points, for ``stride < 1``, or when θ is asked of points with different
+    numbers of parameters.
+
+    Examples
+    --------
+    >>> spec = MapSpec(model="quadratic", x=Axis("lr", 0.5, 1.0, 2), steps=3, params={"w0": 1.0})
+    >>> run = trajectories(spec, [0, 0], [0, 1])
+    >>> run.loss[0].tolist()  # ½·(1 − 0.5)^(2t)
+    [0.5, 0.125, 0.03125, 0.0078125]
+    >>> run.theta[1, :, 0].tolist(), run.decided.tolist()  # lr = 2/a·½ lands on the minimum at once
+    ([1.0, 0.0, nan, nan], [3, 1])
+    """
+    iy, ix, overrides = _flat_points(iy, ix, overrides)
     if iy.size == 0:
         raise SpecError("no points given; pass the grid indices (and overrides) of at least one trajectory")
-    overrides = {k: np.asarray(v).ravel() for k, v in (overrides or {}).items()}
-    paths = None
-    for positions, made, hyper, factors in problems(spec, iy, ix, overrides):
-        path = np.full((spec.steps + 1, len(positions), made.theta0.shape[1]), np.nan)
-        train(spec.model_def, spec.optimizer_def, made, hyper, factors, spec.steps, spec.resolved_thresholds,
-              spec.dtype, path)
-        if paths is None:
-            paths = np.full((iy.size, spec.steps + 1, path.shape[2]), np.nan)
-        if path.shape[2] != paths.shape[2]:
-            raise SpecError("the points have different numbers of parameters; record them separately")
-        paths[positions] = path.transpose(1, 0, 2)
-    return paths
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise SpecError(f"stride must be a whole number >= 1, got {stride!r}")
+    classifier = spec.model_def.classifier
+    recording = Recording.empty(iy.size, spec.steps, 0, theta, classifier, int(stride))
+    if theta:
+        p = spec.model_def.parameter_count({**spec.point_values(iy, ix), **overrides})
+        recording.theta = np.full((iy.size, spec.steps + 1, p), np.nan)
+    fields = compute_points(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides,
+                            recording=recording)
+    marks = np.arange(0, spec.steps + 1, int(stride))
+    return Trajectories(recording.theta, recording.loss, recording.accuracy, marks, fields)
 
 
 def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:

@@ -20,7 +20,7 @@ cmap = ds.run_map(spec)
 
 angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
 w0, b0 = 2.6 * np.cos(angles), 2.6 * np.sin(angles)
-paths = ds.trajectories(spec, np.zeros(16, int), np.zeros(16, int), overrides={"w0": w0, "b0": b0})
+paths = ds.trajectories(spec, np.zeros(16, int), np.zeros(16, int), overrides={"w0": w0, "b0": b0}).theta
 
 ax = cmap.plot()
 for path in paths:

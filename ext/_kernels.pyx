@@ -42,6 +42,8 @@ cdef extern from "kernels.h" nogil:
         Py_ssize_t k_max
         Py_ssize_t window_start
         Py_ssize_t last_start
+        Py_ssize_t converge_from
+        Py_ssize_t diverge_from
     ctypedef struct ds_problem:
         int model, optimizer
         Py_ssize_t p, samples, data_rows, n_consts, n_hyper
@@ -57,6 +59,7 @@ cdef extern from "kernels.h" nogil:
         int batch_per_point
         int batch_sequential
         const long long* point_id
+        Py_ssize_t eval_count
     ctypedef struct ds_outputs:
         unsigned char* outcome
         int* steps
@@ -66,7 +69,13 @@ cdef extern from "kernels.h" nogil:
         double* loss_sum
         double* score
         double* accuracy
+        double* batch_loss
         signed char* collapsed
+        short* classes_predicted
+        double* loss_path
+        double* theta_path
+        double* accuracy_path
+        Py_ssize_t stride
     const Py_ssize_t DS_LANES_F32
     const Py_ssize_t DS_LANES_F64
     void ds_train_points_f32(const ds_problem* pb, const ds_rules* rules, Py_ssize_t first, Py_ssize_t last,
@@ -108,10 +117,12 @@ def train(
     const floating[:, ::1] lr_scale,      # IN (n, P) per-parameter learning-rate multipliers, or None
     Py_ssize_t batch_size, unsigned long long batch_seed, int batch_per_point, int batch_sequential,  # IN minibatches (size 0: none)
     const long long[::1] point_id,        # IN (n,) grid index of each row (per-point minibatches), or None
+    Py_ssize_t eval_samples,              # IN minibatches: the rules' full-data loss over the first ones (0: all)
     const unsigned char[::1] trainable,   # IN (P,) which parameters move
     Py_ssize_t steps,                     # IN budget of updates
     double converge_loss, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
     Py_ssize_t max_period, double cycle_tol,  # IN outcome thresholds
+    Py_ssize_t converge_from, Py_ssize_t diverge_from,  # IN first steps that may be CONVERGED / DIVERGED by the bound
     floating[:, ::1] scratch,             # IN/OUT (threads, scratch_size(...)) work space
     unsigned char[::1] outcome,           # OUT (n,)
     int[::1] steps_out,                   # OUT (n,)
@@ -122,8 +133,15 @@ def train(
     double[::1] score,                    # OUT (n,)
     double[::1] accuracy,                 # OUT (n,)
     signed char[::1] collapsed,           # OUT (n,)
+    double[::1] batch_loss,               # OUT (n,)
+    short[::1] classes_predicted,         # OUT (n,)
+    double[:, ::1] loss_path=None,        # OUT (n, steps + 1) L_t up to each row's deciding step, or None
+    double[:, :, ::1] theta_path=None,    # OUT (n, steps + 1, P) θ_t likewise, or None (needs loss_path)
+    double[:, ::1] accuracy_path=None,    # OUT (n, steps // stride + 1) accuracy at t = 0, stride, ..., or None
+    Py_ssize_t stride=1,                  # IN the accuracy's stride
 ):
-    """Train every row of theta0 and classify it (see descentsim.outcome for the rules)."""
+    """Train every row of theta0 and classify it (see descentsim.outcome for the rules); the paths, where
+    given, receive the recorded curves (rows past their deciding step are left as they were)."""
     cdef Py_ssize_t n = theta0.shape[0], p = theta0.shape[1]
     cdef Py_ssize_t k_max = max_period if max_period < steps else steps
     cdef Py_ssize_t chunk, n_chunks = (n + CHUNK - 1) // CHUNK, first, last
@@ -139,6 +157,17 @@ def train(
         raise ValueError("scratch is too small")
     if lr_factors is not None and lr_factors.shape[0] < steps:
         raise ValueError("lr_factors is shorter than steps")
+    if stride < 1:
+        raise ValueError("stride must be >= 1")
+    if loss_path is None and (theta_path is not None or accuracy_path is not None):
+        raise ValueError("theta_path and accuracy_path need loss_path")
+    if loss_path is not None and (loss_path.shape[0] != n or loss_path.shape[1] != steps + 1):
+        raise ValueError("loss_path must be (n, steps + 1)")
+    if theta_path is not None and (theta_path.shape[0] != n or theta_path.shape[1] != steps + 1
+                                   or theta_path.shape[2] != p):
+        raise ValueError("theta_path must be (n, steps + 1, P)")
+    if accuracy_path is not None and (accuracy_path.shape[0] != n or accuracy_path.shape[1] != steps // stride + 1):
+        raise ValueError("accuracy_path must be (n, steps // stride + 1)")
     pb.model = MODEL_IDS[model_name]
     pb.optimizer = OPTIMIZER_IDS[optimizer_name]
     pb.p = p
@@ -157,6 +186,7 @@ def train(
     pb.batch_per_point = batch_per_point
     pb.batch_sequential = batch_sequential
     pb.point_id = &point_id[0] if point_id is not None else NULL
+    pb.eval_count = eval_samples if batch_size > 0 and 0 < eval_samples < data.shape[1] else data.shape[1]
     if batch_size > 0 and batch_per_point and point_id is None:
         raise ValueError("per-point minibatches need point_id")
     pb.trainable = &trainable[0]
@@ -168,6 +198,8 @@ def train(
     rules.k_max = k_max
     rules.window_start = steps - stuck_window if steps > stuck_window else 0
     rules.last_start = steps - DS_SCORE_WINDOW if steps > DS_SCORE_WINDOW else 0
+    rules.converge_from = converge_from
+    rules.diverge_from = diverge_from
     out.outcome = &outcome[0]
     out.steps = &steps_out[0]
     out.final_loss = &final_loss[0]
@@ -177,6 +209,12 @@ def train(
     out.score = &score[0]
     out.accuracy = &accuracy[0]
     out.collapsed = &collapsed[0]
+    out.batch_loss = &batch_loss[0]
+    out.classes_predicted = &classes_predicted[0]
+    out.loss_path = &loss_path[0, 0] if loss_path is not None else NULL
+    out.theta_path = &theta_path[0, 0, 0] if theta_path is not None and p > 0 else NULL
+    out.accuracy_path = &accuracy_path[0, 0] if accuracy_path is not None else NULL
+    out.stride = stride
 
     for chunk in prange(n_chunks, nogil=True, schedule="dynamic", num_threads=n_threads):
         first = chunk * CHUNK

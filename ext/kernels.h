@@ -55,6 +55,8 @@ typedef struct {
     ptrdiff_t k_max;        /* cycle lags checked: 1..k_max */
     ptrdiff_t window_start; /* first step of the STUCK window */
     ptrdiff_t last_start;   /* first step of the score's final window */
+    ptrdiff_t converge_from; /* CONVERGED only from this step on: the learning-rate factor never rises after it */
+    ptrdiff_t diverge_from;  /* DIVERGED by the bound only from this step on: the factor never falls after it */
 } ds_rules;
 
 /* One group of trajectories: a model, an optimiser, and arrays in the precision being run. */
@@ -73,6 +75,7 @@ typedef struct {
     int batch_per_point;            /* 1: each grid point its own sequence (point_id), 0: one for all */
     int batch_sequential;           /* 1: update t takes samples t·batch_size + j (mod samples) */
     const long long *point_id;      /* (n,) grid index of each row, or NULL */
+    ptrdiff_t eval_count;           /* samples of the full-data loss the rules judge (the first ones) */
 } ds_problem;
 
 /* Minibatches (descentsim.sampling): SplitMix64's finaliser, arithmetic modulo 2^64 */
@@ -88,6 +91,9 @@ static inline uint64_t ds_batch_key(uint64_t seed, uint64_t t, uint64_t point)
 {
     return ds_mix(ds_mix(seed ^ 0x9E3779B97F4A7C15ULL) + t * 0xD1B54A32D192ED03ULL + point * 0x8CB92BA72F3D8DD7ULL);
 }
+
+/* Most classes of a classifier (the softmax-mlp's `classes` knob). */
+#define DS_MAX_CLASSES 1024
 
 /* The mlp's loops take DS_MLP_UNITS hidden units and DS_MLP_POINTS data points at a time. */
 #define DS_MLP_UNITS 8
@@ -132,12 +138,17 @@ static inline ptrdiff_t ds_work_vectors(int model, int optimizer, ptrdiff_t p, p
     return (k_max + 4) * p + n_consts + n_hyper + ds_state_vectors(optimizer, p) + ds_model_vectors(model, p, data_rows);
 }
 
-/* Where the fields of point i go. */
+/* Where the fields of point i go, and the recorded curves of every point when asked for: the full-data
+ * loss L_t (loss_path, (n, steps + 1)), θ_t (theta_path, (n, steps + 1, p)) and the training accuracy at
+ * t = 0, stride, 2·stride, ... (accuracy_path, (n, steps / stride + 1)); NULL where not recorded. */
 typedef struct {
     unsigned char *outcome;
     int *steps, *period, *attractor;
-    double *final_loss, *loss_sum, *score, *accuracy;
+    double *final_loss, *loss_sum, *score, *accuracy, *batch_loss;
     signed char *collapsed;
+    short *classes_predicted;
+    double *loss_path, *theta_path, *accuracy_path;
+    ptrdiff_t stride;
 } ds_outputs;
 
 /* a loop of constant length unrolled, so that arrays indexed by it can live in registers */

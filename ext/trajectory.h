@@ -100,15 +100,16 @@ DS_INLINE ptrdiff_t DS_NAME(ds_batch_index)(const ds_problem *pb, uint64_t key, 
 /* relu-neuron: ŷ = a·relu(w·x + b) + c, e = ŷ − y, L = ½·mean(e²), relu'(0) = 0;
  * ∇ = mean of (e·a·[z>0]·x, e·a·[z>0], e·relu(z), e), summed in sample order; with w_only only L and
  * ∂L/∂w are formed (the other parameters do not move). With minibatches (keys: each lane's key of
- * this step) the samples are ds_batch_index(key, j), j < batch_size, gathered lane by lane. */
+ * this step) the samples are ds_batch_index(key, j), j < batch_size, gathered lane by lane.
+ * keys = NULL: the full-data loss over the first eval_count samples; g = NULL: the loss alone. */
 DS_INLINE vec DS_NAME(ds_relu_neuron)(const ds_problem *pb, const DS_T *th, DS_T *g, const uint64_t *keys)
 {
     const DS_T *x = (const DS_T *)pb->data, *y = x + pb->samples;
-    const ptrdiff_t samples = pb->samples, batch_size = pb->batch_size;
-    const int w_only = !(pb->trainable[1] | pb->trainable[2] | pb->trainable[3]); /* b, a, c stay put */
+    const ptrdiff_t samples = pb->samples, batch_size = keys != NULL ? pb->batch_size : 0;
+    const int w_only = g == NULL || !(pb->trainable[1] | pb->trainable[2] | pb->trainable[3]); /* b, a, c stay put */
     const vec w = vload(th), b = vload(th + DS_LANES), a = vload(th + 2 * DS_LANES),
               c = vload(th + 3 * DS_LANES), zero = {0};
-    const ptrdiff_t count = batch_size > 0 ? batch_size : samples;
+    const ptrdiff_t count = batch_size > 0 ? batch_size : pb->eval_count;
     const vec n = zero + (DS_T)count;
     vec loss = zero, gw = zero, gb = zero, ga = zero, gc = zero, xv, yv;
     ptrdiff_t i, k;
@@ -157,10 +158,12 @@ DS_INLINE vec DS_NAME(ds_relu_neuron)(const ds_problem *pb, const DS_T *th, DS_T
 #undef DS_RELU_TERMS
 #undef DS_RELU_REST
 #undef DS_GATHER
-    vstore(g, gw / n);
-    vstore(g + DS_LANES, gb / n);
-    vstore(g + 2 * DS_LANES, ga / n);
-    vstore(g + 3 * DS_LANES, gc / n);
+    if (g != NULL) {
+        vstore(g, gw / n);
+        vstore(g + DS_LANES, gb / n);
+        vstore(g + 2 * DS_LANES, ga / n);
+        vstore(g + 3 * DS_LANES, gc / n);
+    }
     return (DS_T)0.5 * (loss / n);
 }
 
@@ -255,22 +258,24 @@ DS_INLINE vec DS_NAME(ds_sample)(const DS_T *row, ptrdiff_t n, const ptrdiff_t *
  * over data points for the loss and each gradient entry), as descentsim.models.mlp; the loops are
  * blocked — DS_MLP_UNITS hidden units, DS_MLP_POINTS data points at a time — so that partial sums stay in
  * registers, which changes no result. work: pre-activations, activations and back-propagated errors of
- * DS_MLP_POINTS data points (ds_model_vectors). */
+ * DS_MLP_POINTS data points (ds_model_vectors). keys = NULL: the full-data loss over the first eval_count
+ * samples; g = NULL: the loss alone (no backward pass). */
 DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
                               const uint64_t *keys)
 {
     const ptrdiff_t rows = pb->data_rows, d = rows - 1, samples = pb->samples, width = pb->p / rows;
-    const ptrdiff_t n_data = pb->batch_size > 0 ? pb->batch_size : samples; /* terms of the mean */
+    const ptrdiff_t batch = keys != NULL ? pb->batch_size : 0;
+    const ptrdiff_t n_data = batch > 0 ? batch : pb->eval_count; /* terms of the mean */
     ptrdiff_t index[DS_MLP_POINTS][DS_LANES]; /* minibatches: each lane's sample at each block position */
     const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
     const DS_T *w2 = th + d * width * DS_LANES;
-    DS_T *g2 = g + d * width * DS_LANES, *pre = work, *h = pre + DS_MLP_POINTS * width * DS_LANES,
+    DS_T *g2 = g != NULL ? g + d * width * DS_LANES : NULL, *pre = work, *h = pre + DS_MLP_POINTS * width * DS_LANES,
          *dz = h + DS_MLP_POINTS * width * DS_LANES;
     const vec inv_sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
     vec loss = zero;
     ptrdiff_t n0, n, t, points, i, j, j0 = 0, jj, k;
     const int phi = (int)((const DS_T *)pb->consts)[2]; /* a shape knob: alike in every row; row 0's */
-    for (i = 0; i < pb->p; i++)
+    for (i = 0; g != NULL && i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
 
     for (n0 = 0; n0 < n_data; n0 += DS_MLP_POINTS) {
@@ -280,7 +285,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
             const ptrdiff_t *at = NULL;
             vec s = zero, e, gs;
             n = n0 + t;
-            if (pb->batch_size > 0) {
+            if (batch > 0) {
                 for (k = 0; k < DS_LANES; k++)
                     index[t][k] = DS_NAME(ds_batch_index)(pb, keys[k], n);
                 at = index[t];
@@ -318,6 +323,8 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
             }
             e = s / sqrt_width / sqrt_width - DS_NAME(ds_sample)(y, n, at);
             loss = loss + e * e;
+            if (g == NULL)
+                continue;
             gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
             for (j = 0; j < width; j++) {
                 const vec act = vload(h + row + j * DS_LANES), dh = gs * vload(w2 + j * DS_LANES);
@@ -332,14 +339,14 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                 vstore(dz + row + j * DS_LANES, dpre * inv_sqrt_d);
             }
         }
-        for (i = 0; i < d; i++) { /* input layer: the block's data points added in order */
+        for (i = 0; g != NULL && i < d; i++) { /* input layer: the block's data points added in order */
             for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) {
                 DS_T *g1 = g + (i * width + j0) * DS_LANES;
                 vec acc[DS_MLP_UNITS];
                 DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
                     acc[jj] = vload(g1 + jj * DS_LANES);
                 for (t = 0; t < points; t++) {
-                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n0 + t, pb->batch_size > 0 ? index[t] : NULL);
+                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL);
                     const DS_T *dzt = dz + (t * width + j0) * DS_LANES;
                     DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
                         acc[jj] = acc[jj] + xi * vload(dzt + jj * DS_LANES);
@@ -351,7 +358,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                 DS_T *g1 = g + (i * width + j) * DS_LANES;
                 vec acc = vload(g1);
                 for (t = 0; t < points; t++)
-                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n0 + t, pb->batch_size > 0 ? index[t] : NULL)
+                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL)
                                     * vload(dz + (t * width + j) * DS_LANES);
                 vstore(g1, acc);
             }
@@ -405,23 +412,25 @@ DS_INLINE void DS_NAME(ds_dense)(const DS_T *in, ptrdiff_t fan_in, const DS_T *w
 /* softmax-mlp (descentsim.models.softmax_mlp): per sample, forward, cross-entropy ℓ = (μ + log s) − z_y,
  * ∂ℓ/∂z = (exp(z − μ)/s − onehot)/count back-propagated (relu'(0) = 0, a unit is live where its
  * activation is > 0), then every gradient entry gets the sample's term: samples in order, as the
- * reference. work: the input, activations and errors of one sample (ds_model_vectors). */
+ * reference. work: the input, activations and errors of one sample (ds_model_vectors). keys = NULL: the
+ * full-data loss over the first eval_count samples; g = NULL: the loss alone (no backward pass). */
 DS_INLINE vec DS_NAME(ds_softmax_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, DS_T *work, const uint64_t *keys)
 {
     const DS_NAME(ds_softmax_shape) l = DS_NAME(ds_softmax_layout)(pb);
-    const ptrdiff_t samples = pb->samples, count = pb->batch_size > 0 ? pb->batch_size : samples;
+    const ptrdiff_t samples = pb->samples, batch = keys != NULL ? pb->batch_size : 0;
+    const ptrdiff_t count = batch > 0 ? batch : pb->eval_count;
     const DS_T *x = (const DS_T *)pb->data, *labels = x + l.d * samples;
     DS_T *a1 = work, *a2 = a1 + l.w1 * DS_LANES, *z = a2 + l.w2 * DS_LANES, *dz = z + l.classes * DS_LANES,
          *d2 = dz + l.classes * DS_LANES, *d1 = d2 + l.w2 * DS_LANES, *xs = d1 + l.w1 * DS_LANES;
     const vec zero = {0}, n_terms = zero + (DS_T)count;
     vec loss = zero;
     ptrdiff_t n, i, j, c, k, index[DS_LANES];
-    for (i = 0; i < pb->p; i++)
+    for (i = 0; g != NULL && i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
     for (n = 0; n < count; n++) {
         const ptrdiff_t *at = NULL;
         vec top, s = zero, label, picked = zero;
-        if (pb->batch_size > 0) {
+        if (batch > 0) {
             for (k = 0; k < DS_LANES; k++)
                 index[k] = DS_NAME(ds_batch_index)(pb, keys[k], n);
             at = index;
@@ -443,6 +452,8 @@ DS_INLINE vec DS_NAME(ds_softmax_mlp)(const ds_problem *pb, const DS_T *th, DS_T
         for (k = 0; k < DS_LANES; k++)
             picked[k] = z[(ptrdiff_t)label[k] * DS_LANES + k];
         loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - picked);
+        if (g == NULL)
+            continue;
         for (c = 0; c < l.classes; c++) {
             const vec onehot = (vec)((label == (DS_T)c) & (vmask)(zero + 1));
             vstore(dz + c * DS_LANES, (vload(dz + c * DS_LANES) / s - onehot) / n_terms);
@@ -495,11 +506,14 @@ DS_INLINE void DS_NAME(ds_dense_lane)(const DS_T *in, ptrdiff_t stride, ptrdiff_
     }
 }
 
-/* The softmax-mlp's accuracy and collapse (descentsim.models.softmax_mlp.SoftmaxMLP.evaluate) for lane k at
- * θ = th, on the whole training set, one input at a time in lane k's precision; work: scratch. */
+/* The softmax-mlp's accuracy, collapse and number of classes predicted
+ * (descentsim.models.softmax_mlp.SoftmaxMLP.evaluate) for lane k at θ = th, on the whole training set, one
+ * input at a time in lane k's precision; work: scratch. */
 DS_INLINE void DS_NAME(ds_softmax_evaluate)(const ds_problem *pb, const DS_T *th, ptrdiff_t k, DS_T *work,
-                                            double *accuracy, signed char *collapsed)
+                                            double *accuracy, signed char *collapsed, short *classes_predicted)
 {
+    unsigned char seen[DS_MAX_CLASSES] = {0};
+    short distinct = 0;
     const DS_NAME(ds_softmax_shape) l = DS_NAME(ds_softmax_layout)(pb);
     const ptrdiff_t samples = pb->samples;
     const DS_T *x = (const DS_T *)pb->data, *labels = x + l.d * samples;
@@ -517,12 +531,15 @@ DS_INLINE void DS_NAME(ds_softmax_evaluate)(const ds_problem *pb, const DS_T *th
                 best = c;
         }
         correct += best == (ptrdiff_t)labels[n];
+        distinct += !seen[best];
+        seen[best] = 1;
         if (first < 0)
             first = best;
         same &= best == first;
     }
     *accuracy = finite ? (double)correct / (double)samples : NAN;
     *collapsed = (signed char)(finite && same);
+    *classes_predicted = finite ? distinct : 0;
 }
 
 DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
@@ -544,12 +561,26 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
     }
 }
 
-/* classifiers: accuracy and collapse of lane k's final network (other models leave NaN and −1) */
+/* The full-data loss L(θ) over the first eval_count samples, forward passes alone: what the outcome rules
+ * judge when the gradient is a minibatch's (models with data only). */
+DS_INLINE vec DS_NAME(ds_loss_full)(const ds_problem *pb, const DS_T *th, const DS_T *c, DS_T *work)
+{
+    switch (pb->model) {
+    case DS_MLP:
+        return DS_NAME(ds_mlp)(pb, th, NULL, c, work, NULL);
+    case DS_SOFTMAX_MLP:
+        return DS_NAME(ds_softmax_mlp)(pb, th, NULL, work, NULL);
+    default:
+        return DS_NAME(ds_relu_neuron)(pb, th, NULL, NULL);
+    }
+}
+
+/* classifiers: accuracy, collapse and classes predicted of lane k's network (other models leave NaN, −1, −1) */
 DS_INLINE void DS_NAME(ds_evaluate)(const ds_problem *pb, const DS_T *th, ptrdiff_t k, DS_T *work, double *accuracy,
-                                    signed char *collapsed)
+                                    signed char *collapsed, short *classes_predicted)
 {
     if (pb->model == DS_SOFTMAX_MLP)
-        DS_NAME(ds_softmax_evaluate)(pb, th, k, work, accuracy, collapsed);
+        DS_NAME(ds_softmax_evaluate)(pb, th, k, work, accuracy, collapsed, classes_predicted);
 }
 
 /* index of the minimum a converged trajectory reached: double-well 0 for w = −1, 1 for w = +1 */
@@ -715,8 +746,9 @@ DS_INLINE void DS_NAME(ds_classify_end)(const DS_NAME(ds_lanes) *s, const ds_pro
 /* Write the fields of lane k, decided at step T = t with loss L_T; the score holds v_T for the steps
  * T..steps−1 it did not run. */
 DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *rules, ptrdiff_t k, double loss,
-                                  unsigned char outcome, int period, int attractor, double accuracy,
-                                  signed char collapsed, const ds_outputs *out)
+                                  double batch_loss, unsigned char outcome, int period, int attractor,
+                                  double accuracy, signed char collapsed, short classes_predicted,
+                                  const ds_outputs *out)
 {
     const ptrdiff_t t = LANE(t, k), steps = rules->steps, i = s->point[k];
     const double loss0 = LANE(loss0, k);
@@ -738,6 +770,32 @@ DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *ru
     out->attractor[i] = attractor;
     out->accuracy[i] = accuracy;
     out->collapsed[i] = collapsed;
+    out->batch_loss[i] = batch_loss;
+    out->classes_predicted[i] = classes_predicted;
+}
+
+/* The recorded curves of the lanes in flight at their step t (before update t): L_t, θ_t, and the accuracy
+ * at multiples of the stride (ds_outputs). */
+DS_INLINE void DS_NAME(ds_record)(const DS_NAME(ds_lanes) *s, const ds_problem *pb, const ds_rules *rules,
+                                  const DS_T *th, const dvec *losses, DS_T *work, const ds_outputs *out)
+{
+    const ptrdiff_t p = pb->p, length = rules->steps + 1, marks = rules->steps / out->stride + 1;
+    ptrdiff_t k, i;
+    for (k = 0; k < DS_LANES; k++) {
+        const ptrdiff_t row = s->point[k], t = (ptrdiff_t)LANE(t, k);
+        if (row < 0)
+            continue;
+        out->loss_path[row * length + t] = losses[k / 4][k % 4];
+        for (i = 0; out->theta_path != NULL && i < p; i++)
+            out->theta_path[(row * length + t) * p + i] = th[i * DS_LANES + k];
+        if (out->accuracy_path != NULL && t % out->stride == 0) {
+            double accuracy = NAN;
+            signed char collapsed = -1;
+            short classes = -1;
+            DS_NAME(ds_evaluate)(pb, th, k, work, &accuracy, &collapsed, &classes);
+            out->accuracy_path[row * marks + t / out->stride] = accuracy;
+        }
+    }
 }
 
 /* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time.
@@ -769,21 +827,26 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
                 keys[k] = pb->batch_sequential ? (uint64_t)LANE(t, k) * (uint64_t)pb->batch_size
                                                : ds_batch_key(pb->batch_seed, (uint64_t)LANE(t, k), point);
             }
-        const vec loss_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c, work_model, keys);
+        /* the gradient's loss (a minibatch's), and the full-data loss L_t that the rules judge */
+        const vec batch_lanes = DS_NAME(ds_loss_grad)(pb, th, g, c, work_model, keys);
+        const vec loss_lanes = pb->batch_size > 0 ? DS_NAME(ds_loss_full)(pb, th, c, work_model) : batch_lanes;
         DS_NAME(ds_qmask) go_quads[DS_QUADS];
         dmask diverged[DS_QUADS], converged[DS_QUADS], decided[DS_QUADS], going[DS_QUADS];
-        dvec losses[DS_QUADS];
+        dvec losses[DS_QUADS], batch_losses[DS_QUADS];
         vmask go;
         int any_decided = 0;
         for (q = 0; q < DS_QUADS; q++) {
             DS_NAME(ds_qvec) quad;
             dmask live, end, go_q, window;
             dvec loss, ratio, v;
+            memcpy(&quad, (const DS_T *)&batch_lanes + 4 * q, sizeof quad);
+            batch_losses[q] = __builtin_convertvector(quad, dvec);
             memcpy(&quad, (const DS_T *)&loss_lanes + 4 * q, sizeof quad);
             loss = losses[q] = __builtin_convertvector(quad, dvec);
             s->loss0[q] = dselect(s->t[q] == 0, loss, s->loss0[q]);
-            diverged[q] = s->active[q] & (((loss - loss) != 0) | (loss > rules->diverge_factor * s->loss0[q]));
-            converged[q] = s->active[q] & ~diverged[q] & (loss <= rules->converge_loss);
+            diverged[q] = s->active[q] & (((loss - loss) != 0) | ((loss > rules->diverge_factor * s->loss0[q]) &
+                                                                  (s->t[q] >= rules->diverge_from)));
+            converged[q] = s->active[q] & ~diverged[q] & (loss <= rules->converge_loss) & (s->t[q] >= rules->converge_from);
             live = s->active[q] & ~diverged[q] & ~converged[q];
             window = live & (s->t[q] >= rules->window_start);
             s->window_max[q] = dselect(window & (loss > s->window_max[q]), loss, s->window_max[q]);
@@ -800,6 +863,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
 
             ratio = loss / s->loss0[q];
             v = dselect(((ratio - ratio) != 0) | (ratio > DS_SCORE_CLIP), dzero + DS_SCORE_CLIP, ratio);
+            v = dselect(s->loss0[q] == 0, dzero, v); /* v = 0 where L_0 = 0 (ds_clip_ratio, normalised_loss) */
             s->loss_sum[q] = dselect(go_q, s->loss_sum[q] + ratio, s->loss_sum[q]);
             s->sum_v[q] = dselect(go_q, s->sum_v[q] + v, s->sum_v[q]);
             s->sum_inv[q] = dselect(go_q, s->sum_inv[q] + 1 / dselect(v > 1 / DS_SCORE_CLIP, v, dzero + 1 / DS_SCORE_CLIP),
@@ -809,6 +873,8 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             go_quads[q] = __builtin_convertvector(go_q, DS_NAME(ds_qmask));
         }
         memcpy(&go, go_quads, sizeof go);
+        if (out->loss_path != NULL)
+            DS_NAME(ds_record)(s, pb, rules, th, losses, work_model, out);
         {
             vec lr = vload(hyper);
             if (pb->lr_factors != NULL) /* lanes are at different steps: lr·f(t) lane by lane */
@@ -826,6 +892,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             int period = 0, attractor = -1;
             double accuracy = NAN;
             signed char collapsed = -1;
+            short classes_predicted = -1;
             if (!decided[k / 4][k % 4])
                 continue;
             if (diverged[k / 4][k % 4]) {
@@ -836,9 +903,9 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             } else {
                 DS_NAME(ds_classify_end)(s, pb, rules, k, th, history, &outcome, &period);
             }
-            DS_NAME(ds_evaluate)(pb, th, k, work_model, &accuracy, &collapsed);
-            DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], outcome, period, attractor, accuracy, collapsed,
-                               out);
+            DS_NAME(ds_evaluate)(pb, th, k, work_model, &accuracy, &collapsed, &classes_predicted);
+            DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], batch_losses[k / 4][k % 4], outcome, period,
+                               attractor, accuracy, collapsed, classes_predicted, out);
             if (next < last) {
                 DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper, state, scale);
             } else {

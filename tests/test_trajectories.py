@@ -1,4 +1,4 @@
-"""Recorded paths: the reference engine's θ_t, exact where the maths gives it."""
+"""Recorded paths: θ_t and the loss of the engines, exact where the maths gives it."""
 
 import numpy as np
 
@@ -7,7 +7,7 @@ import descentsim as ds
 
 def test_quadratic_path_is_the_geometric_sequence():
     spec = ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.1, 0.9, 3), steps=50, params={"a": 1.5, "w0": 2.0})
-    paths = ds.trajectories(spec, [0, 0, 0], [0, 1, 2])
+    paths = ds.trajectories(spec, [0, 0, 0], [0, 1, 2]).theta
     cmap = ds.run_map(spec)
     for k, lr in enumerate(cmap.x):
         decided = cmap.fields["steps"][0, k]
@@ -23,7 +23,7 @@ def test_dead_relu_path_stops_where_the_map_says_stuck():
         "[params]\ntrainable = 'wb'\nlr = 0.5\nb0 = -6.0\n"
     )
     cmap = ds.run_map(spec)
-    paths = ds.trajectories(spec, [0, 0], [0, 1], overrides={"b0": np.array([-6.0, 1.0])})
+    paths = ds.trajectories(spec, [0, 0], [0, 1], overrides={"b0": np.array([-6.0, 1.0])}).theta
     assert cmap.outcome[0, 0] == ds.Outcome.STUCK
     np.testing.assert_array_equal(paths[0, -1], paths[0, 0])  # dead from the start: never moves
     w, b = paths[1, np.isfinite(paths[1, :, 0])][-1, :2]

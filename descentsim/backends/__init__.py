@@ -13,6 +13,7 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from ..errors import SpecError
+from ..history import Recording
 from ..models import Problem
 from ..optimizers import schedule_factors
 from ..spec import MapSpec
@@ -23,9 +24,11 @@ class Backend(Protocol):
     parallel: bool  # whether ``threads`` > 1 runs threads
 
     def run(
-        self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int
+        self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int,
+        recording: Recording | None = None,
     ) -> dict[str, np.ndarray]:
-        """Train every row of ``problem`` (learning-rate schedule ``factors``); fields shaped (n,)."""
+        """Train every row of ``problem`` (learning-rate schedule ``factors``); fields shaped (n,).
+        ``recording``, if given, receives every row's curves (``descentsim.history.Recording``)."""
 
 
 def problems(
@@ -48,6 +51,7 @@ def problems(
             made.batch = (int(sub["batch_size"]), int(sub["batch_seed"]), int(sub["batch_per_point"]),
                           int(sub["batch_order"] == "sequential"))
             made.point_id = point_id[positions]
+            made.eval_samples = int(sub["eval_samples"])
         return made
 
     swept = sorted(k for k in model.shape_knobs | optimizer.shape_knobs if isinstance(values[k], np.ndarray))

@@ -6,7 +6,9 @@ import numpy as np
 
 from .. import _kernels
 from ..fields import FIELDS
+from ..history import Recording
 from ..models import Problem
+from ..outcome import decision_steps
 from ..spec import MapSpec
 
 
@@ -17,7 +19,8 @@ class CythonBackend:
     parallel = _kernels.OPENMP  # built with OpenMP: threads are real
 
     def run(
-        self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int
+        self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int,
+        recording: Recording | None = None,
     ) -> dict[str, np.ndarray]:
         dtype = np.dtype(spec.dtype)
         th = spec.resolved_thresholds
@@ -45,6 +48,7 @@ class CythonBackend:
             None if problem.lr_scale is None else arr(problem.lr_scale),
             *(problem.batch or (0, 0, 0, 0)),
             None if problem.point_id is None else np.ascontiguousarray(problem.point_id, dtype=np.int64),
+            problem.eval_samples,
             np.ascontiguousarray(problem.trainable, dtype=np.uint8),
             spec.steps,
             th.converge_loss,
@@ -53,7 +57,12 @@ class CythonBackend:
             th.stuck_tol,
             th.max_period,
             th.cycle_tol,
+            *decision_steps(factors, spec.steps),
             scratch,
             *(out[name] for name in FIELDS),
+            **({} if recording is None else {
+                "loss_path": recording.loss, "theta_path": recording.theta, "accuracy_path": recording.accuracy,
+                "stride": recording.stride,
+            }),
         )
         return out

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..fields import FIELDS, empty_fields
+from ..history import Recording
 from ..models import Model, Problem
 from ..optimizers import Optimizer
-from ..outcome import SCORE_CLIP, SCORE_WINDOW, Outcome, Thresholds
+from ..outcome import SCORE_CLIP, SCORE_WINDOW, Outcome, Thresholds, decision_steps
 from ..sampling import batch_indices
 from ..spec import MapSpec
 
@@ -42,29 +43,31 @@ def train(
     steps: int,
     thresholds: Thresholds,
     dtype: str = "float64",
-    path: np.ndarray | None = None,
+    recording: Recording | None = None,
 ) -> dict[str, np.ndarray]:
     """Train every row of ``problem`` for up to ``steps`` updates and classify it; fields shaped (n,).
 
-    ``factors`` are the learning-rate schedule's f(t), t < steps (None: constant). ``path``, if given
-    ((steps + 1, n, P), float64), receives θ_t of every row for t up to its deciding step.
+    ``factors`` are the learning-rate schedule's f(t), t < steps (None: constant). ``recording``, if
+    given, receives every row's curves up to its deciding step (``descentsim.history.Recording``).
     """
     n, p = problem.theta0.shape
     chunk = max(1, HISTORY_BUDGET // (p * (thresholds.max_period + 2)))
     parts = [
         _train_chunk(
             model, optimizer, problem, hyper, factors, slice(s, s + chunk), steps, thresholds, np.dtype(dtype),
-            None if path is None else path[:, s : s + chunk],
+            None if recording is None else recording.rows(slice(s, s + chunk)),
         )
         for s in range(0, n, chunk)
     ]
     return {name: np.concatenate([part[name] for part in parts]) for name in FIELDS}
 
 
-def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thresholds, dtype, path) -> dict[str, np.ndarray]:
+def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thresholds, dtype,
+                 recording: Recording | None) -> dict[str, np.ndarray]:
     theta = problem.theta0[rows].astype(dtype)
     consts = problem.consts[rows].astype(dtype)
     data = problem.data.astype(dtype)
+    evaluation = data[:, : problem.eval_count]  # the samples of the full-data loss the rules judge
     hyper = hyper[rows].astype(dtype)  # rounded to the run's precision once, as the kernel's copy
     n, p = theta.shape
     state = optimizer.initial_state(n, p, dtype)
@@ -85,31 +88,35 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
     window_start = max(0, steps - th.stuck_window)
     last_start = max(0, steps - SCORE_WINDOW)
     final_v = np.zeros(n)
+    converge_from, diverge_from = decision_steps(factors, steps)
 
     with np.errstate(all="ignore"):
         for t in range(steps + 1):
             act = np.flatnonzero(running)
             if act.size == 0:
                 break
-            if path is not None:
-                path[t, act] = theta[act]
             batch = None
             if problem.batch is not None:
                 size, seed, per_point, sequential = problem.batch
                 points = point_id[act] if per_point else np.zeros(act.size, dtype=np.int64)
                 batch = batch_indices(seed, t, points, size, data.shape[1], bool(sequential))
-            loss, grad = model.loss_grad(theta[act], consts[act], data, batch)
-            loss = loss.astype(np.float64)
+            batch_loss, grad = model.loss_grad(theta[act], consts[act], data, batch)
+            # the rules judge the full-data loss; with minibatches a forward pass over the evaluation samples
+            loss = batch_loss if batch is None else model.loss_grad(theta[act], consts[act], evaluation)[0]
+            loss, batch_loss = loss.astype(np.float64), batch_loss.astype(np.float64)
+            if recording is not None:
+                _record(recording, model, t, act, theta, consts, data, loss)
             if t == 0:
                 loss0[:] = loss
-            diverged = ~np.isfinite(loss) | (loss > th.diverge_factor * loss0[act])
-            converged = ~diverged & (loss <= th.converge_loss)
+            diverged = ~np.isfinite(loss) | ((loss > th.diverge_factor * loss0[act]) & (t >= diverge_from))
+            converged = ~diverged & (loss <= th.converge_loss) & (t >= converge_from)
             stop = diverged | converged | (t == steps)
             stopped = act[stop]
             out["outcome"][act[diverged]] = Outcome.DIVERGED
             out["outcome"][act[converged]] = Outcome.CONVERGED
             out["steps"][stopped] = t
             out["final_loss"][stopped] = loss[stop]
+            out["batch_loss"][stopped] = batch_loss[stop]
             final_v[stopped] = normalised_loss(loss[stop], loss0[stopped])
             conv = act[converged]
             out["attractor"][conv] = model.attractor(theta[conv])
@@ -145,11 +152,20 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
 
     if model.classifier:  # every row's θ is now θ_T: stopped rows stay where they were decided
         with np.errstate(all="ignore"):
-            out["accuracy"], out["collapsed"] = model.evaluate(theta, consts, data)
+            out["accuracy"], out["collapsed"], out["classes_predicted"] = model.evaluate(theta, consts, data)
     decided = out["steps"]
     out["loss_sum"] = loss_sum
     out["score"] = _score(decided, final_v, sum_v, sum_inv, last_sum, steps)
     return out
+
+
+def _record(recording: Recording, model: Model, t: int, act, theta, consts, data, loss) -> None:
+    """The curves of the running rows ``act`` at step t: L_t, θ_t and, at multiples of the stride, the accuracy."""
+    recording.loss[act, t] = loss
+    if recording.theta is not None:
+        recording.theta[act, t] = theta[act]
+    if recording.accuracy is not None and model.classifier and t % recording.stride == 0:
+        recording.accuracy[act, t // recording.stride] = model.evaluate(theta[act], consts[act], data)[0]
 
 
 def _classify_end(out, end, theta, history, window_max, window_min, k_max, th: Thresholds) -> None:
@@ -184,7 +200,8 @@ class NumpyBackend:
     name = "numpy"
     parallel = False
 
-    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors, threads: int) -> dict[str, np.ndarray]:
+    def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors, threads: int,
+            recording: Recording | None = None) -> dict[str, np.ndarray]:
         return train(
             spec.model_def,
             spec.optimizer_def,
@@ -194,4 +211,5 @@ class NumpyBackend:
             spec.steps,
             spec.resolved_thresholds,
             spec.dtype,
+            recording,
         )

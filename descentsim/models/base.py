@@ -33,6 +33,15 @@ class Problem:
     batch: tuple[int, int, int, int] | None = None
     #: (n,) grid index iy·nx + ix of each row, for per-point minibatch sequences.
     point_id: np.ndarray | None = None
+    #: With minibatches: the outcome rules' loss is over the first ``eval_samples`` samples (0: all).
+    eval_samples: int = 0
+
+    @property
+    def eval_count(self) -> int:
+        """Samples of the full-data loss the outcome rules judge: all, or the first ``eval_samples`` of a
+        minibatch run's data."""
+        samples = self.data.shape[1]
+        return self.eval_samples if self.batch is not None and 0 < self.eval_samples < samples else samples
 
 
 def per_point(value, n: int) -> np.ndarray:
@@ -72,8 +81,10 @@ class Model:
         indices ``batch`` (n, B) of each row when given (models with ``minibatches``)."""
         raise NotImplementedError
 
-    def evaluate(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Classifiers: (accuracy (n,) float64, collapsed (n,) int8) of the final parameters ``theta``."""
+    def evaluate(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Classifiers: (accuracy (n,) float64, collapsed (n,) int8, classes predicted (n,) int16) of the
+        parameters ``theta`` on the training set."""
         raise NotImplementedError
 
     def attractor(self, theta: np.ndarray) -> np.ndarray:

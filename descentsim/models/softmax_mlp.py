@@ -191,12 +191,13 @@ class SoftmaxMLP(Model):
                 grads[2 * k + 1] = grads[2 * k + 1] + delta[:, n]
         return loss / dtype.type(count), np.concatenate([g.reshape(m, -1) for g in grads], axis=1)
 
-    def evaluate(self, theta, consts, data) -> tuple[np.ndarray, np.ndarray]:
-        """(accuracy, collapsed) of each row's network on the whole training set.
+    def evaluate(self, theta, consts, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(accuracy, collapsed, classes predicted) of each row's network on the whole training set.
 
         The prediction is the first largest logit. accuracy = fraction of inputs predicted right;
-        collapsed = 1 when every input gets the same class, else 0. Where a logit is not finite both
-        are undefined: accuracy NaN, collapsed 0.
+        collapsed = 1 when every input gets the same class, else 0; classes predicted = the number of
+        distinct classes predicted (a network near chance often predicts two or three). Where a logit is
+        not finite they are undefined: accuracy NaN, collapsed 0, classes predicted 0.
         """
         layers, d = self._layers(theta, consts, data)
         x = np.broadcast_to(data[:d].T, (len(theta), data.shape[1], d))
@@ -206,4 +207,7 @@ class SoftmaxMLP(Model):
         finite = np.all(np.isfinite(z), axis=(1, 2))
         accuracy = np.mean(predicted == data[d].astype(np.int64), axis=1)
         collapsed = np.all(predicted == predicted[:, :1], axis=1)
-        return np.where(finite, accuracy, np.nan), (finite & collapsed).astype(np.int8)
+        seen = np.zeros((len(theta), z.shape[-1]), dtype=bool)
+        np.put_along_axis(seen, predicted, True, axis=1)
+        distinct = np.where(finite, seen.sum(axis=1), 0).astype(np.int16)
+        return np.where(finite, accuracy, np.nan), (finite & collapsed).astype(np.int8), distinct

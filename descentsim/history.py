@@ -1,0 +1,91 @@
+"""The curves behind a label: per-step full-data loss (and θ_t, and a classifier's accuracy) of chosen
+trajectories, recorded by the engine that computes the map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import SpecError
+
+
+@dataclass
+class Recording:
+    """What an engine fills for every row of one call; entries past a row's deciding step stay NaN.
+
+    loss     : (n, steps + 1) float64, the full-data loss L_t before update t (what the outcome rules judge).
+    theta    : (n, steps + 1, P) float64, the parameters θ_t, or None.
+    accuracy : (n, steps // stride + 1) float64, the training accuracy at t = 0, stride, 2·stride, ...
+               (classifiers), or None.
+    stride   : steps between accuracy marks (>= 1).
+    """
+
+    loss: np.ndarray
+    theta: np.ndarray | None = None
+    accuracy: np.ndarray | None = None
+    stride: int = 1
+
+    @classmethod
+    def empty(cls, n: int, steps: int, p: int, theta: bool = False, accuracy: bool = False,
+              stride: int = 1) -> "Recording":
+        """A recording of ``n`` rows of ``steps`` updates and ``P`` parameters, all NaN."""
+        return cls(
+            loss=np.full((n, steps + 1), np.nan),
+            theta=np.full((n, steps + 1, p), np.nan) if theta else None,
+            accuracy=np.full((n, steps // stride + 1), np.nan) if accuracy else None,
+            stride=stride,
+        )
+
+    def rows(self, rows) -> "Recording":
+        """The recording of some rows (views for a slice, so an engine can fill a block in place)."""
+        return Recording(
+            self.loss[rows],
+            None if self.theta is None else self.theta[rows],
+            None if self.accuracy is None else self.accuracy[rows],
+            self.stride,
+        )
+
+    def like(self, n: int) -> "Recording":
+        """An empty recording of ``n`` rows with this one's curves."""
+        steps = self.loss.shape[1] - 1
+        p = 0 if self.theta is None else self.theta.shape[2]
+        return Recording.empty(n, steps, p, self.theta is not None, self.accuracy is not None, self.stride)
+
+    def put(self, rows, part: "Recording") -> None:
+        """Copy the rows of ``part`` into rows ``rows`` of this recording."""
+        self.loss[rows] = part.loss
+        if self.theta is not None:
+            if part.theta.shape[2] != self.theta.shape[2]:
+                raise SpecError("the points have different numbers of parameters; record θ of each kind separately")
+            self.theta[rows] = part.theta
+        if self.accuracy is not None:
+            self.accuracy[rows] = part.accuracy
+
+
+@dataclass
+class Trajectories:
+    """Trajectories of chosen points as the engines run them (``descentsim.trajectories``).
+
+    theta    : (k, steps + 1, P) float64, θ_t (NaN after each point's deciding step), or None.
+    loss     : (k, steps + 1) float64, the full-data loss L_t that the outcome rules judge (NaN after).
+    accuracy : (k, steps // stride + 1) float64, classifiers' training accuracy at ``accuracy_steps``, or None.
+    accuracy_steps : (steps // stride + 1,) int, the steps t = 0, stride, 2·stride, ... of the accuracy.
+    fields   : each point's map fields (``descentsim.fields``: outcome, steps — the deciding step T —,
+               final_loss, ...), arrays shaped (k,).
+    """
+
+    theta: np.ndarray | None
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+    accuracy_steps: np.ndarray
+    fields: dict[str, np.ndarray]
+
+    @property
+    def outcome(self) -> np.ndarray:
+        return self.fields["outcome"]
+
+    @property
+    def decided(self) -> np.ndarray:
+        """(k,) the step T at which each point's outcome was decided (its curves end there)."""
+        return self.fields["steps"]
