@@ -1,8 +1,11 @@
-"""Boundaries between outcome sets on a map, and how intricate they are.
+"""Boundaries between the two sides of a map, and how intricate they are.
 
-A map is a grid of labelled points. Two sets of outcomes (by default the paper's *trainable* points
-against the rest) meet along a boundary; these functions measure it on the grid, in grid cells:
+A map is a grid of labelled points. One *side* of it (by default the points that trained: the paper's
+*trainable* points, or for classifiers the networks that *learned*) meets the rest along a boundary;
+these functions measure it on the grid, in grid cells:
 
+* ``side``: the boolean mask of one side, from any description of it (``Inside``): the default side,
+  outcomes, a mask, or a callable map → mask. Every analysis that takes ``inside`` resolves it here.
 * ``boundary_mask``: the points with a neighbour (left, right, up, down) on the other side.
 * ``box_counting``: N(s) = the number of boxes of side s cells (the (s+1)×(s+1) points [i·s, i·s + s] ×
   [j·s, j·s + s], tiling the grid from its first point, neighbours sharing their edge points; the ragged
@@ -16,41 +19,295 @@ against the rest) meet along a boundary; these functions measure it on the grid,
 * ``basin_entropy``: Sb and Sbb of Daza et al. (2016), as in Attractors.jl: the grid cut into ε×ε
   boxes, p_j the fraction of a box's points with label j, S = −Σ p_j ln p_j; Sb is the mean of S over
   all boxes and Sbb over the boxes that hold more than one label. Sbb > ln 2 means a fractal boundary.
+
+Classifiers (models with ``classifier = True``, such as ``softmax-mlp``) are judged by what they
+learned, not by their loss curve: the score's trainability test (the loss fell) holds for many
+networks that end at chance accuracy. ``learned`` and ``chance_level`` split them by final training
+accuracy; ``classifier_summary`` counts them, including the chance-level networks that the
+``collapsed`` field (exactly one predicted class) misses.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Union
 
 import numpy as np
 
 from .errors import SpecError
 from .outcome import Outcome
 
+if TYPE_CHECKING:
+    from .convergence_map import ConvergenceMap
 
-def trainable(fields: dict[str, np.ndarray]) -> np.ndarray:
+#: One side of a map's boundary, as the analyses take it (``side``): None for the default side, an
+#: outcome (``Outcome``, code or name) or a collection of outcomes, a boolean mask shaped like the map's
+#: fields, or a callable taking the map and returning such a mask.
+Inside = Union[
+    None, Outcome, int, str, Iterable[Union[Outcome, int, str]], np.ndarray, Callable[["ConvergenceMap"], np.ndarray]
+]
+
+#: A classifier has *learned* when its final training accuracy closes at least this fraction of the gap
+#: between chance, 1/classes, and perfect accuracy (``learned_accuracy``).
+LEARNED_GAP = 0.5
+
+#: A classifier is at *chance level* when its training accuracy is within this many standard deviations
+#: of a guesser's (``chance_accuracy``).
+CHANCE_SIGMAS = 3.0
+
+_MASK_HINT = "compare a field to make one, e.g. m.fields['accuracy'] >= 0.9"
+
+
+def trainable(fields: Mapping[str, np.ndarray]) -> np.ndarray:
     """The paper's trainable points (Sohl-Dickstein 2024): the mean of L_t/L_0 over the last 20 steps is
     below 1, which the ``score`` field records as a negative score."""
     return fields["score"] < 0
 
 
-def side(fields: dict[str, np.ndarray], inside=None) -> np.ndarray:
-    """Boolean (ny, nx) mask of one side: ``None`` for the trainable points, else an outcome or a collection
-    of outcomes (``Outcome`` members, codes or names such as "converged")."""
+def learned_accuracy(classes: np.ndarray | int) -> np.ndarray:
+    """The least training accuracy of a network that has learned, for ``classes`` classes:
+    1/classes + ``LEARNED_GAP``·(1 − 1/classes), halfway from chance to perfect (7/12 ≈ 0.583 for 6 classes,
+    0.75 for 2).
+
+    On a balanced training set (softmax-mlp has ``per_class`` points of every class) a network that
+    predicts only k of the classes classifies at most k/classes of the points right; this threshold lies
+    above 1/2, so a network that tells apart at most half the classes — every collapsed or partly
+    collapsed network, and any accuracy near chance — never counts as learned, while networks that fit
+    overlapping clusters imperfectly (80 %, say) still do.
+    """
+    chance = 1.0 / np.asarray(classes, dtype=float)
+    return chance + LEARNED_GAP * (1.0 - chance)
+
+
+def chance_accuracy(classes: np.ndarray | int, points: np.ndarray | int) -> np.ndarray:
+    """The highest training accuracy still at chance level, for ``classes`` classes and ``points`` training
+    points: p + ``CHANCE_SIGMAS``·√(p(1 − p)/points), p = 1/classes.
+
+    A guesser that ignores its input classifies a fraction of the points right with mean p and standard
+    deviation √(p(1 − p)/points) (binomial); a network within three of them of p (0.231 for 6 classes of
+    50 points) does no better than guessing. A collapsed network (one class for every input) scores p exactly.
+    """
+    chance = 1.0 / np.asarray(classes, dtype=float)
+    return chance + CHANCE_SIGMAS * np.sqrt(chance * (1.0 - chance) / np.asarray(points, dtype=float))
+
+
+def _classifier_knob(m: "ConvergenceMap", name: str) -> np.ndarray:
+    """Knob ``name`` of a classifier map at every point; SpecError if the map is not of a classifier."""
+    if isinstance(m, Mapping) or not m.spec.model_def.classifier:
+        what = "a fields mapping" if isinstance(m, Mapping) else f"model {m.spec.model!r}"
+        raise SpecError(f"{what} is not a classifier map; learned and chance level need a softmax-mlp ConvergenceMap")
+    return m.knob(name)
+
+
+def learned(m: "ConvergenceMap") -> np.ndarray:
+    """Boolean mask (shaped like the fields) of the classifier networks that learned: a finite training
+    accuracy of at least ``learned_accuracy(classes)``; the default side of a classifier map.
+
+    Raises
+    ------
+    SpecError
+        if ``m`` is not a map of a classifier.
+    """
+    threshold = learned_accuracy(_classifier_knob(m, "classes"))
+    accuracy = m.fields["accuracy"]
+    return np.isfinite(accuracy) & (accuracy >= threshold)
+
+
+def chance_level(m: "ConvergenceMap") -> np.ndarray:
+    """Boolean mask (shaped like the fields) of the classifier networks at chance level: a finite training
+    accuracy of at most ``chance_accuracy(classes, classes·per_class)``, and not learned (which matters only
+    on training sets so small that the two bands overlap). Collapsed networks are at chance level, and so
+    are networks that predict several classes no better than guessing, which ``collapsed`` misses.
+
+    Raises
+    ------
+    SpecError
+        if ``m`` is not a map of a classifier.
+    """
+    classes = _classifier_knob(m, "classes")
+    ceiling = chance_accuracy(classes, classes * _classifier_knob(m, "per_class"))
+    accuracy = m.fields["accuracy"]
+    return np.isfinite(accuracy) & (accuracy <= ceiling) & ~learned(m)
+
+
+def default_side(m: "ConvergenceMap | Mapping[str, np.ndarray]") -> np.ndarray:
+    """The side ``inside=None`` means: ``learned`` for a classifier map, else the score's ``trainable``
+    points (also for a bare fields mapping, which carries no spec)."""
+    if isinstance(m, Mapping):
+        return trainable(m)
+    return learned(m) if m.spec.model_def.classifier else trainable(m.fields)
+
+
+def side(m: "ConvergenceMap | Mapping[str, np.ndarray]", inside: Inside = None) -> np.ndarray:
+    """Boolean mask of one side of a boundary, shaped like the map's fields: the one place where the
+    analyses (``ConvergenceMap.side``, ``boundary``, ``fractal_dimension``, ``uncertainty_exponent``,
+    ``basin_entropy``, ``critical_curve``) read their ``inside`` argument.
+
+    Parameters
+    ----------
+    m : the map (``ConvergenceMap``), or a bare mapping of its fields (no spec: its default side is the
+        score's trainable points, and a callable receives the mapping).
+    inside :
+        * ``None``: the default side (``default_side``): for classifiers the networks that ``learned``
+          (final training accuracy halfway from chance to perfect), else the trainable points of
+          Sohl-Dickstein (2024) (a negative ``score``);
+        * an outcome or a collection of outcomes: ``Outcome`` members, codes or names such as "converged";
+        * a boolean ``numpy`` array shaped like the fields, (ny, nx) (for a one-row map (1, nx) or (nx,));
+        * a callable taking ``m`` and returning such a mask, e.g. ``lambda m: m.fields["accuracy"] >= 0.9``
+          or ``lambda m: m.fields["collapsed"] == 0`` (``descentsim.boundary.learned`` and ``chance_level``
+          are such callables).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, shaped like the fields (a new array).
+
+    Raises
+    ------
+    SpecError
+        for an unknown outcome name or code, a mask that is not boolean or not shaped like the map, a
+        callable that returns no such mask, or anything else given as ``inside``.
+
+    Examples
+    --------
+    >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 3.0, 6), steps=100))
+    >>> side(m, "converged").tolist()
+    [[True, True, True, False, False, False]]
+    >>> side(m, lambda m: m.knob("lr") < 1.2).tolist()
+    [[True, True, False, False, False, False]]
+    """
+    fields = m if isinstance(m, Mapping) else m.fields
+    shape = np.shape(fields["outcome"])
     if inside is None:
-        return trainable(fields)
-    if isinstance(inside, (Outcome, int, str)):
-        inside = [inside]
-    codes = []
-    for item in inside:
-        if isinstance(item, str):
-            try:
-                item = Outcome[item.upper().replace(" ", "_")]
-            except KeyError:
-                valid = ", ".join(o.label for o in Outcome)
-                raise SpecError(f"unknown outcome {item!r}; valid outcomes: {valid}") from None
-        codes.append(int(item))
-    return np.isin(fields["outcome"], codes)
+        return default_side(m)
+    if isinstance(inside, (Outcome, numbers.Integral, str)):
+        return np.isin(fields["outcome"], [_outcome_code(inside)])
+    if isinstance(inside, np.ndarray):
+        return _checked_mask(inside, shape, "the inside mask")
+    if callable(inside) and not isinstance(inside, type):
+        name = getattr(inside, "__qualname__", type(inside).__name__)
+        return _checked_mask(inside(m), shape, f"inside={name} returned a value that")
+    if isinstance(inside, Iterable):
+        return np.isin(fields["outcome"], [_outcome_code(item) for item in inside])
+    raise SpecError(
+        f"inside must be None, outcomes, a boolean mask or a callable map → mask, got {type(inside).__name__}; "
+        f"for a mask, {_MASK_HINT}"
+    )
+
+
+def _outcome_code(item: Any) -> int:
+    """The code of one outcome given as an ``Outcome``, a code or a name; SpecError otherwise."""
+    valid = ", ".join(f"{o.label} ({int(o)})" for o in Outcome)
+    if isinstance(item, str):
+        try:
+            return int(Outcome[item.upper().replace(" ", "_")])
+        except KeyError:
+            raise SpecError(f"unknown outcome {item!r}; valid outcomes: {valid}") from None
+    if isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)):
+        try:
+            return int(Outcome(int(item)))
+        except ValueError:
+            raise SpecError(f"unknown outcome code {int(item)}; valid outcomes: {valid}") from None
+    raise SpecError(
+        f"{item!r} is not an outcome; give outcome names or codes ({valid}), or a boolean numpy array as a mask"
+    )
+
+
+def _checked_mask(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """``value`` as a boolean mask shaped ``shape`` (a one-row map's (1, nx) also takes (nx,)), copied."""
+    if not isinstance(value, np.ndarray) or value.dtype != bool:
+        got = f"a {value.dtype} array" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+        raise SpecError(f"{what} is {got}, not a boolean mask shaped {shape}; {_MASK_HINT}")
+    if value.shape == shape:
+        return value.copy()
+    if len(shape) == 2 and shape[0] == 1 and value.shape == shape[1:]:
+        return value.reshape(shape).copy()
+    raise SpecError(
+        f"{what} is shaped {value.shape}, the map's fields {shape}; give one value per grid point "
+        "(rows follow y, columns x)"
+    )
+
+
+@dataclass(frozen=True)
+class ClassifierSummary:
+    """How the computed points of a classifier map ended (``classifier_summary``); counts of points.
+
+    ``points``: computed points; ``learned``: on the ``learned`` side; ``chance_level``: at ``chance_level``;
+    ``collapsed``: one class for every input (the ``collapsed`` field); ``missed_by_collapsed``: at chance
+    level yet not collapsed (several classes predicted); ``undefined``: no accuracy (non-finite logits);
+    ``classes_predicted``: the chance-level networks by the number of distinct classes they predict
+    (from the ``classes_predicted`` field), None for a map without that field.
+    """
+
+    points: int
+    learned: int
+    chance_level: int
+    collapsed: int
+    missed_by_collapsed: int
+    undefined: int
+    classes_predicted: dict[int, int] | None
+
+    def lines(self) -> list[str]:
+        """The summary as ``descentsim-info`` prints it: one line per count, as a share of ``points``."""
+
+        def share(count: int) -> float:
+            return count / max(self.points, 1)
+
+        lines = [
+            f"{'learned':<14} {share(self.learned):8.2%}  "
+            f"(accuracy ≥ 1/classes + {LEARNED_GAP:g}·(1 − 1/classes))",
+            f"{'chance level':<14} {share(self.chance_level):8.2%}  "
+            f"(accuracy ≤ 1/classes + {CHANCE_SIGMAS:g} sd of guessing)",
+            f"{'  uncollapsed':<14} {share(self.missed_by_collapsed):8.2%}  "
+            "(chance level with several classes predicted: not in `collapsed`)",
+        ]
+        for classes, count in (self.classes_predicted or {}).items():
+            label = f"  {classes} class" + ("es" if classes != 1 else "")
+            lines.append(f"{label:<14} {share(count):8.2%}  (chance level, {classes} distinct predicted)")
+        if self.undefined:
+            lines.append(f"{'no accuracy':<14} {share(self.undefined):8.2%}  (non-finite logits)")
+        return lines
+
+
+def classifier_summary(m: "ConvergenceMap") -> ClassifierSummary:
+    """Counts of the learned, chance-level, collapsed and undefined networks among the computed points of a
+    classifier map, with the chance-level networks that ``collapsed`` misses and, where the map has the
+    ``classes_predicted`` field, the chance-level networks by number of distinct predicted classes.
+
+    Raises
+    ------
+    SpecError
+        if ``m`` is not a map of a classifier.
+
+    Examples
+    --------
+    >>> spec = MapSpec(model="softmax-mlp", optimizer="adam", x=Axis("lr", 0.003, 3.0, 16, "log"), steps=300,
+    ...                params={"classes": 3, "per_class": 10, "d": 4, "width1": 8, "width2": 6})
+    >>> m = run_map(spec)
+    >>> int((m.fields["score"] < 0).sum())   # the score calls every network trainable
+    16
+    >>> s = classifier_summary(m)
+    >>> s.points, s.learned, s.chance_level, s.collapsed, s.missed_by_collapsed
+    (16, 12, 3, 3, 0)
+    """
+    computed = m.outcome != Outcome.NOT_COMPUTED
+    at_chance = chance_level(m) & computed
+    collapsed = m.fields["collapsed"] == 1
+    predicted = m.fields.get("classes_predicted")
+    histogram = None
+    if predicted is not None:
+        values, counts = np.unique(predicted[at_chance], return_counts=True)
+        histogram = {int(v): int(c) for v, c in zip(values, counts)}
+    return ClassifierSummary(
+        points=int(np.count_nonzero(computed)),
+        learned=int(np.count_nonzero(learned(m) & computed)),
+        chance_level=int(np.count_nonzero(at_chance)),
+        collapsed=int(np.count_nonzero(collapsed & computed)),
+        missed_by_collapsed=int(np.count_nonzero(at_chance & ~collapsed)),
+        undefined=int(np.count_nonzero(~np.isfinite(m.fields["accuracy"]) & computed)),
+        classes_predicted=histogram,
+    )
 
 
 def boundary_mask(mask: np.ndarray) -> np.ndarray:

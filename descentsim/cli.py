@@ -242,17 +242,21 @@ def _parse_tile(text: str | None) -> tuple[int, int] | None:
 
 
 def describe(cmap) -> str:
-    """The text ``descentsim-info`` prints: spec, outcome fractions, provenance."""
+    """The text ``descentsim-info`` prints: spec, outcome fractions (for classifiers also the shares that
+    collapsed, learned and stayed at chance level, ``boundary.classifier_summary``), provenance."""
     lines = ["# spec", cmap.spec.to_toml().rstrip(), "", "# outcomes"]
     for outcome in Outcome:
         if outcome is not Outcome.NOT_COMPUTED or cmap.fraction(outcome) > 0:
             lines.append(f"{outcome.label:<14} {cmap.fraction(outcome):8.2%}")
     collapsed = cmap.fields["collapsed"]
-    if (collapsed >= 0).any():  # a classifier: how many collapsed, and how well the rest learned
+    if cmap.spec.model_def.classifier:  # how many collapsed, learned, stayed at chance, and how well they learned
+        from .boundary import classifier_summary
+
         lines.append(f"{'collapsed':<14} {np.mean(collapsed == 1):8.2%}")
         accuracy = cmap.fields["accuracy"][np.isfinite(cmap.fields["accuracy"])]
         if accuracy.size:
             lines.append(f"{'mean accuracy':<14} {accuracy.mean():8.2%}")
+        lines += classifier_summary(cmap).lines()
     if cmap.refinement is not None:
         lines += ["", "# refinement", refinement_summary(cmap)]
     lines += ["", "# provenance"]

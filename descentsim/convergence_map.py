@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from . import boundary
+from .boundary import Inside
+from .errors import check_known
 from .outcome import Outcome
 from .spec import MapSpec
 
@@ -94,34 +96,77 @@ class ConvergenceMap:
         """The fraction of points of every outcome class."""
         return {o: self.fraction(o) for o in Outcome}
 
-    def side(self, inside=None) -> np.ndarray:
-        """Boolean (ny, nx) mask of the points on one side of a boundary: ``None`` for the trainable points
-        (Sohl-Dickstein's criterion, a negative ``score``), else outcomes (``Outcome``, codes or names)."""
-        return boundary.side(self.fields, inside)
+    def knob(self, name: str) -> np.ndarray:
+        """The value of knob ``name`` at every point, shaped like the fields (a read-only broadcast view):
+        a swept knob varies along its axis, a fixed one is the same everywhere.
 
-    def boundary(self, inside=None) -> np.ndarray:
-        """Boolean (ny, nx) mask of the points next to the other side (``descentsim.boundary``)."""
+        Raises
+        ------
+        SpecError
+            if the map's model and optimiser have no knob ``name`` (the message lists those they have).
+
+        Examples
+        --------
+        >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 1.0, 3), y=Axis("a", 1.0, 2.0, 2), steps=5))
+        >>> m.knob("a").tolist(), m.knob("lr")[1].tolist()
+        ([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], [0.5, 0.75, 1.0])
+        """
+        knobs = self.spec.knobs
+        check_known([name], list(knobs), "knob")
+        if name == self.spec.x.name:
+            values = self.x[None, :]
+        elif self.spec.y is not None and name == self.spec.y.name:
+            values = self.y[:, None]
+        else:
+            values = np.asarray(self.spec.params.get(name, knobs[name].default))
+        return np.broadcast_to(values, self.shape)
+
+    def side(self, inside: Inside = None) -> np.ndarray:
+        """Boolean (ny, nx) mask of the points on one side of a boundary (``descentsim.boundary.side``).
+
+        ``inside`` is None for the default side — for classifiers the networks that learned (final
+        training accuracy at least halfway from chance 1/classes to 1, ``boundary.learned``), else the
+        trainable points of Sohl-Dickstein (2024) (a negative ``score``) — or outcomes (``Outcome``, codes or
+        names), a boolean mask shaped (ny, nx), or a callable map → mask such as
+        ``lambda m: m.fields["accuracy"] >= 0.9``. SpecError for anything else.
+
+        Examples
+        --------
+        >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 3.0, 6), steps=100))
+        >>> m.side("converged").tolist(), m.side(lambda m: m.knob("lr") >= 2.5).tolist()
+        ([[True, True, True, False, False, False]], [[False, False, False, False, True, True]])
+        """
+        return boundary.side(self, inside)
+
+    def boundary(self, inside: Inside = None) -> np.ndarray:
+        """Boolean (ny, nx) mask of the points of ``side(inside)`` and of the rest that have a neighbour on the
+        other side (``descentsim.boundary.boundary_mask``)."""
         return boundary.boundary_mask(self.side(inside))
 
-    def fractal_dimension(self, inside=None, sizes=None, fit: tuple[float, float] | None = None):
+    def fractal_dimension(self, inside: Inside = None, sizes=None, fit: tuple[float, float] | None = None):
         """Box-counting dimension of the boundary of ``side(inside)``, with its fit (``boundary.box_counting``)."""
         return boundary.box_counting(self.side(inside), sizes, fit)
 
-    def uncertainty_exponent(self, inside=None, distances=None, fit: tuple[float, float] | None = None):
+    def uncertainty_exponent(self, inside: Inside = None, distances=None, fit: tuple[float, float] | None = None):
         """α with f(ε) ∝ ε^α for ``side(inside)`` (``boundary.uncertainty_exponent``)."""
         return boundary.uncertainty_exponent(self.side(inside), distances, fit)
 
-    def basin_entropy(self, box: int = 5, field: str = "outcome") -> tuple[float, float]:
-        """(Sb, Sbb) of the labels in ``field`` (the outcome classes by default; ``attractor`` for the
-        minima reached) in boxes of box×box points (``boundary.basin_entropy``)."""
-        return boundary.basin_entropy(self.fields[field], box)
+    def basin_entropy(self, box: int = 5, field: str = "outcome", inside: Inside = None) -> tuple[float, float]:
+        """(Sb, Sbb) in boxes of box×box points (``boundary.basin_entropy``) of the labels in ``field`` (the
+        outcome classes by default; ``attractor`` for the minima reached), or, when ``inside`` is given, of
+        the two sides of ``side(inside)`` (pass ``inside=m.side()`` for the default side)."""
+        labels = self.fields[field] if inside is None else self.side(inside)
+        return boundary.basin_entropy(labels, box)
 
-    def critical_curve(self, inside=None, refine: int = 0, backend: str = "auto", threads: int | None = None):
-        """Per row, the bracket of the largest x below which points are on side ``inside`` (trainable by
-        default), narrowed by ``refine`` bisection steps with extra trajectories (``descentsim.critical``)."""
+    def critical_curve(self, inside: Inside = None, refine: int = 0, backend: str = "auto",
+                       threads: int | None = None, start: str = "edge"):
+        """Per row, the bracket of the largest x below which points are on side ``inside`` (the default side
+        if None), narrowed by ``refine`` bisection steps with extra trajectories, with the reason of every row
+        that has no bracket (``descentsim.critical``). ``start="edge"`` follows the run of inside points
+        that starts at the row's first point; ``start="first"`` the row's first run wherever it starts."""
         from . import critical
 
-        curve = critical.critical_curve(self, inside)
+        curve = critical.critical_curve(self, inside, start)
         return critical.refine(self, curve, refine, inside, backend, threads) if refine else curve
 
     def plot(self, field: str = "outcome", ax=None, **imshow):
