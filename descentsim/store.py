@@ -35,7 +35,10 @@ from .spec import MapSpec
 from .tiles import default_tile_shape
 
 FORMAT_NAME = "descentsim-map"
-FORMAT_VERSION = 1
+#: 2: the batch_loss and classes_predicted fields, the history group; final_loss is the full-data loss.
+FORMAT_VERSION = 2
+#: Fields a file of an older format lacks (they read as not computed): field → the version that added it.
+ADDED_IN = {"batch_loss": 2, "classes_predicted": 2}
 REFINE_LEVEL = "refine_level"
 REFINE_DESCRIPTION = "refined maps: level (stride 2^level) at which the point was computed; -1 where copied"
 
@@ -203,7 +206,11 @@ def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
                 "upgrade descentsim"
             )
         spec = MapSpec.from_toml_text(str(node.attrs["spec"]), source=f"the spec stored in {shown}")
-        fields = {name: node[name][()].reshape(spec.shape) for name in FIELDS}
+        fields = {
+            name: (np.full(spec.shape, info.fill, dtype=info.dtype) if version < ADDED_IN.get(name, 0)
+                   else node[name][()].reshape(spec.shape))
+            for name, info in FIELDS.items()
+        }
         refinement = node[REFINE_LEVEL][()].reshape(spec.shape) if REFINE_LEVEL in node else None
         skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
         prov = {k: _plain(v) for k, v in node.attrs.items() if k not in skip}

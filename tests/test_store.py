@@ -99,6 +99,22 @@ def test_refuses_newer_format(tmp_path, cmap):
         ds.open_map(path)
 
 
+def test_reads_format_1_files_without_the_newer_fields(tmp_path, cmap):
+    """A map written before batch_loss and classes_predicted existed reads them as not computed."""
+    path = tmp_path / "map.h5"
+    cmap.save(path)
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 1
+        del f["batch_loss"], f["classes_predicted"]
+    old = ds.open_map(path)
+    np.testing.assert_array_equal(old.outcome, cmap.outcome)
+    assert np.isnan(old.fields["batch_loss"]).all() and (old.fields["classes_predicted"] == -1).all()
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 2
+    with pytest.raises(ds.MapFileError, match="damaged or incomplete"):
+        ds.open_map(path)
+
+
 def test_failed_write_leaves_nothing(tmp_path, cmap, monkeypatch):
     """A crash in the middle of writing leaves neither the output nor a temporary file."""
     import descentsim.store as store
