@@ -46,11 +46,19 @@ def apply_setting(table: dict[str, Any], assignment: str) -> None:
     node[path[-1]] = value
 
 
-def load_config(path: str, settings: Sequence[str] = ()) -> MapSpec:
-    """The spec of a TOML config file with ``--set`` overrides applied."""
+def load_config(path: str, settings: Sequence[str] = (), record: Sequence[str] = ()) -> MapSpec:
+    """The spec of a TOML config file with ``--set`` overrides applied and ``--record X,Y`` points added."""
     table = read_config(path)
     for assignment in settings:
         apply_setting(table, assignment)
+    for point in record:
+        try:
+            values = [float(v) for v in point.split(",")]
+        except ValueError:
+            raise SpecError(f"--record {point!r} is not knob values X,Y; write e.g. --record 0.5,1.0") from None
+        if not isinstance(table.get("record", []), list):
+            raise SpecError("record in the config must be a list of points, e.g. record = [[0.5, 1.0]]")
+        table["record"] = [*table.get("record", []), values]
     return MapSpec.from_dict(table)
 
 
@@ -131,6 +139,11 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         "where outcomes mix (one process; see descentsim.refine)",
     )
     parser.add_argument(
+        "--record", action="append", default=[], metavar="X,Y",
+        help="keep the per-step full-data loss (and a classifier's accuracy, every record_stride steps) of the "
+        "grid point nearest knob values X,Y in the file's history group; repeatable",
+    )
+    parser.add_argument(
         "--schedule", default="dynamic", choices=("dynamic", "static"),
         help="under MPI: hand tiles out as ranks finish (dynamic, default) or in fixed blocks (static)",
     )
@@ -164,7 +177,7 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             text = error = None
             if rank == 0:
                 try:
-                    text = load_config(args.config, args.settings).to_toml()
+                    text = load_config(args.config, args.settings, args.record).to_toml()
                 except DescentsimError as exc:
                     error = str(exc)
             agree(comm, error)
@@ -172,7 +185,7 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             log = lambda message: print(prefix + message, file=sys.stderr, flush=True)  # noqa: E731
             cmap = run_map_mpi(comm, spec, args.output, schedule=args.schedule, log=log, **common)
         else:
-            spec = load_config(args.config, args.settings)
+            spec = load_config(args.config, args.settings, args.record)
             if args.refine is None:
                 cmap = run_map_to_file(spec, args.output, **common)
             elif args.tile is not None:

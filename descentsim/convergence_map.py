@@ -13,7 +13,8 @@ import numpy as np
 
 from . import boundary
 from .boundary import Inside
-from .errors import check_known
+from .errors import SpecError, check_known
+from .history import History
 from .outcome import Outcome
 from .spec import MapSpec
 
@@ -47,6 +48,7 @@ class ConvergenceMap:
     (ny = 1 when the spec has no y axis). ``refinement`` is None for a map computed point by point;
     for an adaptively refined one (``descentsim.refine``) it holds, per point, the level at which the
     point was computed (stride 2^level), or −1 where its fields were copied from a uniform cell.
+    ``recorded`` holds the curves of the points the spec records (``history``), or None.
 
     Examples
     --------
@@ -63,11 +65,22 @@ class ConvergenceMap:
         fields: dict[str, np.ndarray],
         provenance: dict[str, Any] | None = None,
         refinement: np.ndarray | None = None,
+        history: History | None = None,
     ):
         self.spec = spec
         self.fields = fields
         self.provenance = dict(provenance or {})
         self.refinement = refinement
+        self.recorded = history
+
+    @property
+    def history(self) -> History:
+        """The curves of the points the spec records (``record``): per-step full-data loss and, for
+        classifiers, accuracy (``descentsim.history.History``). SpecError if the spec records none."""
+        if self.recorded is None:
+            raise SpecError("this map recorded no points; add record = [[x, y], ...] to its spec "
+                            "(or --record X,Y to descentsim-map)")
+        return self.recorded
 
     @property
     def x(self) -> np.ndarray:

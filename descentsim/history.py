@@ -89,3 +89,67 @@ class Trajectories:
     def decided(self) -> np.ndarray:
         """(k,) the step T at which each point's outcome was decided (its curves end there)."""
         return self.fields["steps"]
+
+
+@dataclass
+class History:
+    """The curves of a map's recorded points (the spec's ``record``), kept in its file's ``history`` group.
+
+    iy, ix   : (k,) int64 grid indices of the recorded points (the grid points nearest the values asked for).
+    x, y     : (k,) float64 their knob values on the map's axes (``y`` None for a one-row map).
+    loss     : (k, steps + 1) float64, the full-data loss L_t, NaN after each point's deciding step.
+    accuracy : (k, steps // stride + 1) float64 training accuracy at ``accuracy_steps`` (classifiers), or None.
+    accuracy_steps : (marks,) int64, the steps t = 0, stride, 2·stride, ... of the accuracy.
+    decided  : (k,) int32, the step T at which each point's outcome was decided (its curves end there).
+    outcome  : (k,) uint8, each point's outcome (the map's, except where a refined map copied the point).
+    """
+
+    iy: np.ndarray
+    ix: np.ndarray
+    x: np.ndarray
+    y: np.ndarray | None
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+    accuracy_steps: np.ndarray
+    decided: np.ndarray
+    outcome: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ix)
+
+
+#: The history group's datasets, with their descriptions.
+HISTORY_DATASETS = {
+    "iy": "row (y index) of each recorded point",
+    "ix": "column (x index) of each recorded point",
+    "x": "x knob value of each recorded point",
+    "y": "y knob value of each recorded point",
+    "loss": "full-data loss L_t before update t of each recorded point; NaN after its deciding step",
+    "accuracy": "training accuracy of each recorded point at the steps accuracy_step; NaN after its deciding step",
+    "accuracy_step": "the steps of the accuracy columns",
+    "steps": "step at which each recorded point's outcome was decided",
+    "outcome": "outcome code of each recorded point (see the outcome field's flag_meanings)",
+}
+
+
+def write_history(group, history: History) -> None:
+    """Write ``history`` into the (new, empty) HDF5 group ``group``."""
+    arrays = {"iy": history.iy, "ix": history.ix, "x": history.x, "y": history.y, "loss": history.loss,
+              "accuracy": history.accuracy, "accuracy_step": history.accuracy_steps, "steps": history.decided,
+              "outcome": history.outcome}
+    for name, data in arrays.items():
+        if data is None:
+            continue
+        ds = group.create_dataset(name, data=data, **({"compression": "gzip", "shuffle": True} if data.ndim == 2 else {}))
+        ds.attrs["description"] = HISTORY_DATASETS[name]
+
+
+def read_history(group) -> History:
+    """The History stored in the HDF5 group ``group``."""
+    return History(
+        iy=group["iy"][()].astype(np.int64), ix=group["ix"][()].astype(np.int64), x=group["x"][()],
+        y=group["y"][()] if "y" in group else None, loss=group["loss"][()],
+        accuracy=group["accuracy"][()] if "accuracy" in group else None,
+        accuracy_steps=group["accuracy_step"][()].astype(np.int64),
+        decided=group["steps"][()], outcome=group["outcome"][()],
+    )

@@ -41,7 +41,7 @@ from .backends import Backend, get_backend
 from .convergence_map import ConvergenceMap
 from .errors import DescentsimError, RunInterrupted, SpecError
 from .journal import TileJournal, pack_fields, unpack_fields
-from .runner import ProgressCallback, compute_tile, finish_journal, open_journal, run_provenance
+from .runner import ProgressCallback, compute_tile, finish_journal, open_journal, record_history, run_provenance
 from .spec import MapSpec
 from .threads import effective_threads
 from .tiles import Tile, tiles
@@ -424,11 +424,12 @@ def run_map_mpi(
             coordinator.run()
         finally:
             journal.close()
+        history = record_history(spec, engine, n_threads)  # a few trajectories: rank 0 runs them
         run = run_provenance(
             engine, n_threads, started, coordinator.trajectory_steps,
             ranks=size, schedule=schedule, tiles_resumed=resumed, **coordinator.overhead(),
         )
-        return finish_journal(journal, output, run)
+        return finish_journal(journal, output, run, history)
     except RunInterrupted as stop:
         raise RunInterrupted(stop.done, stop.total, journal.path if journal is not None else None) from None
     except DescentsimError as exc:

@@ -33,7 +33,7 @@ from .convergence_map import ConvergenceMap, provenance
 from .errors import RunInterrupted, SpecError
 from .fields import FIELDS
 from .journal import PointJournal
-from .runner import compute_points, open_journal, run_provenance
+from .runner import compute_points, open_journal, record_history, run_provenance
 from .spec import MapSpec
 from .threads import effective_threads
 from .tiles import TILE_POINTS
@@ -260,9 +260,10 @@ def _refine(
         return out
 
     fields, computed_at = refine_fields(spec.shape, levels, compute, margin)
+    history = record_history(spec, engine, n_threads)
     computed = int(np.count_nonzero(computed_at >= 0))
     run = run_provenance(
         engine, n_threads, started, steps, refine_levels=levels, refine_margin=margin, computed_points=computed,
         **({"points_resumed": resumed} if journal is not None else {}),
     )
-    return ConvergenceMap(spec, fields, provenance(**run), refinement=computed_at)
+    return ConvergenceMap(spec, fields, provenance(**run), refinement=computed_at, history=history)

@@ -12,7 +12,7 @@ import numpy as np
 from .backends import Backend, get_backend, problems
 from .convergence_map import ConvergenceMap, provenance
 from .fields import FIELDS, empty_fields
-from .history import Recording, Trajectories
+from .history import History, Recording, Trajectories
 from .models import Problem
 from .errors import RunInterrupted, SpecError
 from .journal import PointJournal, TileJournal, journal_path
@@ -139,15 +139,34 @@ def trajectories(
         raise SpecError("no points given; pass the grid indices (and overrides) of at least one trajectory")
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
         raise SpecError(f"stride must be a whole number >= 1, got {stride!r}")
+    return _trajectories(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides, int(stride), theta)
+
+
+def _trajectories(spec: MapSpec, engine: Backend, iy: np.ndarray, ix: np.ndarray, threads: int,
+                  overrides: dict[str, np.ndarray], stride: int, theta: bool) -> Trajectories:
     classifier = spec.model_def.classifier
-    recording = Recording.empty(iy.size, spec.steps, 0, theta, classifier, int(stride))
+    recording = Recording.empty(iy.size, spec.steps, 0, theta, classifier, stride)
     if theta:
         p = spec.model_def.parameter_count({**spec.point_values(iy, ix), **overrides})
         recording.theta = np.full((iy.size, spec.steps + 1, p), np.nan)
-    fields = compute_points(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides,
-                            recording=recording)
-    marks = np.arange(0, spec.steps + 1, int(stride))
+    fields = compute_points(spec, engine, iy, ix, threads, overrides, recording=recording)
+    marks = np.arange(0, spec.steps + 1, stride)
     return Trajectories(recording.theta, recording.loss, recording.accuracy, marks, fields)
+
+
+def record_history(spec: MapSpec, engine: Backend, threads: int) -> History | None:
+    """The curves of the points ``spec.record`` asks for (None if none), run by ``engine``: the grid
+    points nearest them, so each curve ends in the map's own outcome for that point."""
+    if not spec.record:
+        return None
+    iy, ix = spec.record_indices()
+    run = _trajectories(spec, engine, iy, ix, threads, {}, spec.record_stride, theta=False)
+    return History(
+        iy=iy, ix=ix, x=spec.axis_coordinates(spec.x)[ix],
+        y=None if spec.y is None else spec.axis_coordinates(spec.y)[iy],
+        loss=run.loss, accuracy=run.accuracy, accuracy_steps=run.accuracy_steps,
+        decided=run.fields["steps"], outcome=run.fields["outcome"],
+    )
 
 
 def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
@@ -236,8 +255,9 @@ def run_map(
 
     started = time.perf_counter()
     trajectory_steps = run_tiles(spec, engine, layout, n_threads, keep, progress)
+    history = record_history(spec, engine, n_threads)
     run = run_provenance(engine, n_threads, started, trajectory_steps, tile_shape=layout[0].shape)
-    return ConvergenceMap(spec, fields, provenance(**run))
+    return ConvergenceMap(spec, fields, provenance(**run), history=history)
 
 
 def resumes_finished_map(output: str | Path, resume: bool) -> bool:
@@ -285,9 +305,12 @@ def open_journal(
     return TileJournal.create(partial, spec, clamp_tile_shape(spec.shape, tile_shape))
 
 
-def finish_journal(journal: TileJournal, output: str | Path, run: dict) -> ConvergenceMap:
-    """Write the map of a complete journal to ``output`` (atomically) and delete the journal."""
-    cmap = ConvergenceMap(journal.spec, journal.assemble(), provenance(tile_shape=journal.tile_shape, **run))
+def finish_journal(journal: TileJournal, output: str | Path, run: dict, history: History | None = None
+                   ) -> ConvergenceMap:
+    """Write the map of a complete journal (with the recorded points' ``history``) to ``output``
+    (atomically) and delete the journal."""
+    cmap = ConvergenceMap(journal.spec, journal.assemble(), provenance(tile_shape=journal.tile_shape, **run),
+                          history=history)
     cmap.save(output)
     journal.remove()
     return cmap
@@ -328,6 +351,7 @@ def run_map_to_file(
         raise RunInterrupted(stop.done, stop.total, journal.path, stop.unit) from None
     finally:
         journal.close()
+    history = record_history(spec, engine, n_threads)
     return finish_journal(
-        journal, output, run_provenance(engine, n_threads, started, trajectory_steps, tiles_resumed=resumed)
+        journal, output, run_provenance(engine, n_threads, started, trajectory_steps, tiles_resumed=resumed), history
     )

@@ -76,6 +76,18 @@ class Axis:
         """The inverse of ``scaled`` (with the sign of the axis's values)."""
         return math.copysign(10.0**coordinate, self.start) if self.scale == "log" else coordinate
 
+    def nearest_index(self, value: float) -> int:
+        """The index of the grid point nearest ``value`` (in the coordinate the axis is evenly spaced in)."""
+        if self.n == 1:
+            return 0
+        span = self.scaled(self.stop) - self.scaled(self.start)
+        return int(np.clip(round((self.scaled(value) - self.scaled(self.start)) / span * (self.n - 1)), 0, self.n - 1))
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies between start and stop (inclusive, either order)."""
+        low, high = sorted((self.start, self.stop))
+        return low <= value <= high
+
     def values(self) -> np.ndarray:
         """The ``n`` coordinates of this axis (float64)."""
         if self.scale == "log":
@@ -112,6 +124,11 @@ class MapSpec:
     dtype : ``"float64"`` or ``"float32"``, the precision of the arithmetic.
     optimizer : name of the optimiser (``"gd"``).
     thresholds : the outcome rules' thresholds (``Thresholds`` or a dict).
+    record : points whose curves the map keeps (``ConvergenceMap.history``): knob values ``(x, y)``
+        (``(x,)`` or ``x`` for a one-row map), each taken to the nearest grid point; at most
+        ``MAX_RECORDED`` of them.
+    record_stride : recorded classifiers' training accuracy is kept every ``record_stride`` steps (the
+        loss every step).
 
     Examples
     --------
@@ -128,6 +145,8 @@ class MapSpec:
     dtype: str = "float64"
     optimizer: str = "gd"
     thresholds: Thresholds = field(default_factory=Thresholds)
+    record: tuple = ()
+    record_stride: int = 1
 
     def __post_init__(self) -> None:
         model = get_model(self.model)
@@ -172,6 +191,9 @@ class MapSpec:
             raise SpecError("batch_order 'sequential' is the same sequence for every point; leave batch_per_point at 0")
         if self.y is not None and self.y.name == self.x.name:
             raise SpecError(f"x and y both sweep knob {self.x.name!r}; sweep two different knobs")
+        object.__setattr__(self, "record", _record_points(self.record, self.axes))
+        if isinstance(self.record_stride, bool) or not isinstance(self.record_stride, int) or self.record_stride < 1:
+            raise SpecError(f"record_stride must be a whole number >= 1, got {self.record_stride!r}")
 
     # --- derived --------------------------------------------------------------------------------
     @property
@@ -209,6 +231,13 @@ class MapSpec:
             values[self.y.name] = knobs[self.y.name].sweep_values(self.y.values())[iy]
         return values
 
+    def record_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(iy, ix): the grid points nearest the recorded points, int64 arrays of ``len(record)``."""
+        ix = np.array([self.x.nearest_index(point[0]) for point in self.record], dtype=np.int64)
+        iy = np.array([0 if self.y is None else self.y.nearest_index(point[1]) for point in self.record],
+                      dtype=np.int64)
+        return iy, ix
+
     def axis_coordinates(self, axis: Axis) -> np.ndarray:
         """The knob values along ``axis`` as the map uses them (integer knobs rounded)."""
         return self.knobs[axis.name].sweep_values(axis.values())
@@ -229,6 +258,10 @@ class MapSpec:
             table["y"] = self.y.to_dict()
         table["params"] = dict(self.params)
         table["thresholds"] = self.thresholds.to_dict()
+        if self.record:
+            table["record"] = [list(point) for point in self.record]
+        if self.record_stride != 1:
+            table["record_stride"] = self.record_stride
         return table
 
     @classmethod
@@ -270,7 +303,35 @@ def read_config(path: str | Path) -> dict:
         raise SpecError(f"config {str(path)!r} is not a text file; give a UTF-8 TOML file") from None
 
 
+#: Most points one map records.
+MAX_RECORDED = 1024
+
+
+def _record_points(record: object, axes: tuple[Axis, ...]) -> tuple[tuple[float, ...], ...]:
+    """``record`` as a tuple of knob-value tuples, one value per axis, each inside its axis; SpecError if not."""
+    example = "record = [[0.5, 1.0], [2.0, -1.0]]" if len(axes) == 2 else "record = [0.5, 2.0]"
+    if isinstance(record, (str, bytes, Mapping)) or not isinstance(record, (list, tuple)):
+        raise SpecError(f"record must be a list of points in knob values, e.g. {example}")
+    if len(record) > MAX_RECORDED:
+        raise SpecError(f"record holds {len(record)} points, more than {MAX_RECORDED}; record fewer")
+    points = []
+    for point in record:
+        values = (point,) if len(axes) == 1 and not isinstance(point, (list, tuple)) else point
+        if not isinstance(values, (list, tuple)) or len(values) != len(axes):
+            raise SpecError(f"record point {point!r} needs one value per axis ({', '.join(a.name for a in axes)}), "
+                            f"e.g. {example}")
+        coords = tuple(_number("record", "a point's value", v) for v in values)
+        for axis, value in zip(axes, coords):
+            if not axis.contains(value):
+                raise SpecError(f"record point {point!r}: {axis.name} = {value:g} lies outside the axis "
+                                f"({axis.start:g} to {axis.stop:g}); record points of the map")
+        points.append(coords)
+    return tuple(points)
+
+
 def _toml_value(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

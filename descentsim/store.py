@@ -30,6 +30,7 @@ import numpy as np
 from .convergence_map import ConvergenceMap
 from .errors import DescentsimError, MapFileError
 from .fields import FIELDS
+from .history import read_history, write_history
 from .outcome import Outcome
 from .spec import MapSpec
 from .tiles import default_tile_shape
@@ -40,6 +41,7 @@ FORMAT_VERSION = 2
 #: Fields a file of an older format lacks (they read as not computed): field → the version that added it.
 ADDED_IN = {"batch_loss": 2, "classes_predicted": 2}
 REFINE_LEVEL = "refine_level"
+HISTORY = "history"
 REFINE_DESCRIPTION = "refined maps: level (stride 2^level) at which the point was computed; -1 where copied"
 
 
@@ -163,6 +165,8 @@ def write_node(f: h5py.Group, cmap: ConvergenceMap) -> None:
         for dim, scale in enumerate(scales):
             ds.dims[dim].attach_scale(scale)
             ds.dims[dim].label = scale.attrs["long_name"]
+    if cmap.recorded is not None:
+        write_history(f.create_group(HISTORY), cmap.recorded)
     outcome = f["outcome"]
     outcome.attrs["flag_values"] = np.array([o.value for o in Outcome], dtype=np.uint8)
     outcome.attrs["flag_meanings"] = " ".join(o.name.lower() for o in Outcome)
@@ -212,13 +216,14 @@ def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
             for name, info in FIELDS.items()
         }
         refinement = node[REFINE_LEVEL][()].reshape(spec.shape) if REFINE_LEVEL in node else None
+        history = read_history(node[HISTORY]) if HISTORY in node else None
         skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
         prov = {k: _plain(v) for k, v in node.attrs.items() if k not in skip}
     except MapFileError:
         raise
     except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
         raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
-    return ConvergenceMap(spec, fields, prov, refinement)
+    return ConvergenceMap(spec, fields, prov, refinement, history)
 
 
 def _plain(value):

@@ -224,6 +224,17 @@ def run_patched(ranks, patch, *args, timeout=120):
 
 
 @pytest.mark.parametrize("schedule", ["dynamic", "static"])
+def test_recorded_points_under_mpi(tmp_path, config):
+    """--record under mpiexec: rank 0 records the curves, the same as one process's."""
+    out = tmp_path / "map.h5"
+    result = run(2, str(config), "-o", str(out), "--record", "1.0,-2.0", "--record", "0.1,1.5", timeout=120)
+    assert result.returncode == 0, result.stderr
+    alone = ds.run_map(ds.MapSpec.from_toml_text(CONFIG).replace(record=((1.0, -2.0), (0.1, 1.5))))
+    history, expected = ds.open_map(out).history, alone.history
+    np.testing.assert_array_equal(history.loss, expected.loss)
+    np.testing.assert_array_equal(history.ix, expected.ix)
+
+
 def test_rank_0_only_coordinating(tmp_path, config, reference, schedule):
     """Above ROOT_COMPUTES_UP_TO ranks, rank 0 computes nothing; both schedules still finish."""
     out = tmp_path / "map.h5"

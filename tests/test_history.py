@@ -1,0 +1,130 @@
+"""The curves behind a label: recorded points' per-step full-data loss and accuracy, from the engine
+that computes the map, kept in the file's history group; ds.trajectories in the compiled engine."""
+
+import h5py
+import numpy as np
+import pytest
+from helpers import write_config
+
+import descentsim as ds
+from descentsim import Axis, MapSpec, Outcome
+from descentsim.cli import map_main
+
+QUADRATIC = MapSpec(model="quadratic", x=Axis("lr", 0.1, 2.5, 25), y=Axis("a", 0.5, 1.5, 5), steps=80,
+                    params={"w0": 1.5}, record=[[0.5, 1.0], [1.2, 1.5], [2.4, 1.25]])
+
+
+def test_recorded_quadratic_is_the_exact_geometric_curve(dtype):
+    """L_t = ½·a·w0²·(1 − lr·a)^(2t) at every recorded step, up to the step each point was decided."""
+    m = ds.run_map(QUADRATIC.replace(dtype=dtype))
+    h = m.history
+    np.testing.assert_array_equal(h.ix, [4, 11, 23])
+    np.testing.assert_array_equal(h.iy, [2, 4, 3])
+    np.testing.assert_allclose(h.x, [0.5, 1.2, 2.4])
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for k in range(len(h)):
+        lr, a, decided = h.x[k], h.y[k], h.decided[k]
+        assert decided == m.fields["steps"][h.iy[k], h.ix[k]] and h.outcome[k] == m.outcome[h.iy[k], h.ix[k]]
+        t = np.arange(decided + 1)
+        exact = 0.5 * a * 1.5**2 * (1 - lr * a) ** (2 * t)
+        curve = h.loss[k, : decided + 1]
+        finite = np.isfinite(curve)
+        relative = np.abs(curve[finite] - exact[finite]) / exact[finite]
+        assert (relative <= tol * (1 + t[finite])).all()
+        assert np.isnan(h.loss[k, decided + 1 :]).all()
+        assert h.loss[k, decided] == m.fields["final_loss"][h.iy[k], h.ix[k]]
+    assert list(h.outcome) == [Outcome.CONVERGED, Outcome.CONVERGED, Outcome.DIVERGED]
+    assert h.accuracy is None
+
+
+CLASSIFIER = MapSpec(model="softmax-mlp", optimizer="adam", x=Axis("lr", 1e-3, 1.0, 6, "log"), steps=120,
+                     params={"classes": 3, "per_class": 8, "d": 4, "width1": 6, "width2": 5, "batch_size": 6},
+                     record=[1e-3, 0.06, 1.0], record_stride=10)
+
+
+def test_engines_record_the_same_bits(dtype):
+    for spec in (QUADRATIC, CLASSIFIER):
+        reference = ds.run_map(spec.replace(dtype=dtype), backend="numpy").history
+        compiled = ds.run_map(spec.replace(dtype=dtype), backend="cython", threads=2).history
+        np.testing.assert_array_equal(reference.loss, compiled.loss)
+        if spec.model_def.classifier:
+            np.testing.assert_array_equal(reference.accuracy, compiled.accuracy)
+
+
+def test_classifier_records_accuracy_at_its_stride():
+    m = ds.run_map(CLASSIFIER)
+    h = m.history
+    np.testing.assert_array_equal(h.accuracy_steps, np.arange(0, 121, 10))
+    assert h.accuracy.shape == (3, 13) and h.loss.shape == (3, 121)
+    for k in range(3):
+        decided = h.decided[k]
+        marks = h.accuracy_steps <= decided
+        assert np.isfinite(h.accuracy[k, marks]).all() and np.isnan(h.accuracy[k, ~marks]).all()
+        if decided % 10 == 0:  # the last mark is the final network: the map's accuracy
+            assert h.accuracy[k, marks][-1] == m.fields["accuracy"][0, h.ix[k]]
+    assert ((h.accuracy[np.isfinite(h.accuracy)] * 24) % 1 == 0).all()  # fractions of the 24 samples
+
+
+def test_history_round_trips_through_the_file(tmp_path):
+    m = ds.run_map(CLASSIFIER)
+    m.save(tmp_path / "m.h5")
+    back = ds.open_map(tmp_path / "m.h5").history
+    for name in ("iy", "ix", "x", "loss", "accuracy", "accuracy_steps", "decided", "outcome"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(m.history, name), err_msg=name)
+    assert back.y is None
+    with h5py.File(tmp_path / "m.h5") as f:  # readable without descentsim
+        assert f["history/loss"].shape == (3, 121) and "description" in f["history/loss"].attrs
+    plain = ds.run_map(CLASSIFIER.replace(record=()))
+    with pytest.raises(ds.SpecError, match="recorded no points; add record"):
+        plain.history
+
+
+def test_refined_map_records_too():
+    refined = ds.refine_map(QUADRATIC.replace(x=Axis("lr", 0.1, 2.5, 33), y=Axis("a", 0.5, 1.5, 9)), levels=2)
+    full = ds.run_map(QUADRATIC.replace(x=Axis("lr", 0.1, 2.5, 33), y=Axis("a", 0.5, 1.5, 9)))
+    np.testing.assert_array_equal(refined.history.loss, full.history.loss)
+
+
+def test_record_points_are_checked():
+    with pytest.raises(ds.SpecError, match="lies outside the axis"):
+        QUADRATIC.replace(record=[[3.0, 1.0]])
+    with pytest.raises(ds.SpecError, match="one value per axis"):
+        QUADRATIC.replace(record=[[0.5]])
+    with pytest.raises(ds.SpecError, match="list of points"):
+        QUADRATIC.replace(record="0.5,1")
+    with pytest.raises(ds.SpecError, match="record_stride must be"):
+        QUADRATIC.replace(record_stride=0)
+    spec = MapSpec.from_toml_text(QUADRATIC.to_toml())
+    assert spec == QUADRATIC and spec.record == ((0.5, 1.0), (1.2, 1.5), (2.4, 1.25))
+
+
+def test_zoom_refuses_to_record():
+    from descentsim.zoom import ZoomSettings, zoom
+
+    with pytest.raises(ds.SpecError, match="cannot record points"):
+        zoom(QUADRATIC, ZoomSettings(frames=2))
+
+
+def test_cli_record_writes_the_history(tmp_path, capsys):
+    config = write_config(tmp_path / "q.toml", QUADRATIC.replace(record=()).to_toml())
+    out = tmp_path / "q.h5"
+    assert map_main([str(config), "-o", str(out), "--record", "0.5,1.0", "--record", "2.4,1.25"]) == 0
+    h = ds.open_map(out).history
+    np.testing.assert_array_equal(h.ix, [4, 23])
+    assert map_main([str(config), "-o", str(tmp_path / "r.h5"), "--record", "0.5"]) == 2
+    assert "needs one value per axis" in capsys.readouterr().err
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_trajectories_give_the_loss_beside_theta(dtype):
+    spec = QUADRATIC.replace(dtype=dtype)
+    compiled = ds.trajectories(spec, [2, 3], [4, 23])
+    reference = ds.trajectories(spec, [2, 3], [4, 23], backend="numpy")
+    for name in ("theta", "loss"):
+        np.testing.assert_array_equal(getattr(compiled, name), getattr(reference, name), err_msg=name)
+    w = compiled.theta[:, :, 0]
+    a = np.array([1.0, 1.25])[:, None]
+    np.testing.assert_array_equal(compiled.loss, (0.5 * a * w * w).astype(dtype).astype(np.float64))
+    np.testing.assert_array_equal(compiled.loss, ds.run_map(spec).history.loss[[0, 2]])
+    with pytest.raises(ds.SpecError, match="stride must be"):
+        ds.trajectories(spec, [0], [0], stride=0)
