@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,8 @@ class Knob:
 
     ``kind`` is ``float``, ``int`` or ``str``. Integer knobs on an axis take the axis values rounded to
     the nearest whole number (halves to even, as ``numpy.rint``); string knobs (``choices``) cannot be
-    swept. ``minimum`` and ``maximum`` are inclusive.
+    swept. ``minimum`` and ``maximum`` are inclusive bounds, ``above`` and ``below`` exclusive ones;
+    ``why`` says what a value out of range would mean, after the error that refuses it.
     """
 
     name: str
@@ -31,6 +33,9 @@ class Knob:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    above: float | None = None
+    below: float | None = None
+    why: str = ""
 
     @property
     def sweepable(self) -> bool:
@@ -65,7 +70,19 @@ class Knob:
     def check_range(self, values: np.ndarray) -> None:
         if not np.all(np.isfinite(values)):
             raise SpecError(f"knob {self.name!r} must be finite; check the axis bounds")
-        if self.minimum is not None and np.min(values) < self.minimum:
-            raise SpecError(f"knob {self.name!r} must be >= {self.minimum:g}, got {np.min(values):g}")
-        if self.maximum is not None and np.max(values) > self.maximum:
-            raise SpecError(f"knob {self.name!r} must be <= {self.maximum:g}, got {np.max(values):g}")
+        low, high = float(np.min(values)), float(np.max(values))
+        for bound, relation, holds, got in (
+            (self.minimum, ">=", operator.ge, low),
+            (self.above, ">", operator.gt, low),
+            (self.maximum, "<=", operator.le, high),
+            (self.below, "<", operator.lt, high),
+        ):
+            if bound is not None and not holds(got, bound):
+                reason = f" ({self.why})" if self.why else ""
+                raise SpecError(f"knob {self.name!r} must be {relation} {bound:g}, got {got:g}{reason}")
+
+
+def learning_rate_knob(name: str, default: float, doc: str) -> Knob:
+    """A knob that is, or multiplies, a learning rate: refused at zero or below, where nothing would descend."""
+    return Knob(name, default, doc, above=0.0,
+                why="a learning rate of 0 never moves and a negative one climbs the loss")

@@ -26,14 +26,15 @@ import math
 import numpy as np
 
 from .errors import SpecError
-from .knobs import Knob
+from .knobs import Knob, learning_rate_knob
 from .models.base import KnobValues, per_point
 
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 SCHEDULE_KNOBS = (
     Knob("schedule", "constant", "learning-rate schedule: constant, step, exponential or cosine", kind=str,
          choices=SCHEDULES),
-    Knob("decay_rate", 0.1, "step/exponential schedules: factor per decay_steps", minimum=0.0),
+    Knob("decay_rate", 0.1, "step/exponential schedules: factor per decay_steps", above=0.0,
+         why="a rate of 0 stops training once the decay starts"),
     Knob("decay_steps", 100, "step/exponential: steps per decay_rate; cosine: steps to the floor", kind=int,
          minimum=1, maximum=2**31 - 1),
     Knob("lr_min_ratio", 0.0, "cosine schedule: floor as a fraction of lr", minimum=0.0, maximum=1.0),
@@ -93,7 +94,7 @@ class Optimizer:
 
     @property
     def knobs(self) -> tuple[Knob, ...]:
-        return (Knob("lr", 0.1, "learning rate"), *self.own_knobs, *SCHEDULE_KNOBS, *BATCH_KNOBS)
+        return (learning_rate_knob("lr", 0.1, "learning rate"), *self.own_knobs, *SCHEDULE_KNOBS, *BATCH_KNOBS)
 
     #: Knobs that must be the same for every point of one engine call (schedule table, minibatches).
     shape_knobs = frozenset(k.name for k in (*SCHEDULE_KNOBS, *BATCH_KNOBS))
@@ -149,6 +150,10 @@ class Nesterov(Momentum):
         return theta - lr * (grad + beta * velocity), {"velocity": velocity}
 
 
+#: Why Adam's β₁ and β₂ stay below 1.
+MOMENT_AT_ONE = "at 1 the moment never moves and its bias correction divides 0 by 0"
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba): bias-corrected moments, see the module docstring.
 
@@ -158,9 +163,9 @@ class Adam(Optimizer):
     name = "adam"
     kernel = "adam"
     own_knobs = (
-        Knob("beta1", 0.9, "decay of the first moment", minimum=0.0, maximum=1.0),
-        Knob("beta2", 0.999, "decay of the second moment", minimum=0.0, maximum=1.0),
-        Knob("eps", 1e-8, "added to √v̂", minimum=0.0),
+        Knob("beta1", 0.9, "decay of the first moment", minimum=0.0, below=1.0, why=MOMENT_AT_ONE),
+        Knob("beta2", 0.999, "decay of the second moment", minimum=0.0, below=1.0, why=MOMENT_AT_ONE),
+        Knob("eps", 1e-8, "added to √v̂", above=0.0, why="at 0 a vanishing gradient gives 0/0"),
     )
     state_names = ("m", "v", "c1", "c2")
 
@@ -182,6 +187,11 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in (GradientDescent(), Momentum(), Nesterov(), Adam())}
+
+
+def knob_owners(name: str) -> list[str]:
+    """The optimisers with a knob called ``name`` of their own (``momentum``: momentum and nesterov)."""
+    return [o.name for o in OPTIMIZERS.values() if any(k.name == name for k in o.own_knobs)]
 
 
 def get_optimizer(name: str) -> Optimizer:

@@ -4,13 +4,17 @@ A map is drawn as an image over its grid: each axis in its own scale (a log axis
 log10 |value|, with ticks at the decades), points at the centres of their cells. Colours:
 
 * ``outcome`` — a fixed categorical palette from Okabe & Ito's colour-blind-safe set, the same in
-  every picture, with a legend naming each outcome present and its share of the map;
+  every picture, with a legend naming each outcome present and its share of the map, in the model's
+  words where it has them (``Model.outcome_words``: the relu-neuron's stuck points are dead neurons);
+  where the model names its minima (``Model.value_words["attractor"]``), converged points are split by
+  the minimum they reached, in shades of blue;
 * ``score`` — the rank-stretched diverging palette of Sohl-Dickstein (2024): trainable points
   (score < 0) in blues, the others in reds, each side's colour set by the point's rank among that
   side's scores, so both sides use their whole range whatever the tails;
 * ``final_loss``, ``loss_sum`` — viridis on a log scale; ``steps`` — viridis, on a log scale where
   the values span more than two decades; ``accuracy`` — viridis over 0…1; ``collapsed``,
-  ``refine_level`` and the integer fields — discrete colours with a legend.
+  ``refine_level`` and the integer fields — discrete colours with a legend, in the model's words
+  where it has them (``Model.value_words``: the double-well's attractors are w = −1 and w = +1).
 
 Points where a field is undefined (NaN, not computed) are drawn light grey.
 """
@@ -37,6 +41,9 @@ OUTCOME_COLOURS: dict[Outcome, str] = {
     Outcome.CYCLING: "#009E73",  # bluish green
     Outcome.UNRESOLVED: "#CC79A7",  # reddish purple
 }
+#: Colours of converged points by the minimum reached (models that name their minima): the first keeps the
+#: converged blue, the next is Okabe & Ito's sky blue.
+MINIMUM_COLOURS = ("#0072B2", "#56B4E9")
 UNDEFINED_COLOUR = "#DDDDDD"
 #: Fields drawn with discrete colours and a legend rather than a colour bar.
 DISCRETE = ("collapsed", "period", "attractor", "refine_level")
@@ -148,15 +155,18 @@ def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: b
     handles = []
 
     if field == "outcome":
-        palette = colors.ListedColormap([OUTCOME_COLOURS[o] for o in Outcome])
-        ax.imshow(values.astype(float), cmap=palette, vmin=-0.5, vmax=len(Outcome) - 0.5, **{**options, **imshow})
-        handles = [_patch(OUTCOME_COLOURS[o], f"{o.label} {cmap.fraction(o):.1%}") for o in Outcome if cmap.fraction(o) > 0]
+        index, classes = outcome_classes(cmap)
+        palette = colors.ListedColormap([colour for colour, _ in classes])
+        ax.imshow(index.astype(float), cmap=palette, vmin=-0.5, vmax=len(classes) - 0.5, **{**options, **imshow})
+        shares = np.bincount(index.ravel(), minlength=len(classes)) / index.size
+        handles = [_patch(colour, f"{label} {share:.1%}") for (colour, label), share in zip(classes, shares) if share > 0]
     elif field in DISCRETE:
         levels = np.unique(values)
         palette = colormaps["viridis"].resampled(max(levels.size, 2))
         index = np.searchsorted(levels, values).astype(float)
         ax.imshow(index, cmap=palette, vmin=-0.5, vmax=max(levels.size, 2) - 0.5, **{**options, **imshow})
-        handles = [_patch(palette(i), _discrete_label(field, int(v))) for i, v in enumerate(levels)]
+        words = spec.model_def.value_words.get(field, {})
+        handles = [_patch(palette(i), words.get(int(v)) or _discrete_label(field, int(v))) for i, v in enumerate(levels)]
     else:
         data, norm, colour_map, label = _continuous(values, field)
         colour_map = imshow.pop("cmap", colour_map)
@@ -182,6 +192,31 @@ def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: b
     ax.set_ylim(extent[2], extent[3])
     ax.set_title(f"{field}: {title(cmap)}", fontsize="medium")
     return ax
+
+
+def outcome_classes(cmap: ConvergenceMap) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """The classes of the outcome picture: (class index per point, [(colour, legend label)] per class).
+
+    One class per outcome, labelled in the model's words where it has them ("dead neuron (stuck)"). Where
+    the model names its minima, the converged points come first, one class per minimum reached
+    ("converged to w = −1"), then any converged elsewhere.
+    """
+    model = cmap.spec.model_def
+    outcome, attractor = cmap.outcome, cmap.fields["attractor"]
+    minima = sorted(model.value_words.get("attractor", {}).items())[: len(MINIMUM_COLOURS)]
+    classes = []
+    for o in Outcome:
+        label = f"{model.outcome_words[o]} ({o.label})" if o in model.outcome_words else o.label
+        points = outcome == o
+        if o is Outcome.CONVERGED:
+            for (value, words), colour in zip(minima, MINIMUM_COLOURS):
+                classes.append((colour, f"{label} to {words}", points & (attractor == value)))
+            points = points & ~np.isin(attractor, [value for value, _ in minima])
+        classes.append((OUTCOME_COLOURS[o], label, points))
+    index = np.zeros(outcome.shape, dtype=np.intp)
+    for k, (_, _, points) in enumerate(classes):
+        index[points] = k
+    return index, [(colour, label) for colour, label, _ in classes]
 
 
 def _patch(colour, label: str):

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import SpecError, check_known
 from .knobs import Knob, KnobValue
 from .models import Model, get_model
-from .optimizers import Optimizer, get_optimizer
+from .optimizers import Optimizer, get_optimizer, knob_owners
 from .outcome import Thresholds
 
 DTYPES = ("float64", "float32")
@@ -119,7 +119,7 @@ class MapSpec:
     ----------
     model : name of the model (see ``descentsim.MODELS``).
     x, y : the swept axes; ``y=None`` makes a one-row map.
-    steps : the budget of gradient steps per trajectory.
+    steps : the budget of gradient steps per trajectory (at least 1).
     params : fixed knob values; knobs neither fixed nor swept take their defaults.
     dtype : ``"float64"`` or ``"float32"``, the precision of the arithmetic.
     optimizer : name of the optimiser (``"gd"``).
@@ -158,8 +158,9 @@ class MapSpec:
             object.__setattr__(self, "thresholds", Thresholds.from_dict(self.thresholds))
         elif not isinstance(self.thresholds, Thresholds):
             raise SpecError("thresholds must be a table of threshold values")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= MAX_STEPS:
-            raise SpecError(f"steps must be a whole number from 0 to {MAX_STEPS}, got {self.steps!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise SpecError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {self.steps!r}; "
+                            "give the gradient steps each trajectory may take, e.g. steps = 1000")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         if not isinstance(self.params, Mapping):
@@ -169,22 +170,24 @@ class MapSpec:
                             "split it into several maps")
 
         knobs = self.knobs
-        valid = ", ".join(knobs)
         for name in self.params:
             if name not in knobs:
-                raise SpecError(f"unknown knob {name!r} for model {model.name!r}; valid knobs: {valid}")
+                raise self._unknown_knob(name, "")
         object.__setattr__(
             self, "params", MappingProxyType({k: knobs[k].coerce(v) for k, v in self.params.items()})
         )
-        for axis in self.axes:
+        for which, axis in zip("xy", self.axes):
             if axis.name not in knobs:
-                raise SpecError(f"unknown knob {axis.name!r} on an axis of model {model.name!r}; valid knobs: {valid}")
+                raise self._unknown_knob(axis.name, " on an axis")
             knob = knobs[axis.name]
             if not knob.sweepable:
                 raise SpecError(f"knob {axis.name!r} takes a name, not a number: fix it in params instead")
             if axis.name in self.params:
                 raise SpecError(f"knob {axis.name!r} is both fixed in params and swept on an axis; remove one")
-            knob.sweep_values(axis.values())
+            try:
+                knob.sweep_values(axis.values())
+            except SpecError as exc:
+                raise SpecError(f"{exc}; change the bounds of axis {which} ({axis.start:g} to {axis.stop:g})") from None
         if self.params.get("batch_size", 0) and not model.minibatches:
             raise SpecError(f"model {model.name!r} has no data samples to draw minibatches from; leave batch_size at 0")
         if self.params.get("batch_order") == "sequential" and self.params.get("batch_per_point"):
@@ -194,6 +197,16 @@ class MapSpec:
         object.__setattr__(self, "record", _record_points(self.record, self.axes))
         if isinstance(self.record_stride, bool) or not isinstance(self.record_stride, int) or self.record_stride < 1:
             raise SpecError(f"record_stride must be a whole number >= 1, got {self.record_stride!r}")
+
+    def _unknown_knob(self, name: str, where: str) -> SpecError:
+        """The error for a knob ``name`` that neither this model nor this optimiser has; a knob of another
+        optimiser says which one to choose."""
+        owners = knob_owners(name)
+        if owners:
+            choices = " or ".join(f'"{owner}"' for owner in owners)
+            return SpecError(f"knob {name!r}{where} belongs to optimizer {choices}, not \"{self.optimizer}\"; "
+                             f"set optimizer = \"{owners[0]}\" to use it, or remove {name}")
+        return SpecError(f"unknown knob {name!r}{where} for model {self.model!r}; valid knobs: {', '.join(self.knobs)}")
 
     # --- derived --------------------------------------------------------------------------------
     @property

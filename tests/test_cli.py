@@ -96,7 +96,10 @@ BAD = {
     "malformed TOML": (SMALL + "[x\n", "is not valid TOML"),
     "n <= 0": (SMALL.replace("n = 24", "n = 0"), "n must be a whole number >= 1"),
     "log axis through zero": (SMALL.replace("start = 0.01", "start = -0.01"), "log axis cannot reach or cross zero"),
-    "negative steps": (SMALL.replace("steps = 200", "steps = -5"), "steps must be a whole number from 0 to"),
+    "negative steps": (SMALL.replace("steps = 200", "steps = -5"), "steps must be a whole number from 1 to"),
+    "zero steps": (SMALL.replace("steps = 200", "steps = 0"), "got 0; give the gradient steps each trajectory may take"),
+    "learning rate through zero": (SMALL.replace("start = 0.01", "start = -0.01").replace('scale = "log"\n', ""),
+                                   "knob 'lr' must be > 0, got -0.01 (a learning rate of 0 never moves"),
     "unknown setting": ("colour = 1\n" + SMALL, "unknown setting 'colour'; valid settings: model, x, y, steps"),
 }
 
@@ -125,7 +128,24 @@ def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, case):
         (["-o", "out.h5", "--set", "samples=nan"], "knob 'samples' must be finite"),
         (["-o", "out.h5", "--set", "samples=1e300"], "knob 'samples' must be <= "),
         (["-o", "out.h5", "--set", "data_seed=9223372036854775808"], "knob 'data_seed' must be <= "),
-        (["-o", "out.h5", "--set", "steps=99999999999999999999"], "steps must be a whole number from 0 to"),
+        (["-o", "out.h5", "--set", "steps=99999999999999999999"], "steps must be a whole number from 1 to"),
+        (["-o", "out.h5", "--set", "steps=0"], "steps must be a whole number from 1 to 2147483647, got 0"),
+        (["-o", "out.h5", "--refine", "2", "--set", "steps=0"], "steps must be a whole number from 1 to"),
+        (["-o", "out.h5", "--set", "x.scale=linear", "--set", "x.start=0"],
+         "knob 'lr' must be > 0, got 0 (a learning rate of 0 never moves and a negative one climbs the loss); "
+         "change the bounds of axis x (0 to 5)"),
+        (["-o", "out.h5", "--set", "y.name=lr", "--set", "x.name=b0", "--set", "y.start=-1"],
+         "knob 'lr' must be > 0, got -1"),
+        (["-o", "out.h5", "--set", "optimizer=adam", "--set", "momentum=0.5"],
+         "knob 'momentum' belongs to optimizer \"momentum\" or \"nesterov\", not \"adam\"; "
+         "set optimizer = \"momentum\" to use it, or remove momentum"),
+        (["-o", "out.h5", "--set", "beta2=0.99"], "knob 'beta2' belongs to optimizer \"adam\", not \"gd\"; "
+         "set optimizer = \"adam\""),
+        (["-o", "out.h5", "--set", "x.name=eps", "--set", "optimizer=nesterov"],
+         "knob 'eps' on an axis belongs to optimizer \"adam\", not \"nesterov\""),
+        (["-o", "out.h5", "--set", "optimizer=adam", "--set", "beta1=1"], "knob 'beta1' must be < 1, got 1"),
+        (["-o", "out.h5", "--set", "optimizer=adam", "--set", "eps=0"], "knob 'eps' must be > 0, got 0"),
+        (["-o", "out.h5", "--set", "schedule=step", "--set", "decay_rate=0"], "knob 'decay_rate' must be > 0"),
         (["-o", "out.h5", "--set", "thresholds.max_period=99999999999"], "max_period must be from 2 to"),
         (["-o", "out.h5", "--set", "x.n=100000000000"], "n must be at most"),
         (["-o", "out.h5", "--set", "x.n=100000", "--set", "y.n=100000"], "split it into several maps"),

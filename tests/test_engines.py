@@ -100,7 +100,7 @@ def random_specs(draw):
         model=model,
         x=Axis(xname, x0, x1, draw(st.integers(1, 13))),
         y=Axis(yname, y0, y1, draw(st.integers(1, 5))),
-        steps=draw(st.integers(0, 150)),
+        steps=draw(st.integers(1, 150)),
         optimizer=optimizer,
         params=params,
         dtype=draw(st.sampled_from(["float32", "float64"])),

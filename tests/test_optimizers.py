@@ -1,6 +1,7 @@
 """Optimisers and learning-rate schedules: first steps by hand, and the engines against each other."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from helpers import assert_same_fields, run_both
 
 import descentsim as ds
 from descentsim import Axis, MapSpec
-from descentsim.optimizers import schedule_factors
+from descentsim.optimizers import OPTIMIZERS, schedule_factors
 
 
 def quadratic_after(steps, optimizer="gd", **params):
@@ -133,9 +134,49 @@ def test_schedule_knob_on_an_axis():
 
 
 def test_optimizer_knobs_are_validated():
-    with pytest.raises(ds.SpecError, match="unknown knob 'momentum'"):
-        MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), params={"momentum": 0.9})
     with pytest.raises(ds.SpecError, match="'schedule' must be one of constant, step, exponential, cosine"):
         MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), params={"schedule": "linear"})
-    with pytest.raises(ds.SpecError, match="'beta2' must be <= 1"):
+    with pytest.raises(ds.SpecError, match="'beta2' must be < 1, got 1.5"):
         MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), optimizer="adam", params={"beta2": 1.5})
+
+
+@pytest.mark.parametrize("optimizer, knob, owners", [
+    ("gd", "momentum", '"momentum" or "nesterov"'), ("adam", "momentum", '"momentum" or "nesterov"'),
+    ("gd", "beta1", '"adam"'), ("momentum", "beta2", '"adam"'), ("nesterov", "eps", '"adam"'),
+])
+def test_knob_of_another_optimizer_names_it(optimizer, knob, owners):
+    """In params and on an axis: one line saying whose knob it is and which optimizer to set."""
+    told = re.escape(f'knob {knob!r} belongs to optimizer {owners}, not "{optimizer}"; set optimizer = '
+                     f'{owners.split()[0]} to use it')
+    with pytest.raises(ds.SpecError, match=told):
+        MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), optimizer=optimizer, params={knob: 0.5})
+    with pytest.raises(ds.SpecError, match=told.replace(re.escape(f"{knob!r}"), re.escape(f"{knob!r} on an axis"))):
+        MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), y=Axis(knob, 0.1, 0.5, 2), optimizer=optimizer)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("value", [0.0, -0.1])
+def test_a_learning_rate_of_zero_or_less_is_refused(optimizer, value):
+    """Fixed, or anywhere on an axis: at lr <= 0 nothing descends, so there is no map to draw."""
+    reason = re.escape("(a learning rate of 0 never moves and a negative one climbs the loss)")
+    with pytest.raises(ds.SpecError, match=f"knob 'lr' must be > 0, got {value:g} {reason}$"):
+        MapSpec(model="quadratic", x=Axis("w0", 0.1, 1.0, 2), optimizer=optimizer, params={"lr": value})
+    with pytest.raises(ds.SpecError, match=f"knob 'lr' must be > 0, got {value:g} {reason}; change the bounds of "
+                                           rf"axis y \({value:g} to 2\)"):
+        MapSpec(model="quadratic", x=Axis("w0", 0.1, 1.0, 2), y=Axis("lr", value, 2.0, 5), optimizer=optimizer)
+    MapSpec(model="quadratic", x=Axis("w0", 0.1, 1.0, 2), y=Axis("lr", 1e-300, 2.0, 5), optimizer=optimizer)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"optimizer": "adam", "params": {"beta1": 1.0}}, "'beta1' must be < 1, got 1 (at 1 the moment never moves"),
+    ({"optimizer": "adam", "params": {"beta2": 1.0}}, "'beta2' must be < 1, got 1"),
+    ({"optimizer": "adam", "params": {"eps": 0.0}}, "'eps' must be > 0, got 0 (at 0 a vanishing gradient gives 0/0)"),
+    ({"params": {"schedule": "step", "decay_rate": 0.0}}, "'decay_rate' must be > 0, got 0 (a rate of 0 stops"),
+    ({"optimizer": "adam", "y": Axis("beta1", 0.5, 1.0, 3)},
+     "'beta1' must be < 1, got 1 (at 1 the moment never moves and its bias correction divides 0 by 0); "
+     "change the bounds of axis y (0.5 to 1)"),
+])
+def test_settings_that_would_stop_or_break_every_step_are_refused(params, message):
+    """Each of these would make every point stuck (no step) or NaN (0/0, labelled diverged): not a map."""
+    with pytest.raises(ds.SpecError, match=re.escape(message)):
+        MapSpec(**{"model": "quadratic", "x": Axis("lr", 0.1, 1.0, 2), **params})

@@ -85,11 +85,17 @@ def test_start_at_the_minimum_converges_at_step_zero():
     assert f["outcome"] == Outcome.CONVERGED and f["steps"] == 0 and f["loss_sum"] == 0
 
 
-def test_zero_steps_only_classifies_the_start():
-    """With no step to take, the final window is L_0 alone: flat, hence STUCK."""
-    f = one_point(lr=0.1, steps=0)
-    assert f["steps"] == 0 and f["outcome"] == Outcome.STUCK
-    assert f["score"] == 0
+def test_zero_steps_is_refused():
+    """With no step to take every point would be STUCK (its final window is L_0 alone): not a map."""
+    with pytest.raises(ds.SpecError, match="steps must be a whole number from 1 to .*, got 0"):
+        one_point(lr=0.1, steps=0)
+
+
+def test_one_step_is_the_smallest_budget():
+    """One step of w ← 0.9·w from w0 = 1: L_1 = 0.405, still moving, so unresolved."""
+    f = one_point(lr=0.1, steps=1)
+    assert f["steps"] == 1 and f["outcome"] == Outcome.UNRESOLVED
+    assert f["final_loss"] == pytest.approx(0.5 * 0.9**2, rel=1e-15)
 
 
 def test_diverge_factor_sets_the_bound():

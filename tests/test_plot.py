@@ -1,9 +1,11 @@
 """Pictures: rendered without a display, with the fixed colours, legend, scales and title."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,8 @@ from matplotlib import colors
 from matplotlib.image import imread
 
 import descentsim as ds
-from descentsim.plot import OUTCOME_COLOURS, rank_stretch, save_plot
+from descentsim import cli
+from descentsim.plot import DISCRETE, MINIMUM_COLOURS, OUTCOME_COLOURS, rank_stretch, save_plot
 
 RELU = ds.MapSpec(
     model="relu-neuron", x=ds.Axis("lr", 0.01, 10.0, 96, "log"), y=ds.Axis("w0", -3.0, 3.0, 64), steps=400,
@@ -33,7 +36,8 @@ def test_outcome_picture_has_the_palette_and_a_legend(tmp_path, relu_map):
     ax = relu_map.plot()
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     present = [o for o in ds.Outcome if relu_map.fraction(o) > 0]
-    assert legend == [f"{o.label} {relu_map.fraction(o):.1%}" for o in present]
+    words = {ds.Outcome.STUCK: "dead neuron (stuck)"}  # the relu-neuron's own word for its failure
+    assert legend == [f"{words.get(o, o.label)} {relu_map.fraction(o):.1%}" for o in present]
     assert ds.Outcome.STUCK in present and ds.Outcome.CONVERGED in present
     assert ax.get_xlabel() == "learning rate lr (log scale)" and ax.get_ylabel() == "initial weight w0"
     assert "relu-neuron · gd · 400 steps · float64" in ax.get_title() and "samples=64" in ax.get_title()
@@ -69,6 +73,56 @@ def test_every_field_renders(tmp_path, name, field):
     assert shown.size > 0.5 * cmap.outcome.size and np.unique(shown).size > 1  # not blank, not one colour
     image = imread(save_plot(cmap, tmp_path / f"{field}.png", field, dpi=50))
     assert image.shape[:2] == (275, 375)
+
+
+def legend_of(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def svg_texts(path) -> list[str]:
+    """The texts of a picture written as SVG (matplotlib notes each text in a comment)."""
+    return re.findall(r"<!-- (.*?) -->", Path(path).read_text())
+
+
+def test_double_well_pictures_name_the_minima(tmp_path):
+    """Converged points are split by the minimum reached, in two blues; the attractor legend says w = ±1."""
+    cmap = ds.run_map(FIELD_MAPS["double-well"])
+    outcome, attractor = cmap.outcome, cmap.fields["attractor"]
+    to = [np.mean((outcome == ds.Outcome.CONVERGED) & (attractor == k)) for k in (0, 1)]
+    assert min(to) > 0.2
+    others = [f"{o.label} {cmap.fraction(o):.1%}" for o in list(ds.Outcome)[2:] if cmap.fraction(o) > 0]
+    expected = [f"converged to w = −1 {to[0]:.1%}", f"converged to w = +1 {to[1]:.1%}", *others]
+    assert legend_of(cmap.plot()) == expected
+    image = imread(save_plot(cmap, tmp_path / "outcome.png"))
+    for colour, share in zip(MINIMUM_COLOURS, to):
+        assert pixels_of(image, colour) / (image.shape[0] * image.shape[1]) > 0.2 * share
+    assert legend_of(cmap.plot("attractor")) == ["no minimum reached", "w = −1", "w = +1"]
+    assert svg_texts(save_plot(cmap, tmp_path / "attractor.svg", "attractor"))[-3:] == legend_of(cmap.plot("attractor"))
+
+
+def test_classifier_collapse_is_named(tmp_path):
+    cmap = ds.run_map(FIELD_MAPS["classifier"])
+    assert legend_of(cmap.plot("collapsed")) == ["more than one class (or not finite)", "one class for every input"]
+    assert {"one class for every input"} <= set(svg_texts(save_plot(cmap, tmp_path / "c.svg", "collapsed")))
+
+
+def test_descentsim_plot_writes_the_models_words(tmp_path, relu_map):
+    relu_map.save(tmp_path / "m.h5")
+    assert cli.plot_main([str(tmp_path / "m.h5"), "-o", str(tmp_path / "m.svg")]) == 0
+    assert f"dead neuron (stuck) {relu_map.fraction(ds.Outcome.STUCK):.1%}" in svg_texts(tmp_path / "m.svg")
+
+
+def test_models_without_words_keep_the_outcome_names():
+    cmap = ds.run_map(ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.5, 3.0, 40), steps=100))
+    assert legend_of(cmap.plot()) == [f"{o.label} {cmap.fraction(o):.1%}" for o in ds.Outcome if cmap.fraction(o) > 0]
+    assert legend_of(cmap.plot("attractor")) == ["no minimum reached"]
+
+
+@pytest.mark.parametrize("model", ds.MODELS.values(), ids=lambda m: m.name)
+def test_model_words_name_real_outcomes_and_discrete_fields(model):
+    assert set(model.outcome_words) <= set(ds.Outcome) - {ds.Outcome.NOT_COMPUTED}
+    assert set(model.value_words) <= set(DISCRETE)
+    assert all(isinstance(words, str) and words for words in model.outcome_words.values())
 
 
 def test_score_uses_the_rank_stretched_diverging_palette(relu_map):

@@ -76,10 +76,12 @@ def test_gradient_against_finite_differences(batch):
 
 
 def evaluate_in_both_engines(problem, dtype="float64"):
-    """accuracy and collapsed of problem.theta0 (steps = 0) from both engines' own detectors."""
-    spec = MapSpec(model="softmax-mlp", x=Axis("init_scale", 1.0, 1.0, len(problem.theta0)), steps=0,
+    """accuracy and collapsed of problem.theta0 from both engines' own detectors: one step at learning rate 0,
+    given to the engines directly (a spec refuses lr = 0 and steps = 0), leaves θ_1 = θ_0."""
+    spec = MapSpec(model="softmax-mlp", x=Axis("init_scale", 1.0, 1.0, len(problem.theta0)), steps=1,
                    params={**SMALL, "seed": 2}, dtype=dtype)
     hyper = spec.optimizer_def.hyper(spec.point_values(*np.indices(spec.shape).reshape(2, -1)), len(problem.theta0))
+    hyper[:, 0] = 0.0
     results = [get_backend(name).run(spec, problem, hyper, None, 1) for name in ("numpy", "cython")]
     for name in ("accuracy", "collapsed", "final_loss"):
         np.testing.assert_array_equal(results[0][name], results[1][name], err_msg=name)

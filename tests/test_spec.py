@@ -50,7 +50,8 @@ def test_unknown_knob_lists_valid_ones():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        (dict(steps=-1), "steps must be a whole number from 0 to"),
+        (dict(steps=-1), "steps must be a whole number from 1 to"),
+        (dict(steps=0), "steps must be a whole number from 1 to .*, got 0; give the gradient steps"),
         (dict(dtype="float16"), "dtype must be 'float64' or 'float32'"),
         (dict(params={"lr": 0.1}), "both fixed in params and swept"),
         (dict(y=Axis("lr", 0.1, 1, 2)), "x and y both sweep knob 'lr'"),
@@ -73,6 +74,18 @@ def test_knob_types_and_ranges():
         MapSpec(model="uv", x=Axis("m", 0, 8, 3))
     with pytest.raises(ds.SpecError, match="'samples' must be a whole number"):
         MapSpec(model="relu-neuron", x=Axis("lr", 0.1, 1, 2), params={"samples": 2.5})
+
+
+@pytest.mark.parametrize("knob", ["lr1", "lr2"])
+def test_per_layer_learning_rates_are_positive_like_lr(knob):
+    """lr1 and lr2 multiply lr: at 0 the layer never moves, below it climbs; both refused, as for lr."""
+    base = dict(model="mlp", x=ds.Axis("lr", 0.1, 1.0, 2), steps=1, params={"width": 2})
+    for value in (0.0, -1.0):
+        with pytest.raises(ds.SpecError, match=f"knob {knob!r} must be > 0, got {value:g} .a learning rate of 0"):
+            MapSpec(**{**base, "params": {"width": 2, knob: value}})
+    with pytest.raises(ds.SpecError, match=f"knob {knob!r} must be > 0, got 0 .*; change the bounds of axis y .0 to 2."):
+        MapSpec(**base, y=ds.Axis(knob, 0.0, 2.0, 3))
+    assert MapSpec(**base, y=ds.Axis(knob, 0.5, 2.0, 3)).y.name == knob
 
 
 def test_integer_knob_axis_is_rounded():
@@ -131,13 +144,13 @@ def specs(draw):
     scale = draw(st.sampled_from(["linear", "log"]))
     if scale == "log" and start * stop <= 0:
         stop = -stop
-    x = Axis("lr", start, stop, draw(st.integers(1, 4096)), scale)
-    y = draw(st.none() | st.builds(lambda a, n: Axis("w0", a, a + 1.0, n), finite, st.integers(1, 64)))
+    x = Axis("w0", start, stop, draw(st.integers(1, 4096)), scale)
+    y = draw(st.none() | st.builds(lambda a, n: Axis("lr", abs(a), abs(a) + 1.0, n), finite, st.integers(1, 64)))
     return MapSpec(
         model="quadratic",
         x=x,
         y=y,
-        steps=draw(st.integers(0, 10**6)),
+        steps=draw(st.integers(1, 10**6)),
         params=draw(st.fixed_dictionaries({}, optional={"a": st.floats(0, 1e6)})),
         dtype=draw(st.sampled_from(["float32", "float64"])),
         thresholds=draw(

@@ -10,6 +10,7 @@ from PIL import Image
 from helpers import assert_same_fields, write_config
 
 import descentsim as ds
+from descentsim import cli
 from descentsim.zoom import (
     MIN_ULPS, ZoomSettings, frame_spec, plan, read_zoom, render_frames, save_animation, window, write_zoom, zoom,
 )
@@ -61,6 +62,20 @@ def test_precision_limit_is_found_before_any_work(dtype):
         plan(spec, ZoomSettings(frames=first_bad + 1, factor=2.0, center=center))
     plan(spec, ZoomSettings(frames=first_bad, factor=2.0, center=center))
     frame_spec(spec, center, first_bad - 1, 2.0)
+
+
+def test_zero_steps_and_windows_through_lr_zero_are_refused(tmp_path, capsys):
+    """steps = 0 (every point stuck) and a frame whose lr window reaches 0 or below: refused before any work."""
+    config = write_config(tmp_path / "q.toml", QUADRATIC.to_toml())
+    out = tmp_path / "zoom.h5"
+    for extra, message in [
+        (["--set", "steps=0"], "steps must be a whole number from 1 to 2147483647, got 0"),
+        (["--center", "0.1,1", "--frames", "2"], "knob 'lr' must be > 0, got -0.8875"),
+    ]:
+        assert cli.zoom_main([str(config), "-o", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.toml"]
 
 
 def test_bad_settings_are_refused():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
 
 from ..knobs import Knob
+from ..outcome import Outcome
 
 #: Knob values for a block of grid points: one scalar, or one value per point.
 KnobValues = Mapping[str, "float | int | str | np.ndarray"]
@@ -56,6 +58,10 @@ class Model:
     ``shape_knobs`` (knobs that fix array shapes or shared data, so one problem has one value of
     each), ``converge_loss`` (the level counted as having reached the minimum), ``problem`` and the
     NumPy reference ``loss_grad``.
+
+    Pictures speak the model's language where it has one: ``outcome_words`` names outcomes in the model's
+    terms (the relu-neuron's STUCK is a dead neuron), ``value_words`` names values of the discrete fields
+    (the double-well's attractor 0 is w = −1). Both only add words; the outcome rules stay the same.
     """
 
     name: str
@@ -67,6 +73,11 @@ class Model:
     minibatches = False
     #: Whether the model classifies its data (``evaluate`` gives the accuracy and collapsed fields).
     classifier = False
+    #: What an outcome means for this model, in its own words, where one meaning is certain enough to name.
+    outcome_words: Mapping[Outcome, str] = MappingProxyType({})
+    #: Words for values of discrete fields, by field: ``{"attractor": {0: "w = −1", 1: "w = +1"}}``. Named
+    #: minima (``"attractor"``) also split the converged points of the outcome picture.
+    value_words: Mapping[str, Mapping[int, str]] = MappingProxyType({})
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         raise NotImplementedError

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..knobs import MAX_SEED, Knob
+from ..knobs import MAX_SEED, Knob, learning_rate_knob
 from ..numerics import tanh
 from .base import KnobValues, Model, Problem, per_point
 
@@ -47,7 +47,7 @@ class MLP(Model):
     ``descentsim.numerics.tanh`` (within 4 ulp of libm's, the same in every engine).
     θ = (W1 row-major, W2): d·width + width parameters. Initial weights: W1 = init_scale·W1₀ + w1_offset,
     W2 = init_scale·W2₀, with the draws of ``mlp_problem_arrays``. W1 learns at lr·lr1, W2 at lr·lr2
-    (sweep lr1 × lr2 with lr = 1 for the paper's picture).
+    (sweep lr1 × lr2 with lr = 1 for the paper's picture); like lr, both multipliers must be > 0.
 
     Gradient (sums in index order, as the kernel): with e_n = out_n − y_n and g_n = 2·e_n/n_data/√width/√width,
     ∂L/∂W2_j = Σ_n g_n·h_nj, ∂L/∂W1_ij = Σ_n X_ni·(g_n·W2_j·φ'(z_nj))·(1/√d). (1/√d is rounded once, so
@@ -69,8 +69,8 @@ class MLP(Model):
         Knob("seed", 0, "seed of the data and the initial weights", kind=int, minimum=0, maximum=MAX_SEED),
         Knob("init_scale", 1.0, "multiplies the N(0,1) initial weights"),
         Knob("w1_offset", 0.0, "added to every initial input-layer weight"),
-        Knob("lr1", 1.0, "multiplies lr for the input layer W1"),
-        Knob("lr2", 1.0, "multiplies lr for the output layer W2"),
+        learning_rate_knob("lr1", 1.0, "multiplies lr for the input layer W1 (> 0)"),
+        learning_rate_knob("lr2", 1.0, "multiplies lr for the output layer W2 (> 0)"),
     )
     shape_knobs = frozenset({"width", "d", "n_data", "nonlinearity", "seed"})
     minibatches = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..knobs import MAX_SEED, Knob
+from ..outcome import Outcome
 from .base import KnobValues, Model, Problem, per_point
 
 TRAINABLE_SETS = {"w": (1, 0, 0, 0), "wb": (1, 1, 0, 0), "wbac": (1, 1, 1, 1)}
@@ -47,6 +48,7 @@ class ReluNeuron(Model):
     )
     shape_knobs = frozenset({"trainable", "samples", "data_seed"})
     minibatches = True
+    outcome_words = {Outcome.STUCK: "dead neuron"}
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         theta0 = np.stack([per_point(values[k], n) for k in ("w0", "b0", "a0", "c0")], axis=1)

@@ -53,6 +53,7 @@ class DoubleWell(Model):
     name = "double-well"
     kernel = "double_well"
     knobs = (Knob("w0", 0.5, "initial weight"),)
+    value_words = {"attractor": {0: "w = −1", 1: "w = +1"}}
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         return Problem(

@@ -125,6 +125,7 @@ class SoftmaxMLP(Model):
     converge_loss = 1e-3
     minibatches = True
     classifier = True
+    value_words = {"collapsed": {0: "more than one class (or not finite)", 1: "one class for every input"}}
 
     def parameter_count(self, values: KnobValues) -> int:
         sizes = (int(np.max(values[name])) for name in ("d", "width1", "width2", "classes"))
