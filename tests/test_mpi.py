@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import pytest
 from helpers import SLOW_CONFIG, assert_same_fields, wait_for_tiles, write_config
 
@@ -223,7 +224,6 @@ def run_patched(ranks, patch, *args, timeout=120):
     )
 
 
-@pytest.mark.parametrize("schedule", ["dynamic", "static"])
 def test_recorded_points_under_mpi(tmp_path, config):
     """--record under mpiexec: rank 0 records the curves, the same as one process's."""
     out = tmp_path / "map.h5"
@@ -235,6 +235,7 @@ def test_recorded_points_under_mpi(tmp_path, config):
     np.testing.assert_array_equal(history.ix, expected.ix)
 
 
+@pytest.mark.parametrize("schedule", ["dynamic", "static"])
 def test_rank_0_only_coordinating(tmp_path, config, reference, schedule):
     """Above ROOT_COMPUTES_UP_TO ranks, rank 0 computes nothing; both schedules still finish."""
     out = tmp_path / "map.h5"
