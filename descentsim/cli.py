@@ -301,6 +301,8 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--field", default="outcome", help="field to draw (default outcome; also score, steps, "
                         "final_loss, loss_sum, accuracy, collapsed, period, attractor, refine_level)")
     parser.add_argument("--dpi", type=int, default=150, help="resolution of a .png (default 150)")
+    parser.add_argument("--history", action="store_true", help="mark the recorded points (record / --record of "
+                        "descentsim-map) on the map and draw their loss (and accuracy) curves beside it")
     args = parser.parse_args(argv)
     from .store import check_output_path, read_map
 
@@ -314,7 +316,7 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
         check_output_path(args.output)
         from .plot import save_plot
 
-        save_plot(cmap, args.output, args.field, args.dpi)
+        save_plot(cmap, args.output, args.field, args.dpi, args.history)
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
     print(f"wrote {args.output}: {args.field} of {args.map}")

@@ -258,9 +258,73 @@ def _continuous(values: np.ndarray, field: str):
     return values.astype(float), colors.Normalize(low, high if high > low else low + 1), "viridis", field
 
 
-def save_plot(cmap: ConvergenceMap, path: str | Path, field: str = "outcome", dpi: int = 150) -> Path:
-    """Draw ``field`` of ``cmap`` and write it to ``path`` (format from the suffix: .png, .pdf, .svg), atomically."""
-    figure = plot(cmap, field).figure
+#: Colours of recorded points' curves (Okabe & Ito, then greys): a point's number and its curves share one.
+CURVE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#000000", "#999999")
+
+
+def plot_history(cmap: ConvergenceMap, field: str = "outcome", figure: Any = None):
+    """The map with its recorded points numbered on it, and their curves beside it; returns the figure.
+
+    Right of the map: the full-data loss L_t of each recorded point against the step (log scale), each
+    curve ending at the step its outcome was decided, marked with a dot in the outcome's colour; for
+    classifiers, below it, the training accuracy at the recorded stride. SpecError if the map recorded
+    no points (``ConvergenceMap.history``).
+    """
+    from matplotlib.figure import Figure
+
+    history = cmap.history
+    spec = cmap.spec
+    classifier = history.accuracy is not None
+    if figure is None:
+        figure = Figure(figsize=(14, 5.5 if spec.y is not None else 4.5), layout="constrained")
+    grid = figure.add_gridspec(2 if classifier else 1, 2, width_ratios=(1.15, 1))
+    ax_map = plot(cmap, field, ax=figure.add_subplot(grid[:, 0]))
+    ax_loss = figure.add_subplot(grid[0, 1])
+    ax_accuracy = figure.add_subplot(grid[1, 1], sharex=ax_loss) if classifier else None
+    for k in range(len(history)):
+        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
+        x = spec.x.scaled(float(history.x[k]))
+        y = 0.5 if history.y is None else spec.y.scaled(float(history.y[k]))
+        ax_map.annotate(str(k + 1), (x, y), color="black", fontsize="small", fontweight="bold", ha="center",
+                        va="center", bbox=dict(boxstyle="circle,pad=0.2", facecolor=colour, edgecolor="black"))
+        decided, outcome = int(history.decided[k]), Outcome(int(history.outcome[k]))
+        where = "" if history.y is None else f", {spec.y.name} = {history.y[k]:.4g}"
+        label = f"{k + 1}: {spec.x.name} = {history.x[k]:.4g}{where} → {outcome.label} at step {decided}"
+        steps = np.arange(history.loss.shape[1])
+        loss = history.loss[k]
+        shown = np.isfinite(loss) & (loss > 0)
+        ax_loss.plot(steps[shown], loss[shown], color=colour, linewidth=1.2, label=label)
+        last = np.flatnonzero(shown)
+        if last.size:  # the deciding step (or the last drawable one before it, for an overflow)
+            end = last[-1]
+            ax_loss.plot(steps[end], loss[end], "o", color=OUTCOME_COLOURS[outcome], markeredgecolor="black",
+                         markersize=7, zorder=3)
+        if classifier:
+            accuracy = history.accuracy[k]
+            drawn = np.isfinite(accuracy)
+            ax_accuracy.plot(history.accuracy_steps[drawn], accuracy[drawn], color=colour, linewidth=1.2,
+                             marker="." if drawn.sum() < 50 else None)
+            ax_accuracy.axvline(decided, color=colour, linewidth=0.6, linestyle=":")
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("full-data loss L_t (log scale)")
+    ax_loss.set_title("recorded points: loss; ● outcome at the deciding step", fontsize="medium")
+    ax_loss.legend(fontsize="x-small", loc="best", frameon=False)
+    (ax_accuracy or ax_loss).set_xlabel("step t")
+    if classifier:
+        classes = np.unique(spec.point_values(history.iy, history.ix).get("classes", []))
+        if classes.size == 1:  # chance level, where the recorded points share it
+            ax_accuracy.axhline(1 / float(classes[0]), color="0.5", linewidth=0.8, linestyle="--", label="chance")
+            ax_accuracy.legend(fontsize="x-small", loc="lower right", frameon=False)
+        ax_accuracy.set_ylim(-0.02, 1.02)
+        ax_accuracy.set_ylabel("training accuracy")
+    return figure
+
+
+def save_plot(cmap: ConvergenceMap, path: str | Path, field: str = "outcome", dpi: int = 150,
+              history: bool = False) -> Path:
+    """Draw ``field`` of ``cmap`` (with ``history``, beside its recorded points' curves: ``plot_history``) and
+    write it to ``path`` (format from the suffix: .png, .pdf, .svg), atomically."""
+    figure = plot_history(cmap, field) if history else plot(cmap, field).figure
     return write_picture(path, lambda tmp: figure.savefig(tmp, dpi=dpi, format=Path(path).suffix[1:].lower()))
 
 

@@ -2,6 +2,7 @@
 that computes the map, kept in the file's history group; ds.trajectories in the compiled engine."""
 
 import h5py
+from matplotlib import colors
 import numpy as np
 import pytest
 from helpers import write_config
@@ -128,3 +129,39 @@ def test_trajectories_give_the_loss_beside_theta(dtype):
     np.testing.assert_array_equal(compiled.loss, ds.run_map(spec).history.loss[[0, 2]])
     with pytest.raises(ds.SpecError, match="stride must be"):
         ds.trajectories(spec, [0], [0], stride=0)
+
+
+def test_history_picture_marks_points_and_draws_their_curves(tmp_path):
+    from descentsim.plot import OUTCOME_COLOURS, plot_history
+
+    m = ds.run_map(CLASSIFIER.replace(y=Axis("init_scale", 0.5, 2.0, 3), record=[[1e-3, 1.0], [1.0, 2.0]]))
+    figure = plot_history(m, "accuracy")
+    ax_map, _, ax_loss, ax_accuracy = figure.axes  # the map, its colour bar, the loss and accuracy panels
+    assert [t.get_text() for t in ax_map.texts] == ["1", "2"]
+    positions = [t.xy for t in ax_map.texts]
+    np.testing.assert_allclose(positions, [(-3.0, 1.25), (0.0, 2.0)])  # log10 lr; the nearest grid init_scale
+    h = m.history
+    curves = [line for line in ax_loss.get_lines() if len(line.get_xdata()) > 1]
+    assert len(curves) == 2
+    for k, line in enumerate(curves):
+        loss = h.loss[k]
+        shown = np.isfinite(loss) & (loss > 0)
+        np.testing.assert_array_equal(line.get_ydata(), loss[shown])
+        assert line.get_xdata()[-1] == h.decided[k] or not np.isfinite(loss[h.decided[k]])
+    dots = [line for line in ax_loss.get_lines() if len(line.get_xdata()) == 1]
+    assert [colors.to_hex(d.get_color()).upper() for d in dots] == [OUTCOME_COLOURS[Outcome(o)] for o in h.outcome]
+    assert ax_loss.get_yscale() == "log" and ax_accuracy.get_ylabel() == "training accuracy"
+    labels = [t.get_text() for t in ax_loss.get_legend().get_texts()]
+    assert labels[0].startswith("1: lr = 0.001, init_scale = 1.25 → ") and f"at step {h.decided[0]}" in labels[0]
+
+
+def test_descentsim_plot_history_command(tmp_path, capsys):
+    from descentsim.cli import plot_main
+
+    m = ds.run_map(QUADRATIC)
+    m.save(tmp_path / "q.h5")
+    assert plot_main([str(tmp_path / "q.h5"), "-o", str(tmp_path / "q.png"), "--history"]) == 0
+    assert (tmp_path / "q.png").stat().st_size > 10_000
+    ds.run_map(QUADRATIC.replace(record=())).save(tmp_path / "plain.h5")
+    assert plot_main([str(tmp_path / "plain.h5"), "-o", str(tmp_path / "p.png"), "--history"]) == 2
+    assert "recorded no points" in capsys.readouterr().err and not (tmp_path / "p.png").exists()
