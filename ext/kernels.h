@@ -100,14 +100,14 @@ static inline uint64_t ds_batch_key(uint64_t seed, uint64_t t, uint64_t point)
 #define DS_MLP_POINTS 8
 
 /* Model work space per trajectory, in vectors of lanes: the mlp keeps its hidden layer's
- * pre-activations, activations and back-propagated errors for DS_MLP_POINTS data points (width = p/rows);
+ * pre-activations, activations and back-propagated errors for DS_MLP_POINTS data points (width <= p/rows);
  * the softmax-mlp one input (d) and two vectors per unit and class: 2·(width1 + width2 + classes) + d,
  * which 2·p bounds (p counts d·width1 >= d weights and the width1 + width2 + classes biases). */
 static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
     switch (model) {
-    case DS_MLP:
-        return 3 * DS_MLP_POINTS * (p / data_rows);
+    case DS_MLP: /* deeper networks (ds_mlp_deep): z and h of depth − 1 layers and two error vectors, <= 2·p */
+        return 3 * DS_MLP_POINTS * (p / data_rows) + 2 * p;
     case DS_SOFTMAX_MLP:
         return 2 * p;
     default:

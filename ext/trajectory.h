@@ -97,6 +97,19 @@ DS_INLINE ptrdiff_t DS_NAME(ds_batch_index)(const ds_problem *pb, uint64_t key, 
     return (ptrdiff_t)((pb->batch_sequential ? at : ds_mix(at)) % (uint64_t)pb->samples);
 }
 
+/* The samples at position n of the lanes' minibatches (written to index, which is returned), or NULL for the
+ * full data (batch = 0), where position n is sample n for every lane (ds_sample). */
+DS_INLINE const ptrdiff_t *DS_NAME(ds_lane_samples)(const ds_problem *pb, const uint64_t *keys, ptrdiff_t batch,
+                                                    ptrdiff_t n, ptrdiff_t *index)
+{
+    ptrdiff_t k;
+    if (batch == 0)
+        return NULL;
+    for (k = 0; k < DS_LANES; k++)
+        index[k] = DS_NAME(ds_batch_index)(pb, keys[k], n);
+    return index;
+}
+
 /* relu-neuron: ŷ = a·relu(w·x + b) + c, e = ŷ − y, L = ½·mean(e²), relu'(0) = 0;
  * ∇ = mean of (e·a·[z>0]·x, e·a·[z>0], e·relu(z), e), summed in sample order; with w_only only L and
  * ∂L/∂w are formed (the other parameters do not move). With minibatches (keys: each lane's key of
@@ -252,6 +265,127 @@ DS_INLINE vec DS_NAME(ds_sample)(const DS_T *row, ptrdiff_t n, const ptrdiff_t *
     return v;
 }
 
+/* φ of the mlp (consts[2]): tanh(√2·z), √2·relu(z) or z; and ∂L/∂z from ∂L/∂h = dh at z with h = φ(z) */
+DS_INLINE vec DS_NAME(ds_mlp_phi)(int phi, vec z)
+{
+    if (phi == DS_TANH)
+        return DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
+    if (phi == DS_RELU)
+        return (DS_T)DS_SQRT2 * (vec)((z > 0) & (vmask)z);
+    return z;
+}
+
+DS_INLINE vec DS_NAME(ds_mlp_phi_backward)(int phi, vec dh, vec z, vec h)
+{
+    if (phi == DS_TANH)
+        return dh * ((DS_T)DS_SQRT2 * (1 - h * h));
+    if (phi == DS_RELU)
+        return (vec)((z > 0) & (vmask)(dh * (DS_T)DS_SQRT2));
+    return dh;
+}
+
+/* The mlp deeper than one hidden layer (descentsim.models.mlp, depth > 2), one data point at a time:
+ * z_1 = X·W1·(1/√d), h_i = φ(z_i), z_i = h_{i−1}·W_i·(1/√width), out = (h·W_out)/√width/√width; every sum in
+ * index order, back-propagation layer by layer as the reference. c = the consts (CONSTS); work: z and h of
+ * every hidden layer, and two vectors of errors (ds_model_vectors). keys and g as ds_mlp. */
+DS_INLINE vec DS_NAME(ds_mlp_deep)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
+                                   const uint64_t *keys)
+{
+    const DS_T *row0 = (const DS_T *)pb->consts; /* shape knobs: alike in every row */
+    const ptrdiff_t d = pb->data_rows - 1, samples = pb->samples, width = (ptrdiff_t)row0[3],
+                    depth = (ptrdiff_t)row0[4], hidden = depth - 1, batch = keys != NULL ? pb->batch_size : 0;
+    const ptrdiff_t n_data = batch > 0 ? batch : pb->eval_count, out_at = d * width + (depth - 2) * width * width;
+    const int phi = (int)row0[2];
+    const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
+    const vec inv_sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), inv_sqrt_width = vload(c + 6 * DS_LANES),
+              zero = {0};
+    DS_T *z = work, *h = z + hidden * width * DS_LANES, *dpre = h + hidden * width * DS_LANES,
+         *dh = dpre + width * DS_LANES;
+    vec loss = zero;
+    ptrdiff_t n, i, j, k, layer, index[DS_LANES];
+    for (i = 0; g != NULL && i < pb->p; i++)
+        vstore(g + i * DS_LANES, zero);
+    for (n = 0; n < n_data; n++) {
+        const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index);
+        vec s = zero, e, gs;
+        for (j = 0; j < width; j++) { /* the first layer */
+            vec acc = zero;
+            for (i = 0; i < d; i++)
+                acc = acc + DS_NAME(ds_sample)(x + i * samples, n, at) * vload(th + (i * width + j) * DS_LANES);
+            vstore(z + j * DS_LANES, acc * inv_sqrt_d);
+            vstore(h + j * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc * inv_sqrt_d));
+        }
+        for (layer = 1; layer < hidden; layer++) { /* the middle layers: W_layer (width × width) */
+            const DS_T *w = th + (d * width + (layer - 1) * width * width) * DS_LANES,
+                       *below = h + (layer - 1) * width * DS_LANES;
+            for (k = 0; k < width; k++) {
+                vec acc = zero;
+                for (j = 0; j < width; j++)
+                    acc = acc + vload(below + j * DS_LANES) * vload(w + (j * width + k) * DS_LANES);
+                vstore(z + (layer * width + k) * DS_LANES, acc * inv_sqrt_width);
+                vstore(h + (layer * width + k) * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc * inv_sqrt_width));
+            }
+        }
+        for (j = 0; j < width; j++)
+            s = s + vload(h + ((hidden - 1) * width + j) * DS_LANES) * vload(th + (out_at + j) * DS_LANES);
+        e = s / sqrt_width / sqrt_width - DS_NAME(ds_sample)(y, n, at);
+        loss = loss + e * e;
+        if (g == NULL)
+            continue;
+        gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
+        for (j = 0; j < width; j++) {
+            const ptrdiff_t top = ((hidden - 1) * width + j) * DS_LANES;
+            const vec act = vload(h + top);
+            vstore(g + (out_at + j) * DS_LANES, vload(g + (out_at + j) * DS_LANES) + gs * act);
+            vstore(dpre + j * DS_LANES,
+                   DS_NAME(ds_mlp_phi_backward)(phi, gs * vload(th + (out_at + j) * DS_LANES), vload(z + top), act));
+        }
+        for (layer = hidden - 1; layer >= 1; layer--) { /* down through the middle layers */
+            const ptrdiff_t w_at = d * width + (layer - 1) * width * width;
+            const DS_T *below = h + (layer - 1) * width * DS_LANES, *z_below = z + (layer - 1) * width * DS_LANES;
+            for (k = 0; k < width; k++)
+                vstore(dpre + k * DS_LANES, vload(dpre + k * DS_LANES) * inv_sqrt_width);
+            for (j = 0; j < width; j++) {
+                const vec a = vload(below + j * DS_LANES);
+                DS_T *gw = g + (w_at + j * width) * DS_LANES;
+                for (k = 0; k < width; k++)
+                    vstore(gw + k * DS_LANES, vload(gw + k * DS_LANES) + a * vload(dpre + k * DS_LANES));
+            }
+            for (j = 0; j < width; j++) {
+                vec acc = zero;
+                for (k = 0; k < width; k++)
+                    acc = acc + vload(th + (w_at + j * width + k) * DS_LANES) * vload(dpre + k * DS_LANES);
+                vstore(dh + j * DS_LANES, acc);
+            }
+            for (j = 0; j < width; j++)
+                vstore(dpre + j * DS_LANES, DS_NAME(ds_mlp_phi_backward)(phi, vload(dh + j * DS_LANES),
+                                                                        vload(z_below + j * DS_LANES),
+                                                                        vload(below + j * DS_LANES)));
+        }
+        for (i = 0; i < d; i++) { /* the first layer's weights */
+            const vec xi = DS_NAME(ds_sample)(x + i * samples, n, at);
+            for (j = 0; j < width; j++)
+                vstore(g + (i * width + j) * DS_LANES,
+                       vload(g + (i * width + j) * DS_LANES) + xi * (vload(dpre + j * DS_LANES) * inv_sqrt_d));
+        }
+    }
+    return loss / (DS_T)n_data;
+}
+
+/* w1_offset_mode every_step (consts[7]): the offset consts[5] is added to every W1 entry after each update
+ * of the lanes that go on */
+DS_INLINE void DS_NAME(ds_mlp_drift)(const ds_problem *pb, DS_T *th, const DS_T *c, vmask go)
+{
+    const DS_T *row0 = (const DS_T *)pb->consts;
+    const ptrdiff_t count = (pb->data_rows - 1) * (ptrdiff_t)row0[3];
+    const vec drift = vload(c + 5 * DS_LANES);
+    ptrdiff_t i;
+    if (row0[7] == 0)
+        return;
+    for (i = 0; i < count; i++)
+        vstore(th + i * DS_LANES, vselect(go, vload(th + i * DS_LANES) + drift, vload(th + i * DS_LANES)));
+}
+
 /* mlp: h = φ(X·W1·(1/√d)), out = (h·W2)/√width/√width, L = mean((out − y)²), φ = tanh(√2·z), √2·relu(z)
  * or z. θ = (W1 row-major (d × width), W2 (width)); c = (1/√d, √width, φ); data rows: the d columns of X,
  * then y. Every sum runs in index order (over i for a hidden unit's input, over j for the output,
@@ -275,6 +409,8 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
     vec loss = zero;
     ptrdiff_t n0, n, t, points, i, j, j0 = 0, jj, k;
     const int phi = (int)((const DS_T *)pb->consts)[2]; /* a shape knob: alike in every row; row 0's */
+    if (((const DS_T *)pb->consts)[4] > 2) /* depth */
+        return DS_NAME(ds_mlp_deep)(pb, th, g, c, work, keys);
     for (i = 0; g != NULL && i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
 
@@ -282,14 +418,9 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
         points = n_data - n0 < DS_MLP_POINTS ? n_data - n0 : DS_MLP_POINTS;
         for (t = 0; t < points; t++) { /* forward, loss, output layer, errors at the hidden layer */
             const ptrdiff_t row = t * width * DS_LANES;
-            const ptrdiff_t *at = NULL;
+            const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n0 + t, index[t]);
             vec s = zero, e, gs;
             n = n0 + t;
-            if (batch > 0) {
-                for (k = 0; k < DS_LANES; k++)
-                    index[t][k] = DS_NAME(ds_batch_index)(pb, keys[k], n);
-                at = index[t];
-            }
             for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) { /* blocks of units, in registers */
                 vec acc[DS_MLP_UNITS];
                 DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
@@ -310,14 +441,7 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
                 vstore(pre + row + j * DS_LANES, acc * inv_sqrt_d);
             }
             for (j = 0; j < width; j++) {
-                const vec z = vload(pre + row + j * DS_LANES);
-                vec act;
-                if (phi == DS_TANH)
-                    act = DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
-                else if (phi == DS_RELU)
-                    act = (DS_T)DS_SQRT2 * (vec)((z > 0) & (vmask)z);
-                else
-                    act = z;
+                const vec act = DS_NAME(ds_mlp_phi)(phi, vload(pre + row + j * DS_LANES));
                 vstore(h + row + j * DS_LANES, act);
                 s = s + act * vload(w2 + j * DS_LANES);
             }
@@ -328,15 +452,9 @@ DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, con
             gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
             for (j = 0; j < width; j++) {
                 const vec act = vload(h + row + j * DS_LANES), dh = gs * vload(w2 + j * DS_LANES);
-                vec dpre;
                 vstore(g2 + j * DS_LANES, vload(g2 + j * DS_LANES) + gs * act);
-                if (phi == DS_TANH)
-                    dpre = dh * ((DS_T)DS_SQRT2 * (1 - act * act));
-                else if (phi == DS_RELU)
-                    dpre = (vec)((vload(pre + row + j * DS_LANES) > 0) & (vmask)(dh * (DS_T)DS_SQRT2));
-                else
-                    dpre = dh;
-                vstore(dz + row + j * DS_LANES, dpre * inv_sqrt_d);
+                vstore(dz + row + j * DS_LANES,
+                       DS_NAME(ds_mlp_phi_backward)(phi, dh, vload(pre + row + j * DS_LANES), act) * inv_sqrt_d);
             }
         }
         for (i = 0; g != NULL && i < d; i++) { /* input layer: the block's data points added in order */
@@ -428,13 +546,8 @@ DS_INLINE vec DS_NAME(ds_softmax_mlp)(const ds_problem *pb, const DS_T *th, DS_T
     for (i = 0; g != NULL && i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
     for (n = 0; n < count; n++) {
-        const ptrdiff_t *at = NULL;
+        const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index);
         vec top, s = zero, label, picked = zero;
-        if (batch > 0) {
-            for (k = 0; k < DS_LANES; k++)
-                index[k] = DS_NAME(ds_batch_index)(pb, keys[k], n);
-            at = index;
-        }
         for (i = 0; i < l.d; i++)
             vstore(xs + i * DS_LANES, DS_NAME(ds_sample)(x + i * samples, n, at));
         DS_NAME(ds_dense)(xs, l.d, th + l.w1_at * DS_LANES, th + l.b1_at * DS_LANES, l.w1, a1, 1);
@@ -881,6 +994,8 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
                 for (k = 0; k < DS_LANES; k++)
                     lr[k] = lr[k] * (DS_T)pb->lr_factors[LANE(t, k) < steps ? LANE(t, k) : 0]; /* t = steps: no update */
             DS_NAME(ds_optimizer_step)(pb, th, g, hyper, state, scale, lr, go);
+            if (pb->model == DS_MLP)
+                DS_NAME(ds_mlp_drift)(pb, th, c, go);
         }
         for (q = 0; q < DS_QUADS; q++)
             s->t[q] = s->t[q] - going[q]; /* −1 where the lane went on */

@@ -146,7 +146,8 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
             updated, moved = optimizer.step(
                 theta[go], grad[~stop], lr_t, hyper[go], {k: v[go] for k, v in state.items()}
             )
-            theta[go] = np.where(problem.trainable, flush_subnormal(updated), theta[go])
+            updated = np.where(problem.trainable, flush_subnormal(updated), theta[go])
+            theta[go] = model.after_update(updated, consts[go], data)
             for k, v in moved.items():
                 state[k][go] = v
 

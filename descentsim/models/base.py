@@ -98,6 +98,11 @@ class Model:
         parameters ``theta`` on the training set."""
         raise NotImplementedError
 
+    def after_update(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """θ after each update's own change, for models that move it further (the mlp's every-step offset);
+        the rows updated, (m, P). Most models leave it as it is."""
+        return theta
+
     def attractor(self, theta: np.ndarray) -> np.ndarray:
         """Index of the minimum a converged trajectory reached; -1 for models with one kind of minimum."""
         return np.full(len(theta), -1, dtype=np.int32)
