@@ -94,14 +94,22 @@ def run_points(
     """The fields (shaped like iy, flattened) of the trajectories at grid points (iy, ix), with knob values
     replaced point by point by ``overrides`` (for refinement between grid points); a pure function of its
     input."""
-    iy, ix, overrides = _flat_points(iy, ix, overrides)
+    iy, ix, overrides = _flat_points(spec, iy, ix, overrides)
     return compute_points(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides)
 
 
-def _flat_points(iy, ix, overrides) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Grid indices as flat int64 arrays, and the overrides flattened like them."""
+def _flat_points(spec: MapSpec, iy, ix, overrides) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Grid indices as flat int64 arrays, and the overrides flattened like them and checked as an axis's
+    values would be (SpecError for an unknown knob, a knob that takes a name, or a value out of range)."""
     iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
-    return iy, ix, {k: np.asarray(v).ravel() for k, v in (overrides or {}).items()}
+    knobs, flat = spec.knobs, {}
+    for name, values in (overrides or {}).items():
+        if name not in knobs:
+            raise SpecError(f"unknown knob {name!r} in overrides; valid knobs: {', '.join(knobs)}")
+        if not knobs[name].sweepable:
+            raise SpecError(f"knob {name!r} takes a name, not a number: fix it in the spec's params instead")
+        flat[name] = knobs[name].sweep_values(np.asarray(values, dtype=np.float64).ravel())
+    return iy, ix, flat
 
 
 def trajectories(
@@ -134,7 +142,7 @@ def trajectories(
     >>> run.theta[1, :, 0].tolist(), run.decided.tolist()  # lr = 2/a·½ lands on the minimum at once
     ([1.0, 0.0, nan, nan], [3, 1])
     """
-    iy, ix, overrides = _flat_points(iy, ix, overrides)
+    iy, ix, overrides = _flat_points(spec, iy, ix, overrides)
     if iy.size == 0:
         raise SpecError("no points given; pass the grid indices (and overrides) of at least one trajectory")
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:

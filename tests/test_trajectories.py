@@ -1,6 +1,7 @@
 """Recorded paths: θ_t and the loss of the engines, exact where the maths gives it."""
 
 import numpy as np
+import pytest
 
 import descentsim as ds
 
@@ -28,3 +29,13 @@ def test_dead_relu_path_stops_where_the_map_says_stuck():
     np.testing.assert_array_equal(paths[0, -1], paths[0, 0])  # dead from the start: never moves
     w, b = paths[1, np.isfinite(paths[1, :, 0])][-1, :2]
     assert abs(w - 1) < 1e-3 and abs(b) < 1e-3  # a live start learns relu(x)
+
+
+def test_overrides_are_checked_like_axis_values():
+    spec = ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.1, 0.9, 3), steps=5)
+    with pytest.raises(ds.SpecError, match="knob 'lr' must be > 0"):
+        ds.trajectories(spec, [0], [0], overrides={"lr": np.array([-1.0])})
+    with pytest.raises(ds.SpecError, match="unknown knob 'w1' in overrides; valid knobs: .*w0"):
+        ds.trajectories(spec, [0], [0], overrides={"w1": np.array([1.0])})
+    with pytest.raises(ds.SpecError, match="takes a name"):
+        ds.trajectories(spec, [0], [0], overrides={"schedule": np.array([1.0])})
