@@ -13,6 +13,10 @@ these functions measure it on the grid, in grid cells:
   box-counting dimension is the slope of log N(s) against log(1/s), fitted by least squares over a
   range of s, with the slope's standard error as its uncertainty. As in Attractors.jl's
   ``basins_fractal_dimension``.
+* ``box_counting_slopes``: the estimator of Sohl-Dickstein (2024), Table 1: the edge image of a score map
+  by the 2×2 sign test, porespy's ``boxcount`` (non-overlapping boxes of 10 sizes from 10 cells up, N(d)
+  = the boxes holding edge and non-edge pixels), the local slopes −d ln N/d ln d, and their median over
+  every scale of every frame of a zoom sequence.
 * ``uncertainty_exponent``: the fraction f(ε) of points whose side changes within ε cells (any of the
   four points ε away is on the other side) scales as ε^α (Grebogi et al. 1983); α = 2 − D for a
   boundary of dimension D in the plane.
@@ -375,6 +379,190 @@ def _pooled_any(mask: np.ndarray, s: int) -> np.ndarray:
         starts = np.arange(0, blocks * s, s)
         mask = np.logical_or.reduceat(body, starts, axis=axis) | np.take(mask, starts + s, axis=axis)
     return mask
+
+
+#: porespy's default number of box sizes, ``porespy.metrics.boxcount(im, bins=10)``, as the paper used.
+SLOPE_BINS = 10
+#: Resamplings of whole frames behind ``SlopeDimension.frame_bootstrap`` (seeded: the same every time).
+BOOTSTRAP_SAMPLES = 1000
+
+
+def edge_image(frame: np.ndarray) -> np.ndarray:
+    """The edge image of Sohl-Dickstein (2024): (ny − 1, nx − 1) booleans, pixel (i, j) True where the 2×2
+    block of grid points (i..i+1, j..j+1) holds a strictly negative and a strictly positive value, so that
+    diagonal neighbours count.
+
+    ``frame`` is a score map (trainable where negative: a score of 0 or NaN is on neither side and never
+    makes an edge), or a boolean side mask (True inside, counted as negative). This is the notebook's
+    ``extract_edges``, sign(max·min) < 0, written as max > 0 > min: the same wherever the product neither
+    underflows nor overflows, which no score (|score| ≥ 1 or 0) makes it do.
+
+    Examples
+    --------
+    >>> edge_image(np.array([[-1.0, -1.0, 2.0], [-1.0, 3.0, 2.0], [-1.0, -1.0, -1.0]])).astype(int).tolist()
+    [[1, 1], [1, 1]]
+    >>> edge_image(np.array([[-1.0, -1.0, 2.0], [-1.0, -1.0, 2.0], [-1.0, -1.0, 2.0]])).astype(int).tolist()
+    [[0, 1], [0, 1]]
+    """
+    values = np.asarray(frame)
+    if values.ndim != 2 or min(values.shape) < 2:
+        raise ValueError(f"an edge image needs a 2-D map of at least 2×2 points, got shape {values.shape}")
+    if values.dtype == bool:
+        values = np.where(values, -1.0, 1.0)
+    corners = np.stack((values[1:, 1:], values[:-1, 1:], values[1:, :-1], values[:-1, :-1]))
+    return (corners.max(axis=0) > 0) & (corners.min(axis=0) < 0)
+
+
+def porespy_box_sizes(shape: tuple[int, ...], bins: int = SLOPE_BINS) -> np.ndarray:
+    """porespy's box sizes for an image of ``shape``: unique(int(logspace(1, log10(min(shape)), bins))), from
+    10 pixels to the shorter side ([10, 19, 38, 74, 144, 282, 551, 1075, 2098, 4095] for the paper's 4095²
+    edge images, [10, 12, 15, 18, 22, 27, 34, 41, 51, 63] for a 64² map)."""
+    return np.unique(np.logspace(1, np.log10(min(shape)), bins).astype(int))
+
+
+def edge_box_counts(edges: np.ndarray, sizes) -> np.ndarray:
+    """porespy's N(d) for each size d: the boxes of d×d pixels, tiling ``edges`` from (0, 0) without overlap
+    (the smaller boxes of a ragged last row and column included), that hold at least one edge pixel and at
+    least one other pixel (porespy counts ``any − all``)."""
+    edges = np.asarray(edges, dtype=bool)
+    counts = []
+    for d in sizes:
+        rows, cols = np.arange(0, edges.shape[0], d), np.arange(0, edges.shape[1], d)
+        some = np.logical_or.reduceat(np.logical_or.reduceat(edges, rows, axis=0), cols, axis=1)
+        full = np.logical_and.reduceat(np.logical_and.reduceat(edges, rows, axis=0), cols, axis=1)
+        counts.append(np.count_nonzero(some & ~full))
+    return np.array(counts, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SlopeDimension:
+    """The box-counting dimension of Sohl-Dickstein (2024) (``box_counting_slopes``).
+
+    ``exponent``: the median of all local slopes of all frames, the paper's dimension. ``uncertainty``: half
+    the interquartile range of those slopes, ``quartiles`` = (25th, 75th percentile): how far the local
+    dimension strays from the median across scales and frames. ``frame_bootstrap``: the standard deviation
+    of the median over ``BOOTSTRAP_SAMPLES`` resamplings of whole frames with replacement (NaN for one
+    frame): how much the median depends on which frames are taken. Per frame: ``sizes`` (box sizes d, in
+    pixels of the edge image), ``counts`` (N(d)) and ``slopes`` (−d ln N / d ln d at each size).
+    """
+
+    exponent: float
+    uncertainty: float
+    quartiles: tuple[float, float]
+    frame_bootstrap: float
+    sizes: tuple[np.ndarray, ...]
+    counts: tuple[np.ndarray, ...]
+    slopes: tuple[np.ndarray, ...]
+
+    @property
+    def frame_medians(self) -> np.ndarray:
+        """The median slope of each frame alone."""
+        return np.array([np.median(s) for s in self.slopes])
+
+
+def box_counting_slopes(frames, bins=SLOPE_BINS, inside: Inside = None) -> SlopeDimension:
+    """The box-counting dimension of a boundary as Sohl-Dickstein (2024) measured it for Table 1: the median
+    of the local slopes of log N(d) against log d over all box sizes of all frames of a zoom sequence.
+
+    For each frame (as the notebook's ``estimate_fractal_dimension`` does):
+
+    1. the ``edge_image``: a pixel per 2×2 block of grid points, an edge where the block holds both signs;
+    2. porespy's ``metrics.boxcount(edges, bins)``: box sizes ``porespy_box_sizes`` (10 sizes from 10 pixels
+       to the shorter side, made unique), non-overlapping boxes from (0, 0) with the ragged last row and
+       column counted, N(d) = the boxes holding edge and non-edge pixels (``edge_box_counts``);
+    3. local slopes −d ln N / d ln d by ``numpy.gradient`` (second-order central differences inside, one-sided
+       at the two end sizes): one per size.
+
+    The dimension is the median of the slopes of all frames pooled (not a median of the frames' medians),
+    with no fitted range. Sources: J. Sohl-Dickstein, "The boundary of neural network trainability is
+    fractal", arXiv:2402.06184 (2024), Table 1; its notebook (github.com/Sohl-Dickstein/fractal,
+    ``the_boundary_of_neural_network_trainability_is_fractal.ipynb``: ``extract_edges``,
+    ``estimate_fractal_dimension``); porespy ``porespy/metrics/_funcs.py``, ``boxcount``.
+
+    Counting boxes that hold edge and non-edge pixels (``any − all``) makes a box entirely made of edge
+    invisible: on a sparse boundary that never happens, but an image that is edge everywhere (a checkerboard
+    of sides) counts N = 0 and has no dimension. On a random set of two sides in equal shares 7/8 of the
+    pixels are edges, every box holds both kinds, and the slopes are those of the box count of the plane, 2
+    (less at the largest sizes, where the ragged boxes weigh).
+
+    Parameters
+    ----------
+    frames : one frame or a sequence of them (a list, or a 3-D array of frames along its first axis); a frame
+        is a score map (2-D floats, trainable where negative), a boolean side mask (True inside), or a
+        ``ConvergenceMap``: its ``score`` for the default side of a model that is not a classifier (the
+        paper's image), else its ``side(inside)``. A zoom's frames (``descentsim.zoom.read_zoom(path)[2]``)
+        go in as they are.
+    bins : the number of box sizes, as porespy's ``bins`` (10, the paper's), or the box sizes themselves.
+    inside : the side of the maps' boundary (``side``); None for the default side.
+
+    Returns
+    -------
+    SlopeDimension
+
+    Raises
+    ------
+    ValueError
+        for a frame too small for two box sizes (an edge image under 11×11 pixels with integer ``bins``) or
+        with no box that holds both edge and non-edge pixels at some size (no boundary in the frame).
+    SpecError
+        for ``inside`` given with arrays instead of maps (a mask is a side already).
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[0:512, 0:512]
+    >>> disc = (xx - 250.5) ** 2 + (yy - 261.5) ** 2 < 200**2
+    >>> fit = box_counting_slopes(disc)
+    >>> fit.sizes[0].tolist()
+    [10, 15, 23, 37, 57, 88, 137, 213, 330, 511]
+    >>> fit.counts[0].tolist()
+    [160, 106, 70, 44, 28, 20, 12, 8, 4, 1]
+    >>> round(fit.exponent, 2), round(fit.uncertainty, 2)   # a circle: the local slopes scatter about 1
+    (1.01, 0.11)
+    """
+    if isinstance(frames, np.ndarray) and frames.ndim == 2 or hasattr(frames, "fields"):
+        frames = [frames]
+    images = [_slope_image(frame, inside) for frame in frames]
+    if not images:
+        raise ValueError("no frames to measure; give at least one map")
+    sizes, counts, slopes = [], [], []
+    for k, edges in enumerate(map(edge_image, images)):
+        d = porespy_box_sizes(edges.shape, bins) if isinstance(bins, numbers.Integral) else \
+            np.unique(np.asarray(bins, dtype=np.int64))
+        if d.size < 2 or d[0] < 1:
+            raise ValueError(f"frame {k}: its {edges.shape[0]}×{edges.shape[1]} edge image gives box sizes "
+                             f"{d.tolist()}; the slopes need two sizes of at least 1 pixel (a map of at least "
+                             "12×12 points for the default sizes)")
+        n = edge_box_counts(edges, d)
+        if not n.all():
+            raise ValueError(f"frame {k}: no box of {int(d[n == 0][0])} pixels holds both edge and non-edge "
+                             "pixels (no boundary in the frame, or edges everywhere); leave the frame out")
+        sizes.append(d)
+        counts.append(n)
+        slopes.append(-np.gradient(np.log(n), np.log(d)))
+    pooled = np.concatenate(slopes)
+    q25, q75 = np.percentile(pooled, [25, 75])
+    bootstrap = float("nan")
+    if len(slopes) > 1:
+        rng = np.random.default_rng(0)
+        picks = rng.integers(0, len(slopes), (BOOTSTRAP_SAMPLES, len(slopes)))
+        bootstrap = float(np.std([np.median(np.concatenate([slopes[i] for i in pick])) for pick in picks]))
+    return SlopeDimension(float(np.median(pooled)), float(q75 - q25) / 2, (float(q25), float(q75)), bootstrap,
+                          tuple(sizes), tuple(counts), tuple(slopes))
+
+
+def _slope_image(frame, inside: Inside) -> np.ndarray:
+    """The map ``box_counting_slopes`` takes the edges of: a score (floats) or a side mask (bool)."""
+    if hasattr(frame, "fields"):
+        if inside is None and not frame.spec.model_def.classifier:
+            return frame.fields["score"]
+        return side(frame, inside)
+    if inside is not None:
+        raise SpecError("inside applies to maps (ConvergenceMap frames); a boolean mask is a side already")
+    image = np.asarray(frame)
+    if image.ndim != 2 or not (image.dtype == bool or np.issubdtype(image.dtype, np.number)):
+        raise ValueError(f"a frame must be a 2-D score map or boolean mask, got a {image.dtype} array shaped "
+                         f"{image.shape}")
+    return image
 
 
 def uncertainty_exponent(mask: np.ndarray, distances=None, fit: tuple[float, float] | None = None) -> ScalingFit:

@@ -156,9 +156,31 @@ class ConvergenceMap:
         other side (``descentsim.boundary.boundary_mask``)."""
         return boundary.boundary_mask(self.side(inside))
 
-    def fractal_dimension(self, inside: Inside = None, sizes=None, fit: tuple[float, float] | None = None):
-        """Box-counting dimension of the boundary of ``side(inside)``, with its fit (``boundary.box_counting``)."""
-        return boundary.box_counting(self.side(inside), sizes, fit)
+    def fractal_dimension(self, inside: Inside = None, sizes=None, fit: tuple[float, float] | None = None,
+                          method: str = "least-squares"):
+        """Box-counting dimension of the boundary of ``side(inside)``.
+
+        ``method="least-squares"`` (the default): N(s) for boxes of s = 2, 4, 8, ... cells (or ``sizes``)
+        and the least-squares slope over ``fit`` (``boundary.box_counting``; a ``ScalingFit``).
+        ``method="median-slope"``: the estimator of Sohl-Dickstein (2024), Table 1, on this map alone: the
+        median of the local slopes of porespy's box count of the edge image (``boundary.box_counting_slopes``;
+        a ``SlopeDimension``); ``sizes`` is porespy's ``bins`` (10 by default, or the box sizes), and there is
+        no fitted range. Measure a zoom's frames together with ``boundary.box_counting_slopes(frames)``, as
+        the paper did.
+
+        Raises
+        ------
+        SpecError
+            for an unknown ``method``, or ``fit`` given to the median-slope method.
+        """
+        if method == "least-squares":
+            return boundary.box_counting(self.side(inside), sizes, fit)
+        if method == "median-slope":
+            if fit is not None:
+                raise SpecError("the median-slope method takes the median of every local slope and fits no range; "
+                                "leave fit out, or choose the box sizes with sizes=")
+            return boundary.box_counting_slopes(self, boundary.SLOPE_BINS if sizes is None else sizes, inside)
+        raise SpecError(f"unknown method {method!r} for fractal_dimension; valid methods: least-squares, median-slope")
 
     def uncertainty_exponent(self, inside: Inside = None, distances=None, fit: tuple[float, float] | None = None):
         """α with f(ε) ∝ ε^α for ``side(inside)`` (``boundary.uncertainty_exponent``)."""

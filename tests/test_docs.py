@@ -5,9 +5,9 @@ import doctest
 import pytest
 
 import descentsim
-from descentsim import convergence_map, refine, runner, spec, zoom
+from descentsim import boundary, convergence_map, refine, runner, spec, zoom
 
-MODULES = [descentsim, spec, runner, convergence_map, refine, zoom]
+MODULES = [descentsim, spec, runner, convergence_map, refine, zoom, boundary]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
