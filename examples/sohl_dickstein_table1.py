@@ -254,7 +254,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"comma-separated, from {', '.join(EXPERIMENTS)} (default: all)")
     parser.add_argument("--out", type=Path, default=Path("table1"), help="folder of the zoom files (table1)")
     parser.add_argument("--measure-only", action="store_true", help="measure the zoom files in --out again")
-    parser.add_argument("--backend", default="auto", help="engine: auto, cython, numpy or cupy")
+    parser.add_argument("--backend", default="auto", help="engine: auto, cython or numpy")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     args = parser.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
