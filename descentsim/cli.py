@@ -272,6 +272,14 @@ def describe(cmap) -> str:
         lines += classifier_summary(cmap).lines()
     if cmap.refinement is not None:
         lines += ["", "# refinement", refinement_summary(cmap)]
+    if cmap.recorded is not None:  # the curves kept in the history group (descentsim-plot --history)
+        h = cmap.recorded
+        lines += ["", "# recorded points (history)"]
+        for k in range(len(h)):
+            where = "" if h.y is None else f", {cmap.spec.y.name} = {h.y[k]:.6g}"
+            final = h.loss[k, h.decided[k]]
+            lines.append(f"{k + 1:>3}: {cmap.spec.x.name} = {h.x[k]:.6g}{where}: {Outcome(int(h.outcome[k])).label} "
+                         f"at step {h.decided[k]}, loss {final:.4g}")
     lines += ["", "# provenance"]
     lines += [f"{key:<20} {value}" for key, value in sorted(cmap.provenance.items())]
     return "\n".join(lines)
@@ -299,7 +307,8 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("map", help="HDF5 file written by descentsim-map")
     parser.add_argument("-o", "--output", required=True, help="picture to write: .png, .pdf or .svg")
     parser.add_argument("--field", default="outcome", help="field to draw (default outcome; also score, steps, "
-                        "final_loss, loss_sum, accuracy, collapsed, period, attractor, refine_level)")
+                        "final_loss, loss_sum, accuracy, collapsed, classes_predicted, batch_loss, period, "
+                        "attractor, refine_level)")
     parser.add_argument("--dpi", type=int, default=150, help="resolution of a .png (default 150)")
     parser.add_argument("--history", action="store_true", help="mark the recorded points (record / --record of "
                         "descentsim-map) on the map and draw their loss (and accuracy) curves beside it")

@@ -165,3 +165,12 @@ def test_descentsim_plot_history_command(tmp_path, capsys):
     ds.run_map(QUADRATIC.replace(record=())).save(tmp_path / "plain.h5")
     assert plot_main([str(tmp_path / "plain.h5"), "-o", str(tmp_path / "p.png"), "--history"]) == 2
     assert "recorded no points" in capsys.readouterr().err and not (tmp_path / "p.png").exists()
+
+
+def test_descentsim_info_lists_the_recorded_points(tmp_path):
+    from descentsim.cli import describe
+
+    text = describe(ds.run_map(QUADRATIC))
+    assert "# recorded points (history)" in text
+    assert "  1: lr = 0.5, a = 1: converged at step" in text and "  3: lr = 2.4, a = 1.25: diverged at step" in text
+    assert "# recorded points" not in describe(ds.run_map(QUADRATIC.replace(record=())))
