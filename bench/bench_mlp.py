@@ -28,7 +28,8 @@ For each precision (float32, float64) it times
   and the initial W1, W2 shared, from ``descentsim.problem(spec)``), ``jax.jit``, compiled ahead of
   time (compile time printed separately), warmed up once, then timed over the whole grid in chunks
   of ``--jax-chunk-rows`` grid rows. Its outcomes: diverged at the first t with L_t non-finite or
-  > 1e6·L_0, converged when L_t <= 1e-8, else undecided (descentsim's stuck / cycling / unresolved).
+  > 1e6·L_0, converged once L_t <= 1e-8 for converge_window steps in a row, else undecided
+  (descentsim's stuck / cycling / unresolved).
   Small chunks run fastest on a 2-core machine: 1–2 rows (64–128 networks) at about the same
   rate, 8–64 rows 1.3–1.5× slower (the per-chunk intermediates, n_data × width per network,
   leave the cache); the default is 2 rows (``--jax-chunk-rows``).
@@ -90,13 +91,13 @@ import numpy as np
 
 import descentsim as ds
 from common import (
-    CONVERGED,
-    DIVERGED,
     UNDECIDED,
     Measurement,
     argument_parser,
     class_fractions,
     import_jax,
+    jax_rules,
+    jax_rules_start,
     parse_checked,
     print_jax_agreement,
     print_jax_status,
@@ -184,22 +185,17 @@ def jax_mlp_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
         eta1, eta2 = lr * lr1, lr * lr2
 
         def step(carry, t):
-            w1, w2, loss0, outcome, decided_step = carry
+            w1, w2, decision = carry
             loss_t, (g1, g2) = loss_and_grad((w1, w2))
-            loss0 = jnp.where(t == 0, loss_t, loss0)
-            undecided = outcome == UNDECIDED
-            diverged = undecided & (~jnp.isfinite(loss_t) | (loss_t > rules.diverge_factor * loss0))
-            converged = undecided & ~diverged & (loss_t <= rules.converge_loss)
-            outcome = jnp.where(diverged, DIVERGED, jnp.where(converged, CONVERGED, outcome))
-            decided_step = jnp.where(diverged | converged, t, decided_step)
-            go = (outcome == UNDECIDED) & (t < steps)
+            decision = jax_rules(jnp, rules, t, loss_t, decision)
+            go = (decision[1] == UNDECIDED) & (t < steps)
             w1 = jnp.where(go, w1 - eta1 * g1, w1)
             w2 = jnp.where(go, w2 - eta2 * g2, w2)
-            return (w1, w2, loss0, outcome, decided_step), None
+            return (w1, w2, decision), None
 
-        start = (w1_0, w2_0, jnp.zeros((), dtype), jnp.uint8(UNDECIDED), jnp.int32(steps))
-        carry, _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
-        return carry[3], carry[4]
+        start = (w1_0, w2_0, jax_rules_start(jnp, dtype, steps))
+        (_, _, (_, outcome, decided_step, _)), _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
+        return outcome, decided_step
 
     return jax.vmap(trajectory)
 

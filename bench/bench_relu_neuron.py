@@ -17,7 +17,8 @@ For each precision (float32, float64) it times
   no per-step values are stacked. It is jitted, compiled ahead of time (compile time printed
   separately), warmed up on one chunk, then timed over the whole grid, processed in chunks of rows.
   Its outcomes use the simplified rules: diverged at the first t with L_t non-finite or
-  > 1e6·L_0, converged when L_t <= 1e-8, else undecided (descentsim's stuck / cycling / unresolved).
+  > 1e6·L_0, converged once L_t <= 1e-8 for converge_window steps in a row, else undecided
+  (descentsim's stuck / cycling / unresolved).
   The chunk size matters (several-fold on a 2-core machine): chunks whose (points × samples)
   intermediates fit in cache run fastest; the default is 16 rows of 512 points.
 
@@ -59,13 +60,13 @@ import numpy as np
 
 import descentsim as ds
 from common import (
-    CONVERGED,
-    DIVERGED,
     UNDECIDED,
     Measurement,
     argument_parser,
     class_fractions,
     import_jax,
+    jax_rules,
+    jax_rules_start,
     parse_checked,
     print_jax_agreement,
     print_jax_status,
@@ -124,19 +125,14 @@ def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
 
     def trajectory(lr, w0):
         def step(carry, t):
-            w, loss0, outcome, decided_step = carry
+            w, decision = carry
             loss_t, grad = loss_and_grad(w)
-            loss0 = jnp.where(t == 0, loss_t, loss0)
-            undecided = outcome == UNDECIDED
-            diverged = undecided & (~jnp.isfinite(loss_t) | (loss_t > rules.diverge_factor * loss0))
-            converged = undecided & ~diverged & (loss_t <= rules.converge_loss)
-            outcome = jnp.where(diverged, DIVERGED, jnp.where(converged, CONVERGED, outcome))
-            decided_step = jnp.where(diverged | converged, t, decided_step)
-            w = jnp.where((outcome == UNDECIDED) & (t < steps), w - lr * grad, w)
-            return (w, loss0, outcome, decided_step), None
+            decision = jax_rules(jnp, rules, t, loss_t, decision)
+            w = jnp.where((decision[1] == UNDECIDED) & (t < steps), w - lr * grad, w)
+            return (w, decision), None
 
-        start = (w0, jnp.zeros((), dtype), jnp.uint8(UNDECIDED), jnp.int32(steps))
-        (_, _, outcome, decided_step), _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
+        start = (w0, jax_rules_start(jnp, dtype, steps))
+        (_, (_, outcome, decided_step, _)), _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
         return outcome, decided_step
 
     return jax.vmap(trajectory)

@@ -21,6 +21,25 @@ def outcome_class(outcome: np.ndarray) -> np.ndarray:
     return np.where((outcome == CONVERGED) | (outcome == DIVERGED), outcome, UNDECIDED).astype(np.uint8)
 
 
+def jax_rules_start(jnp: ModuleType, dtype, steps: int) -> tuple:
+    """The decision carry of ``jax_rules`` before step 0: (L_0, outcome, decided step, steps below the level)."""
+    return jnp.zeros((), dtype), jnp.uint8(UNDECIDED), jnp.int32(steps), jnp.int32(0)
+
+
+def jax_rules(jnp: ModuleType, rules: ds.Thresholds, t, loss_t, carry: tuple) -> tuple:
+    """descentsim's early-stopping rules at step t of a JAX scan, simplified (no schedule, no end-of-budget
+    classes): diverged at a non-finite L_t or L_t > diverge_factor·L_0; converged once L_t <= converge_loss
+    for converge_window steps in a row. Returns the next carry (see ``jax_rules_start``)."""
+    loss0, outcome, decided_step, below = carry
+    loss0 = jnp.where(t == 0, loss_t, loss0)
+    below = jnp.where(loss_t <= rules.converge_loss, below + 1, 0)
+    undecided = outcome == UNDECIDED
+    diverged = undecided & (~jnp.isfinite(loss_t) | (loss_t > rules.diverge_factor * loss0))
+    converged = undecided & ~diverged & (below >= rules.converge_window)
+    outcome = jnp.where(diverged, DIVERGED, jnp.where(converged, CONVERGED, outcome))
+    return loss0, outcome, jnp.where(diverged | converged, t, decided_step), below
+
+
 def import_jax(enable_x64: bool) -> ModuleType | None:
     """``jax``, configured for float64 when asked (float32 arrays stay float32), or None if missing."""
     try:

@@ -17,9 +17,10 @@ class FieldInfo:
 #: Every field of a map, in storage order. ``fill`` marks points not computed.
 FIELDS: dict[str, FieldInfo] = {
     "outcome": FieldInfo(np.uint8, 0, "outcome class (see flag_meanings)"),
-    "steps": FieldInfo(np.int32, -1, "step T at which the outcome was decided (the budget if never decided early)"),
+    "steps": FieldInfo(np.int32, -1, "step T at which the outcome was decided (for CONVERGED points the last step "
+                                     "of the confirming window; the budget if never decided early)"),
     "final_loss": FieldInfo(np.float64, np.nan, "loss L_T at the deciding step"),
-    "loss_sum": FieldInfo(np.float64, np.nan, "sum of L_t / L_0 over the steps run, t < T"),
+    "loss_sum": FieldInfo(np.float64, np.nan, "sum of L_t / L_0 over the steps run, t < T (0 where L_0 = 0)"),
     "period": FieldInfo(np.int32, 0, "period of the cycle for CYCLING points, else 0"),
     "attractor": FieldInfo(np.int32, -1, "index of the minimum reached by CONVERGED points; -1 where it does not apply"),
     "score": FieldInfo(

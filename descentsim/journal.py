@@ -91,7 +91,7 @@ def _read_header(path: Path, layout: str) -> tuple[bytes, dict, MapSpec, int]:
             raise ValueError("not a descentsim journal")
         (length,) = struct.unpack_from("<I", data, 4)
         meta = json.loads(data[8 : 8 + length])
-        spec = MapSpec.from_toml_text(meta["spec"], source=f"the spec stored in {str(path)!r}")
+        spec = MapSpec.from_toml_text(meta["spec"], source=f"the spec stored in {str(path)!r}", stored=True)
         if meta["fields"] != _field_types():
             raise ValueError("written by another version of descentsim")
     except (ValueError, KeyError, struct.error) as exc:

@@ -135,12 +135,13 @@ def trajectories(
 
     Examples
     --------
-    >>> spec = MapSpec(model="quadratic", x=Axis("lr", 0.5, 1.0, 2), steps=3, params={"w0": 1.0})
+    >>> spec = MapSpec(model="quadratic", x=Axis("lr", 0.5, 1.0, 2), steps=3, params={"w0": 1.0},
+    ...                thresholds={"converge_window": 2})
     >>> run = trajectories(spec, [0, 0], [0, 1])
     >>> run.loss[0].tolist()  # ½·(1 − 0.5)^(2t)
     [0.5, 0.125, 0.03125, 0.0078125]
-    >>> run.theta[1, :, 0].tolist(), run.decided.tolist()  # lr = 2/a·½ lands on the minimum at once
-    ([1.0, 0.0, nan, nan], [3, 1])
+    >>> run.theta[1, :, 0].tolist(), run.decided.tolist()  # lr = 2/a·½ lands on the minimum at once, confirmed at 2
+    ([1.0, 0.0, 0.0, nan], [3, 2])
     """
     iy, ix, overrides = _flat_points(spec, iy, ix, overrides)
     if iy.size == 0:

@@ -290,11 +290,16 @@ class MapSpec:
         return _dump_toml(self.to_dict())
 
     @classmethod
-    def from_toml_text(cls, text: str, source: str = "spec") -> "MapSpec":
+    def from_toml_text(cls, text: str, source: str = "spec", stored: bool = False) -> "MapSpec":
+        """A spec from TOML text. ``stored``: the text is a spec a map file or partial run holds; one written
+        before ``thresholds.converge_window`` existed (every spec written since names it) was computed with
+        a window of 1 and reads so."""
         try:
             table = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"{source} is not valid TOML: {exc}") from None
+        if stored and isinstance(table.get("thresholds", {}), dict):
+            table["thresholds"] = {"converge_window": 1, **table.get("thresholds", {})}
         return cls.from_dict(table)
 
     @classmethod

@@ -37,7 +37,8 @@ from .tiles import default_tile_shape
 
 FORMAT_NAME = "descentsim-map"
 #: 2: the batch_loss and classes_predicted fields, the history group; final_loss is the full-data loss.
-FORMAT_VERSION = 2
+#: 3: thresholds.converge_window (the stored spec names it; older files were computed with a window of 1).
+FORMAT_VERSION = 3
 #: Fields a file of an older format lacks (they read as not computed): field → the version that added it.
 ADDED_IN = {"batch_loss": 2, "classes_predicted": 2}
 REFINE_LEVEL = "refine_level"
@@ -209,7 +210,7 @@ def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
                 f"{shown} uses map format {version}, newer than this descentsim reads ({FORMAT_VERSION}); "
                 "upgrade descentsim"
             )
-        spec = MapSpec.from_toml_text(str(node.attrs["spec"]), source=f"the spec stored in {shown}")
+        spec = MapSpec.from_toml_text(str(node.attrs["spec"]), source=f"the spec stored in {shown}", stored=True)
         fields = {
             name: (np.full(spec.shape, info.fill, dtype=info.dtype) if version < ADDED_IN.get(name, 0)
                    else node[name][()].reshape(spec.shape))

@@ -221,7 +221,7 @@ def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[Convergence
     with f:
         check_format(f, shown, FORMAT_NAME, "descentsim-zoom")
         try:
-            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}")
+            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}", stored=True)
             center = f.attrs.get("zoom_center")
             settings = ZoomSettings(
                 frames=int(f.attrs["zoom_frames"]), factor=float(f.attrs["zoom_factor"]),

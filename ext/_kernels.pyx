@@ -36,6 +36,7 @@ cdef extern from "kernels.h" nogil:
     ctypedef struct ds_rules:
         Py_ssize_t steps
         double converge_loss
+        Py_ssize_t converge_window
         double diverge_factor
         double stuck_tol
         double cycle_tol
@@ -120,7 +121,7 @@ def train(
     Py_ssize_t eval_samples,              # IN minibatches: the rules' full-data loss over the first ones (0: all)
     const unsigned char[::1] trainable,   # IN (P,) which parameters move
     Py_ssize_t steps,                     # IN budget of updates
-    double converge_loss, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
+    double converge_loss, Py_ssize_t converge_window, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
     Py_ssize_t max_period, double cycle_tol,  # IN outcome thresholds
     Py_ssize_t converge_from, Py_ssize_t diverge_from,  # IN first steps that may be CONVERGED / DIVERGED by the bound
     floating[:, ::1] scratch,             # IN/OUT (threads, scratch_size(...)) work space
@@ -159,6 +160,8 @@ def train(
         raise ValueError("lr_factors is shorter than steps")
     if stride < 1:
         raise ValueError("stride must be >= 1")
+    if converge_window < 1:
+        raise ValueError("converge_window must be >= 1")
     if loss_path is None and (theta_path is not None or accuracy_path is not None):
         raise ValueError("theta_path and accuracy_path need loss_path")
     if loss_path is not None and (loss_path.shape[0] != n or loss_path.shape[1] != steps + 1):
@@ -192,6 +195,7 @@ def train(
     pb.trainable = &trainable[0]
     rules.steps = steps
     rules.converge_loss = converge_loss
+    rules.converge_window = converge_window
     rules.diverge_factor = diverge_factor
     rules.stuck_tol = stuck_tol
     rules.cycle_tol = cycle_tol

@@ -48,7 +48,8 @@ enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRES
 
 typedef struct {
     ptrdiff_t steps;        /* budget of updates */
-    double converge_loss;   /* CONVERGED when L_t <= this */
+    double converge_loss;   /* CONVERGED when L_t <= this ... */
+    ptrdiff_t converge_window; /* ... at each of this many steps in a row */
     double diverge_factor;  /* DIVERGED when L_t > this·L_0 or not finite */
     double stuck_tol;       /* STUCK when max L − min L <= this·max L over the final window */
     double cycle_tol;       /* CYCLING tolerance, relative to 1 + max|θ| */

@@ -787,6 +787,7 @@ typedef struct {
     ptrdiff_t point[DS_LANES]; /* grid point of each lane, −1 when the lane is idle */
     dmask t[DS_QUADS];         /* step of each lane */
     dmask active[DS_QUADS];
+    dmask below[DS_QUADS];     /* steps in a row up to t with L <= converge_loss, from converge_from on */
     dvec loss0[DS_QUADS], loss_sum[DS_QUADS], sum_v[DS_QUADS], sum_inv[DS_QUADS], last_sum[DS_QUADS],
         window_max[DS_QUADS], window_min[DS_QUADS];
 } DS_NAME(ds_lanes);
@@ -804,7 +805,7 @@ DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptr
     ptrdiff_t i;
     s->point[k] = point;
     LANE(active, k) = point >= 0 ? -1 : 0;
-    LANE(t, k) = 0;
+    LANE(t, k) = LANE(below, k) = 0;
     LANE(loss0, k) = LANE(loss_sum, k) = LANE(sum_v, k) = LANE(sum_inv, k) = LANE(last_sum, k) = 0;
     LANE(window_max, k) = -INFINITY;
     LANE(window_min, k) = INFINITY;
@@ -950,7 +951,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
         int any_decided = 0;
         for (q = 0; q < DS_QUADS; q++) {
             DS_NAME(ds_qvec) quad;
-            dmask live, end, go_q, window;
+            dmask live, end, go_q, window, under;
             dvec loss, ratio, v;
             memcpy(&quad, (const DS_T *)&batch_lanes + 4 * q, sizeof quad);
             batch_losses[q] = __builtin_convertvector(quad, dvec);
@@ -959,7 +960,9 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             s->loss0[q] = dselect(s->t[q] == 0, loss, s->loss0[q]);
             diverged[q] = s->active[q] & (((loss - loss) != 0) | ((loss > rules->diverge_factor * s->loss0[q]) &
                                                                   (s->t[q] >= rules->diverge_from)));
-            converged[q] = s->active[q] & ~diverged[q] & (loss <= rules->converge_loss) & (s->t[q] >= rules->converge_from);
+            under = (loss <= rules->converge_loss) & (s->t[q] >= rules->converge_from);
+            s->below[q] = (s->below[q] - under) & under; /* one more where under (a mask is −1), else 0 */
+            converged[q] = s->active[q] & ~diverged[q] & (s->below[q] >= rules->converge_window);
             live = s->active[q] & ~diverged[q] & ~converged[q];
             window = live & (s->t[q] >= rules->window_start);
             s->window_max[q] = dselect(window & (loss > s->window_max[q]), loss, s->window_max[q]);
@@ -974,9 +977,8 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             decided[q] = diverged[q] | converged[q] | end;
             any_decided |= DS_NAME(ds_any)(decided[q]);
 
-            ratio = loss / s->loss0[q];
+            ratio = dselect(s->loss0[q] == 0, dzero, loss / s->loss0[q]); /* 0 where L_0 = 0, for both sums */
             v = dselect(((ratio - ratio) != 0) | (ratio > DS_SCORE_CLIP), dzero + DS_SCORE_CLIP, ratio);
-            v = dselect(s->loss0[q] == 0, dzero, v); /* v = 0 where L_0 = 0 (ds_clip_ratio, normalised_loss) */
             s->loss_sum[q] = dselect(go_q, s->loss_sum[q] + ratio, s->loss_sum[q]);
             s->sum_v[q] = dselect(go_q, s->sum_v[q] + v, s->sum_v[q]);
             s->sum_inv[q] = dselect(go_q, s->sum_inv[q] + 1 / dselect(v > 1 / DS_SCORE_CLIP, v, dzero + 1 / DS_SCORE_CLIP),

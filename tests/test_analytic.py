@@ -30,33 +30,41 @@ def test_quadratic_at_two_over_a_is_a_two_cycle():
     assert m.outcome[0, 0] == Outcome.CYCLING and m.fields["period"][0, 0] == 2
 
 
-def test_quadratic_fields_have_closed_forms():
-    """L_t = L_0·r^(2t) with r = |1 − lr·a|: the step count and Σ L_t/L_0 follow exactly."""
+@pytest.mark.parametrize("window", [1, None, 7])
+def test_quadratic_fields_have_closed_forms(window):
+    """L_t = L_0·r^(2t) with r = |1 − lr·a|: the step count and Σ L_t/L_0 follow exactly. The loss falls
+    monotonically, so the window confirms at the step the level is reached plus window − 1."""
     lr, a, w0 = 0.3, 1.0, 1.0
-    spec = MapSpec(model="quadratic", x=Axis("lr", lr, lr, 1), params={"a": a, "w0": w0}, steps=1000)
+    thresholds = {} if window is None else {"converge_window": window}
+    spec = MapSpec(model="quadratic", x=Axis("lr", lr, lr, 1), params={"a": a, "w0": w0}, steps=1000,
+                   thresholds=thresholds)
     m = ds.run_map(spec)
     ratio = (1 - lr * a) ** 2
     loss0 = 0.5 * a * w0**2
-    decided = int(np.ceil(np.log(1e-8 / loss0) / np.log(ratio)))
+    reached = int(np.ceil(np.log(1e-8 / loss0) / np.log(ratio)))
+    decided = reached + spec.thresholds.converge_window - 1
+    assert m.outcome[0, 0] == Outcome.CONVERGED
     assert m.fields["steps"][0, 0] == decided
     assert m.fields["loss_sum"][0, 0] == pytest.approx((1 - ratio**decided) / (1 - ratio), rel=1e-12)
     assert m.fields["final_loss"][0, 0] == pytest.approx(loss0 * ratio**decided, rel=1e-12)
 
 
-def _dead_relu_recurrence(lr, w0, x, steps, converge=1e-8, diverge_factor=1e6):
-    """The scalar recurrence the w-only ReLU neuron reduces to: (outcome or None, steps, w)."""
+def _dead_relu_recurrence(lr, w0, x, steps, window, converge=1e-8, diverge_factor=1e6):
+    """The scalar recurrence the w-only ReLU neuron reduces to: (outcome or None, steps, w); converged
+    after `window` steps in a row at or below the level."""
     c_pos = np.mean(x**2 * (x > 0))
     c_neg = np.mean(x**2 * (x < 0))
 
     def loss(w):
         return 0.5 * (w - 1) ** 2 * c_pos if w > 0 else 0.5 * (w * w * c_neg + c_pos)
 
-    w, loss0 = w0, loss(w0)
+    w, loss0, below = w0, loss(w0), 0
     for t in range(steps + 1):
         value = loss(w)
         if not np.isfinite(value) or value > diverge_factor * loss0:
             return Outcome.DIVERGED, t, w
-        if value <= converge:
+        below = below + 1 if value <= converge else 0
+        if below >= window:
             return Outcome.CONVERGED, t, w
         if t == steps:
             return None, t, w
@@ -78,7 +86,7 @@ def test_dead_relu_map_follows_its_piecewise_linear_recurrence():
     checked = 0
     for iy, w0 in enumerate(m.y):
         for ix, lr in enumerate(m.x):
-            outcome, decided, w = _dead_relu_recurrence(lr, w0, x, spec.steps)
+            outcome, decided, w = _dead_relu_recurrence(lr, w0, x, spec.steps, spec.thresholds.converge_window)
             got = Outcome(m.outcome[iy, ix])
             if outcome is not None:
                 assert got == outcome, (lr, w0)

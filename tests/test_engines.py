@@ -104,7 +104,8 @@ def random_specs(draw):
         optimizer=optimizer,
         params=params,
         dtype=draw(st.sampled_from(["float32", "float64"])),
-        thresholds={"max_period": draw(st.integers(2, 8)), "stuck_window": draw(st.integers(1, 60))},
+        thresholds={"max_period": draw(st.integers(2, 8)), "stuck_window": draw(st.integers(1, 60)),
+                    "converge_window": draw(st.integers(1, 40))},
     )
 
 

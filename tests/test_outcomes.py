@@ -80,8 +80,14 @@ def test_diverged_at_non_finite_initial_loss(backend):
     assert g["score"] == pytest.approx(50 * 1e-6)
 
 
-def test_start_at_the_minimum_converges_at_step_zero():
-    f = one_point(lr=0.1, steps=10, params={"w0": 0.0})
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_start_at_the_minimum_converges_once_the_window_is_full(backend):
+    """L_t = 0 from t = 0: confirmed at step converge_window − 1; L_t/L_0 counts as 0 where L_0 = 0."""
+    window = ds.Thresholds().converge_window
+    f = one_point(backend=backend, lr=0.1, steps=window + 5, params={"w0": 0.0})
+    assert f["outcome"] == Outcome.CONVERGED and f["steps"] == window - 1 and f["loss_sum"] == 0
+    assert f["score"] == 0
+    f = one_point(backend=backend, lr=0.1, steps=10, params={"w0": 0.0}, thresholds={"converge_window": 1})
     assert f["outcome"] == Outcome.CONVERGED and f["steps"] == 0 and f["loss_sum"] == 0
 
 

@@ -52,6 +52,7 @@ class CythonBackend:
             np.ascontiguousarray(problem.trainable, dtype=np.uint8),
             spec.steps,
             th.converge_loss,
+            th.converge_window,
             th.diverge_factor,
             th.stuck_window,
             th.stuck_tol,

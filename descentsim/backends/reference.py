@@ -19,9 +19,14 @@ from ..spec import MapSpec
 HISTORY_BUDGET = 1 << 24
 
 
+def loss_ratio(loss: np.ndarray, loss0: np.ndarray) -> np.ndarray:
+    """L/L_0, and 0 where L_0 = 0 (a run that starts at a zero loss): the terms of loss_sum."""
+    return np.where(loss0 == 0, 0.0, loss / np.where(loss0 == 0, 1.0, loss0))
+
+
 def normalised_loss(loss: np.ndarray, loss0: np.ndarray) -> np.ndarray:
     """v = L/L_0 for the score: non-finite (also from a non-finite L_0) → 1e6, clipped at 1e6; 0 where L_0 = 0."""
-    v = np.where(loss0 == 0, 0.0, loss / np.where(loss0 == 0, 1.0, loss0))
+    v = loss_ratio(loss, loss0)
     return np.where(np.isfinite(v), np.minimum(v, SCORE_CLIP), SCORE_CLIP)
 
 
@@ -77,10 +82,11 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
     out = empty_fields((n,))
     running = np.ones(n, dtype=bool)
     loss0 = np.zeros(n)
-    loss_sum = np.zeros(n)  # Σ_{t<T} L_t/L_0
+    loss_sum = np.zeros(n)  # Σ_{t<T} L_t/L_0 (terms 0 where L_0 = 0)
     sum_v = np.zeros(n)  # Σ_{t<T} v_t
     sum_inv = np.zeros(n)  # Σ_{t<T} 1/v_t
     last_sum = np.zeros(n)  # Σ v_t over t ∈ [steps − 20, T)
+    below = np.zeros(n, dtype=np.int64)  # steps in a row up to t with L <= converge_loss, from converge_from on
     window_max = np.full(n, -np.inf)
     window_min = np.full(n, np.inf)
     k_max = min(th.max_period, steps)
@@ -109,7 +115,8 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
             if t == 0:
                 loss0[:] = loss
             diverged = ~np.isfinite(loss) | ((loss > th.diverge_factor * loss0[act]) & (t >= diverge_from))
-            converged = ~diverged & (loss <= th.converge_loss) & (t >= converge_from)
+            below[act] = np.where((loss <= th.converge_loss) & (t >= converge_from), below[act] + 1, 0)
+            converged = ~diverged & (below[act] >= th.converge_window)
             stop = diverged | converged | (t == steps)
             stopped = act[stop]
             out["outcome"][act[diverged]] = Outcome.DIVERGED
@@ -135,7 +142,7 @@ def _train_chunk(model, optimizer, problem, hyper, factors, rows, steps, th: Thr
             go = act[~stop]
             loss_go = loss[~stop]
             v = normalised_loss(loss_go, loss0[go])
-            loss_sum[go] += loss_go / loss0[go]
+            loss_sum[go] += loss_ratio(loss_go, loss0[go])
             sum_v[go] += v
             sum_inv[go] += 1 / np.maximum(v, 1 / SCORE_CLIP)
             if t >= last_start:
