@@ -1,6 +1,6 @@
 """Table 1 of Sohl-Dickstein (2024), "The boundary of neural network trainability is fractal", with descentsim.
 
-    python examples/sohl_dickstein_table1.py [--grid N] [--steps T] [--frames F] [--dtype D]
+    python examples/sohl_dickstein_table1.py [--grid N] [--steps T] [--frames F] [--depth D] [--dtype D]
                                              [--experiments NAMES] [--out DIR] [--measure-only]
 
 The paper measures the box-counting dimension of the trainability boundary in six experiments (deep linear
@@ -41,9 +41,10 @@ depth. So, per experiment:
 2. a *locator* zoom (``descentsim.zoom`` following the boundary, as ``descentsim-zoom`` does, on a grid of at
    most 32² points) starts at frame 0 around cT and goes down F frames; the boundary point nearest the middle
    of its deepest frame is the centre c;
-3. the F measured frames are concentric on c, widths frame-0-width / 2^k for k = 0 … F − 1: the widest F
-   frames of a zoom-out sequence like the paper's, around a point that is on descentsim's own boundary down
-   to the deepest frame (a centre fixed at a boundary point of frame 0 is only within one frame-0 pixel of the
+3. the F measured frames are concentric on c, widths frame-0-width / 2^k for k = D … D + F − 1 (D =
+   ``--depth``, 0 by default; the locator then goes down D + F frames): F frames of a zoom-out sequence like
+   the paper's, the widest ones by default, deep ones with ``--depth``, around a point that is on
+   descentsim's own boundary down to the deepest frame (a centre fixed at a boundary point of frame 0 is only within one frame-0 pixel of the
    boundary, 2^(F−1) pixels of the deepest frame, which can leave the deep frames without a boundary).
 
 The frames go to ``DIR/<experiment>.h5`` (a ``descentsim-zoom`` file, rewritten atomically after every frame;
@@ -144,10 +145,11 @@ def compute(exp: Experiment, args: argparse.Namespace) -> list[ds.ConvergenceMap
     width = widest_width(exp.width)
     started = time.perf_counter()
     locator = experiment_spec(exp, min(args.grid, LOCATOR_GRID), args.steps, args.dtype, exp.center, width)
-    found = zoom(locator, ZoomSettings(frames=args.frames, factor=2.0), args.backend, args.threads)
+    found = zoom(locator, ZoomSettings(frames=args.depth + args.frames, factor=2.0), args.backend, args.threads)
     center = next_center(found[-1], None, tuple(found[-1].provenance["zoom_center"]))
     located = time.perf_counter() - started
-    spec = experiment_spec(exp, args.grid, args.steps, args.dtype, tuple(math.log10(c) for c in center), width)
+    spec = experiment_spec(exp, args.grid, args.steps, args.dtype, tuple(math.log10(c) for c in center),
+                           width / 2.0**args.depth)
     settings = ZoomSettings(frames=args.frames, factor=2.0, center=center)
     path = args.out / f"{exp.name}.h5"
 
@@ -232,7 +234,8 @@ def unavailable(exp: Experiment, args: argparse.Namespace) -> str | None:
     """Why this descentsim cannot compute ``exp`` (a knob it lacks), or None; checks the precision of the
     deepest frame around the paper's centre too."""
     try:
-        spec = experiment_spec(exp, args.grid, args.steps, args.dtype, exp.center, widest_width(exp.width))
+        spec = experiment_spec(exp, args.grid, args.steps, args.dtype, exp.center,
+                               widest_width(exp.width) / 2.0**args.depth)
     except ds.SpecError as why:
         if "unknown knob" in str(why):
             return f"{exp.note or 'needs a knob this descentsim lacks'}; this descentsim says: {why}"
@@ -249,6 +252,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--grid", type=int, default=64, help="points per axis of every frame (64; the paper 4096)")
     parser.add_argument("--steps", type=int, default=200, help="training steps per point (200; the paper 500 or 1000)")
     parser.add_argument("--frames", type=int, default=3, help="frames per zoom sequence, each twice as narrow (3)")
+    parser.add_argument("--depth", type=int, default=0,
+                        help="halvings of the widest frame before the first measured one (0): the paper's median is "
+                        "over ~50 frames, most of them deep, so measure deep frames (e.g. 20) to compare")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS),
                         help=f"comma-separated, from {', '.join(EXPERIMENTS)} (default: all)")
@@ -263,6 +269,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown or not names:
         parser.error(f"unknown experiment {', '.join(unknown) or '(none given)'}; choose from {', '.join(EXPERIMENTS)}")
+    if args.depth < 0 or args.frames < 1:
+        parser.error("--depth must be >= 0 and --frames >= 1")
     if args.grid < 12:
         parser.error("--grid must be at least 12: the paper's box sizes start at 10 pixels of the edge image")
     args.experiments = [EXPERIMENTS[n] for n in names]
