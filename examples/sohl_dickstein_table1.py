@@ -69,7 +69,7 @@ from typing import Sequence
 import numpy as np
 
 import descentsim as ds
-from descentsim.boundary import box_counting_slopes
+from descentsim.boundary import box_counting_slopes, boundary_mask
 from descentsim.zoom import ZoomSettings, next_center, plan, read_zoom, write_zoom, zoom
 
 #: The model's fixed knobs in every experiment (the notebook's width and seeds; d = width by default).
@@ -145,8 +145,11 @@ def compute(exp: Experiment, args: argparse.Namespace) -> list[ds.ConvergenceMap
     width = widest_width(exp.width)
     started = time.perf_counter()
     locator = experiment_spec(exp, min(args.grid, LOCATOR_GRID), args.steps, args.dtype, exp.center, width)
-    found = zoom(locator, ZoomSettings(frames=args.depth + args.frames, factor=2.0), args.backend, args.threads)
-    center = next_center(found[-1], None, tuple(found[-1].provenance["zoom_center"]))
+    if args.locate == "middle":
+        found = zoom(locator, ZoomSettings(frames=args.depth + args.frames, factor=2.0), args.backend, args.threads)
+        center = next_center(found[-1], None, tuple(found[-1].provenance["zoom_center"]))
+    else:
+        center = follow_densest(exp, locator, args, width)
     located = time.perf_counter() - started
     spec = experiment_spec(exp, args.grid, args.steps, args.dtype, tuple(math.log10(c) for c in center),
                            width / 2.0**args.depth)
@@ -159,6 +162,41 @@ def compute(exp: Experiment, args: argparse.Namespace) -> list[ds.ConvergenceMap
         write_zoom(path, spec, settings, frames)
 
     return zoom(spec, settings, args.backend, args.threads, on_frame=saved)
+
+
+def densest_boundary_point(cmap: ds.ConvergenceMap) -> tuple[float, float] | None:
+    """The boundary point of ``cmap`` with the most boundary points within an eighth of the frame around it
+    (ties: the one nearest the middle), as knob values; None without a boundary. Where a boundary is a
+    smooth curve in one part of a frame and folded in another, this goes to the fold, as the paper's
+    interactive zooms did."""
+    mask = boundary_mask(cmap.side())
+    if not mask.any():
+        return None
+    ny, nx = mask.shape
+    r = max(1, min(ny, nx) // 8)
+    total = np.pad(mask.astype(np.int64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # summed-area table
+    iy, ix = np.nonzero(mask)
+    y0, y1 = np.clip(iy - r, 0, ny), np.clip(iy + r + 1, 0, ny)
+    x0, x1 = np.clip(ix - r, 0, nx), np.clip(ix + r + 1, 0, nx)
+    near = total[y1, x1] - total[y0, x1] - total[y1, x0] + total[y0, x0]
+    middle = (iy - (ny - 1) / 2) ** 2 + (ix - (nx - 1) / 2) ** 2
+    k = int(np.lexsort((middle, -near))[0])
+    return float(cmap.x[ix[k]]), float(cmap.y[iy[k]])
+
+
+def follow_densest(exp: Experiment, locator: ds.MapSpec, args: argparse.Namespace, width: float
+                   ) -> tuple[float, float]:
+    """The locator zoom of ``--locate densest``: frames of the locator's grid, each twice as narrow and centred
+    on the densest boundary point of the one before (``densest_boundary_point``); returns the last centre."""
+    center = tuple(10.0**c for c in exp.center)
+    for k in range(args.depth + args.frames):
+        spec = experiment_spec(exp, locator.x.n, args.steps, args.dtype, tuple(math.log10(c) for c in center),
+                               width / 2.0**k)
+        found = densest_boundary_point(ds.run_map(spec, args.backend, args.threads))
+        if found is None:
+            break
+        center = found
+    return center
 
 
 def measured_frames(frames: list[ds.ConvergenceMap]) -> tuple[list[ds.ConvergenceMap], list[str]]:
@@ -255,6 +293,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=0,
                         help="halvings of the widest frame before the first measured one (0): the paper's median is "
                         "over ~50 frames, most of them deep, so measure deep frames (e.g. 20) to compare")
+    parser.add_argument("--locate", choices=("middle", "densest"), default="middle",
+                        help="where the locator zoom goes: the boundary point nearest each frame's middle (as "
+                        "descentsim-zoom), or the one with the most boundary around it (as the paper's "
+                        "interactive zooms into folded parts)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS),
                         help=f"comma-separated, from {', '.join(EXPERIMENTS)} (default: all)")

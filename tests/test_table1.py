@@ -115,3 +115,20 @@ def test_the_script_refuses_what_it_cannot_do(tmp_path):
     assert result.returncode == 2 and "no zoom file for relu" in result.stderr and "Traceback" not in result.stderr
     result = run_script("--grid", "8", cwd=tmp_path)
     assert result.returncode == 2 and "--grid must be at least 12" in result.stderr
+
+
+def test_densest_locator_goes_to_the_folded_part_of_a_boundary():
+    """--locate densest: of a boundary that is a straight line on the left and folded on the right, the
+    point with the most boundary around it lies in the folds, whereas the middle's nearest does not."""
+    table1 = load_script()
+    spec = ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.1, 3.2, 32), y=ds.Axis("a", 0.1, 3.2, 32))
+    fields = {name: np.full(spec.shape, info.fill, dtype=info.dtype) for name, info in ds.fields.FIELDS.items()}
+    yy, xx = np.mgrid[0:32, 0:32]
+    fold = np.where(xx >= 20, 16 + 6 * np.sign(np.sin(xx * 1.7)), 16)  # rows below the line are trainable
+    fields["score"] = np.where(yy < fold, -1.0, 1.0)
+    cmap = ds.ConvergenceMap(spec, fields)
+    x, _ = table1.densest_boundary_point(cmap)
+    assert x >= cmap.x[20]
+    assert table1.next_center(cmap, None, (0.0, 0.0))[0] < cmap.x[20]
+    flat = ds.ConvergenceMap(spec, {**fields, "score": np.ones(spec.shape)})
+    assert table1.densest_boundary_point(flat) is None
