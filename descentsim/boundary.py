@@ -300,8 +300,8 @@ def classifier_summary(m: "ConvergenceMap") -> ClassifierSummary:
     collapsed = m.fields["collapsed"] == 1
     predicted = m.fields.get("classes_predicted")
     histogram = None
-    if predicted is not None:
-        values, counts = np.unique(predicted[at_chance], return_counts=True)
+    if predicted is not None and (predicted >= 0).any():  # files of format 1 read the field as −1: absent
+        values, counts = np.unique(predicted[at_chance & (predicted >= 0)], return_counts=True)
         histogram = {int(v): int(c) for v, c in zip(values, counts)}
     return ClassifierSummary(
         points=int(np.count_nonzero(computed)),

@@ -151,7 +151,7 @@ def map_main(argv: Sequence[str] | None = None) -> int:
 
     from .mpi import abort_on_exception, agree, run_map_mpi, world
     from .refine import refine_map_to_file
-    from .runner import resumes_finished_map, run_map_to_file
+    from .runner import budget_warning, resumes_finished_map, run_map_to_file
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
@@ -186,6 +186,9 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             cmap = run_map_mpi(comm, spec, args.output, schedule=args.schedule, log=log, **common)
         else:
             spec = load_config(args.config, args.settings, args.record)
+            warning = budget_warning(spec)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr, flush=True)
             if args.refine is None:
                 cmap = run_map_to_file(spec, args.output, **common)
             elif args.tile is not None:

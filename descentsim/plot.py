@@ -265,8 +265,9 @@ CURVE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00
 def plot_history(cmap: ConvergenceMap, field: str = "outcome", figure: Any = None):
     """The map with its recorded points numbered on it, and their curves beside it; returns the figure.
 
-    Right of the map: the full-data loss L_t of each recorded point against the step (log scale), each
-    curve ending at the step its outcome was decided, marked with a dot in the outcome's colour; for
+    Right of the map: the full-data loss L_t of each recorded point against the step (log scale; a loss of
+    exactly 0 is drawn a decade below the smallest positive one), each curve ending at the step its outcome
+    was decided, marked with a dot in the outcome's colour; for
     classifiers, below it, the training accuracy at the recorded stride. SpecError if the map recorded
     no points (``ConvergenceMap.history``).
     """
@@ -281,6 +282,8 @@ def plot_history(cmap: ConvergenceMap, field: str = "outcome", figure: Any = Non
     ax_map = plot(cmap, field, ax=figure.add_subplot(grid[:, 0]))
     ax_loss = figure.add_subplot(grid[0, 1])
     ax_accuracy = figure.add_subplot(grid[1, 1], sharex=ax_loss) if classifier else None
+    positive = history.loss[np.isfinite(history.loss) & (history.loss > 0)]
+    floor = positive.min() / 10 if positive.size else 1e-12  # where a loss of exactly 0 is drawn
     for k in range(len(history)):
         colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
         x = spec.x.scaled(float(history.x[k]))
@@ -291,10 +294,10 @@ def plot_history(cmap: ConvergenceMap, field: str = "outcome", figure: Any = Non
         where = "" if history.y is None else f", {spec.y.name} = {history.y[k]:.4g}"
         label = f"{k + 1}: {spec.x.name} = {history.x[k]:.4g}{where} → {outcome.label} at step {decided}"
         steps = np.arange(history.loss.shape[1])
-        loss = history.loss[k]
-        shown = np.isfinite(loss) & (loss > 0)
+        loss = np.where(history.loss[k] == 0, floor, history.loss[k])
+        shown = np.isfinite(loss)
         ax_loss.plot(steps[shown], loss[shown], color=colour, linewidth=1.2, label=label)
-        last = np.flatnonzero(shown)
+        last = np.flatnonzero(shown & (steps <= decided))
         if last.size:  # the deciding step (or the last drawable one before it, for an overflow)
             end = last[-1]
             ax_loss.plot(steps[end], loss[end], "o", color=OUTCOME_COLOURS[outcome], markeredgecolor="black",

@@ -14,6 +14,8 @@ from .convergence_map import ConvergenceMap, provenance
 from .fields import FIELDS, empty_fields
 from .history import History, Recording, Trajectories
 from .models import Problem
+from .optimizers import SCHEDULE_KNOBS, schedule_factors
+from .outcome import decision_steps
 from .errors import RunInterrupted, SpecError
 from .journal import PointJournal, TileJournal, journal_path
 from .spec import MapSpec
@@ -100,8 +102,14 @@ def run_points(
 
 def _flat_points(spec: MapSpec, iy, ix, overrides) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Grid indices as flat int64 arrays, and the overrides flattened like them and checked as an axis's
-    values would be (SpecError for an unknown knob, a knob that takes a name, or a value out of range)."""
+    values would be (SpecError for indices off the grid or of unequal lengths, an unknown knob, a knob that
+    takes a name, or a value out of range)."""
     iy, ix = np.asarray(iy, dtype=np.int64).ravel(), np.asarray(ix, dtype=np.int64).ravel()
+    ny, nx = spec.shape
+    if iy.size != ix.size:
+        raise SpecError(f"iy and ix give {iy.size} and {ix.size} points; give one row and one column index per point")
+    if iy.size and (iy.min() < 0 or iy.max() >= ny or ix.min() < 0 or ix.max() >= nx):
+        raise SpecError(f"grid indices must be 0 <= iy < {ny} and 0 <= ix < {nx} (the map is {ny}×{nx})")
     knobs, flat = spec.knobs, {}
     for name, values in (overrides or {}).items():
         if name not in knobs:
@@ -109,6 +117,8 @@ def _flat_points(spec: MapSpec, iy, ix, overrides) -> tuple[np.ndarray, np.ndarr
         if not knobs[name].sweepable:
             raise SpecError(f"knob {name!r} takes a name, not a number: fix it in the spec's params instead")
         flat[name] = knobs[name].sweep_values(np.asarray(values, dtype=np.float64).ravel())
+        if flat[name].size != iy.size:
+            raise SpecError(f"overrides[{name!r}] has {flat[name].size} values for {iy.size} points; give one per point")
     return iy, ix, flat
 
 
@@ -176,6 +186,26 @@ def record_history(spec: MapSpec, engine: Backend, threads: int) -> History | No
         loss=run.loss, accuracy=run.accuracy, accuracy_steps=run.accuracy_steps,
         decided=run.fields["steps"], outcome=run.fields["outcome"],
     )
+
+
+def budget_warning(spec: MapSpec) -> str | None:
+    """A line saying that no run of ``spec`` can be called converged (its budget ends before a warm-up's end
+    plus ``converge_window``), or None. Not an error: such a map still measures the score and the other
+    outcomes."""
+    if spec.resolved_thresholds.converge_loss <= 0:  # early stopping switched off on purpose
+        return None
+    swept = {axis.name for axis in spec.axes}
+    schedule = {k.name for k in SCHEDULE_KNOBS}
+    start = 0
+    if not swept & schedule:
+        factors = schedule_factors(spec.point_values(np.zeros(1, np.int64), np.zeros(1, np.int64)), spec.steps)
+        start = decision_steps(factors, spec.steps)[0]
+    window = spec.resolved_thresholds.converge_window
+    if spec.steps + 1 >= start + window:
+        return None
+    return (f"no run can be called converged: a run needs {window} steps in a row below converge_loss"
+            f"{f' after step {start} (the warm-up)' if start else ''}, and steps = {spec.steps}; raise steps to "
+            f"{start + window - 1} or lower thresholds.converge_window")
 
 
 def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:

@@ -190,6 +190,11 @@ class MapSpec:
                 raise SpecError(f"{exc}; change the bounds of axis {which} ({axis.start:g} to {axis.stop:g})") from None
         if self.params.get("batch_size", 0) and not model.minibatches:
             raise SpecError(f"model {model.name!r} has no data samples to draw minibatches from; leave batch_size at 0")
+        swept = {axis.name for axis in self.axes}
+        if (self.params.get("eval_samples", 0) or "eval_samples" in swept) and not (
+                self.params.get("batch_size", 0) or "batch_size" in swept):
+            raise SpecError("eval_samples chooses the samples minibatch runs are judged on; set batch_size too, "
+                            "or leave eval_samples at 0 (full-batch runs are judged on all the data)")
         if self.params.get("batch_order") == "sequential" and self.params.get("batch_per_point"):
             raise SpecError("batch_order 'sequential' is the same sequence for every point; leave batch_per_point at 0")
         if self.y is not None and self.y.name == self.x.name:
@@ -197,6 +202,10 @@ class MapSpec:
         object.__setattr__(self, "record", _record_points(self.record, self.axes))
         if isinstance(self.record_stride, bool) or not isinstance(self.record_stride, int) or self.record_stride < 1:
             raise SpecError(f"record_stride must be a whole number >= 1, got {self.record_stride!r}")
+        curves = len(self.record) * (self.steps + 1) * 8 * (2 if self.model_def.classifier else 1)
+        if curves > MAX_RECORDED_BYTES:
+            raise SpecError(f"recording {len(self.record)} points of {self.steps + 1} steps needs {curves / 2**30:.1f} GiB "
+                            f"(at most {MAX_RECORDED_BYTES / 2**30:.0f}); record fewer points, or map fewer steps")
 
     def _unknown_knob(self, name: str, where: str) -> SpecError:
         """The error for a knob ``name`` that neither this model nor this optimiser has; a knob of another
@@ -321,8 +330,9 @@ def read_config(path: str | Path) -> dict:
         raise SpecError(f"config {str(path)!r} is not a text file; give a UTF-8 TOML file") from None
 
 
-#: Most points one map records.
+#: Most points one map records, and most memory their curves may take (checked before any work).
 MAX_RECORDED = 1024
+MAX_RECORDED_BYTES = 2**31
 
 
 def _record_points(record: object, axes: tuple[Axis, ...]) -> tuple[tuple[float, ...], ...]:

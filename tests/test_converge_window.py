@@ -244,3 +244,19 @@ def test_a_file_from_before_the_window_reads_as_window_one(tmp_path):
     assert old.spec.thresholds.converge_window == 1 and old.spec == spec
     ds.run_map(spec.replace(thresholds={})).save(path)
     assert ds.open_map(path).spec.thresholds.converge_window == WINDOW
+
+
+def test_a_budget_too_short_to_converge_is_warned_about(tmp_path, capsys):
+    from descentsim.cli import map_main
+    from descentsim.runner import budget_warning
+
+    short = MapSpec(model="quadratic", x=Axis("lr", 0.2, 1.0, 5), steps=20)
+    assert "raise steps to 29 or lower thresholds.converge_window" in budget_warning(short)
+    assert budget_warning(short.replace(steps=29)) is None
+    warm = short.replace(steps=100, params={"warmup_steps": 90})
+    assert "after step 90 (the warm-up)" in budget_warning(warm)
+    assert budget_warning(short.replace(thresholds={"converge_loss": 0.0})) is None
+    config = tmp_path / "q.toml"
+    config.write_text(short.to_toml())
+    assert map_main([str(config), "-o", str(tmp_path / "q.h5")]) == 0
+    assert "warning: no run can be called converged" in capsys.readouterr().err

@@ -174,3 +174,26 @@ def test_descentsim_info_lists_the_recorded_points(tmp_path):
     assert "# recorded points (history)" in text
     assert "  1: lr = 0.5, a = 1: converged at step" in text and "  3: lr = 2.4, a = 1.25: diverged at step" in text
     assert "# recorded points" not in describe(ds.run_map(QUADRATIC.replace(record=())))
+
+
+def test_history_picture_draws_a_loss_of_zero_at_the_floor():
+    """lr = 1/a lands on the minimum at once: L = 0 from step 1, converged when the window is full; its curve
+    and its dot (at the deciding step) are drawn a decade below the smallest positive loss."""
+    from descentsim.plot import plot_history
+
+    spec = MapSpec(model="quadratic", x=Axis("lr", 0.5, 1.0, 2), steps=80, record=[1.0, 0.5])
+    m = ds.run_map(spec)
+    h = m.history
+    assert h.outcome[0] == Outcome.CONVERGED and h.loss[0, 1] == 0
+    ax_loss = plot_history(m).axes[1]
+    floor = h.loss[np.isfinite(h.loss) & (h.loss > 0)].min() / 10
+    curve, dot = [line for line in ax_loss.get_lines()][:2]
+    assert len(curve.get_xdata()) == h.decided[0] + 1 and curve.get_ydata()[1] == floor
+    assert dot.get_xdata()[0] == h.decided[0] and dot.get_ydata()[0] == floor
+
+
+def test_record_memory_and_eval_samples_are_checked():
+    with pytest.raises(ds.SpecError, match="GiB .*record fewer points, or map fewer steps"):
+        QUADRATIC.replace(steps=2_000_000_000, record=[[0.5, 1.0], [1.0, 1.0]])
+    with pytest.raises(ds.SpecError, match="set batch_size too"):
+        QUADRATIC.replace(params={"eval_samples": 5})

@@ -239,3 +239,12 @@ def test_docstring_examples(module):
     names = {name: getattr(ds, name) for name in ds.__all__}
     result = doctest.testmod(module, extraglobs=names, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_format_1_file_has_no_predicted_classes_to_count():
+    """Files written before classes_predicted read it as −1 everywhere: not a count of classes."""
+    accuracy = [[1 / 2, 1.0], [1 / 4, 1.0], [1 / 6, 1.0]]
+    m = classifier_map(accuracy, classes_predicted=np.full((3, 2), -1, dtype=np.int16))
+    summary = classifier_summary(m)
+    assert summary.chance_level == 3 and summary.classes_predicted is None
+    assert "-1 class" not in describe(m)

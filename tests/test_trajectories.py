@@ -39,3 +39,14 @@ def test_overrides_are_checked_like_axis_values():
         ds.trajectories(spec, [0], [0], overrides={"w1": np.array([1.0])})
     with pytest.raises(ds.SpecError, match="takes a name"):
         ds.trajectories(spec, [0], [0], overrides={"schedule": np.array([1.0])})
+
+
+def test_points_off_the_grid_are_refused():
+    spec = ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.1, 0.9, 3), steps=5)
+    for iy, ix in (([0], [-1]), ([1], [0]), ([0], [3])):
+        with pytest.raises(ds.SpecError, match="grid indices must be 0 <= iy < 1 and 0 <= ix < 3"):
+            ds.trajectories(spec, iy, ix)
+    with pytest.raises(ds.SpecError, match="give one row and one column index per point"):
+        ds.trajectories(spec, [0, 0], [0])
+    with pytest.raises(ds.SpecError, match="has 1 values for 2 points"):
+        ds.trajectories(spec, [0, 0], [0, 1], overrides={"w0": np.array([1.0])})
