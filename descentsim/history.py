@@ -46,11 +46,10 @@ class Recording:
             self.stride,
         )
 
-    def like(self, n: int) -> "Recording":
-        """An empty recording of ``n`` rows with this one's curves."""
-        steps = self.loss.shape[1] - 1
-        p = 0 if self.theta is None else self.theta.shape[2]
-        return Recording.empty(n, steps, p, self.theta is not None, self.accuracy is not None, self.stride)
+    def like(self, n: int, p: int) -> "Recording":
+        """An empty recording of ``n`` rows of ``p`` parameters with this one's curves."""
+        return Recording.empty(n, self.loss.shape[1] - 1, p, self.theta is not None, self.accuracy is not None,
+                               self.stride)
 
     def put(self, rows, part: "Recording") -> None:
         """Copy the rows of ``part`` into rows ``rows`` of this recording."""

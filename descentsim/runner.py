@@ -72,9 +72,7 @@ def compute_points(
         for positions, problem, hyper, factors in problems(
             spec, iy[part], ix[part], {k: v[part] for k, v in overrides.items()}
         ):
-            curves = None if recording is None else recording.like(len(positions))
-            if curves is not None and curves.theta is not None:
-                curves.theta = np.full((*curves.loss.shape, problem.theta0.shape[1]), np.nan)
+            curves = None if recording is None else recording.like(len(positions), problem.theta0.shape[1])
             result = backend.run(spec, problem, hyper, factors, threads, curves)
             for name in FIELDS:
                 flat[name][part][positions] = result[name]
@@ -163,11 +161,8 @@ def trajectories(
 
 def _trajectories(spec: MapSpec, engine: Backend, iy: np.ndarray, ix: np.ndarray, threads: int,
                   overrides: dict[str, np.ndarray], stride: int, theta: bool) -> Trajectories:
-    classifier = spec.model_def.classifier
-    recording = Recording.empty(iy.size, spec.steps, 0, theta, classifier, stride)
-    if theta:
-        p = spec.model_def.parameter_count({**spec.point_values(iy, ix), **overrides})
-        recording.theta = np.full((iy.size, spec.steps + 1, p), np.nan)
+    p = spec.model_def.parameter_count({**spec.point_values(iy, ix), **overrides}) if theta else 0
+    recording = Recording.empty(iy.size, spec.steps, p, theta, spec.model_def.classifier, stride)
     fields = compute_points(spec, engine, iy, ix, threads, overrides, recording=recording)
     marks = np.arange(0, spec.steps + 1, stride)
     return Trajectories(recording.theta, recording.loss, recording.accuracy, marks, fields)

@@ -118,7 +118,7 @@ def train(
     const floating[:, ::1] lr_scale,      # IN (n, P) per-parameter learning-rate multipliers, or None
     Py_ssize_t batch_size, unsigned long long batch_seed, int batch_per_point, int batch_sequential,  # IN minibatches (size 0: none)
     const long long[::1] point_id,        # IN (n,) grid index of each row (per-point minibatches), or None
-    Py_ssize_t eval_samples,              # IN minibatches: the rules' full-data loss over the first ones (0: all)
+    Py_ssize_t eval_count,                # IN the rules' full-data loss is over the first eval_count samples
     const unsigned char[::1] trainable,   # IN (P,) which parameters move
     Py_ssize_t steps,                     # IN budget of updates
     double converge_loss, Py_ssize_t converge_window, double diverge_factor, Py_ssize_t stuck_window, double stuck_tol,
@@ -189,7 +189,9 @@ def train(
     pb.batch_per_point = batch_per_point
     pb.batch_sequential = batch_sequential
     pb.point_id = &point_id[0] if point_id is not None else NULL
-    pb.eval_count = eval_samples if batch_size > 0 and 0 < eval_samples < data.shape[1] else data.shape[1]
+    if not 1 <= eval_count <= data.shape[1] or (batch_size == 0 and eval_count != data.shape[1]):
+        raise ValueError("eval_count must be 1..samples, and all samples without minibatches")
+    pb.eval_count = eval_count
     if batch_size > 0 and batch_per_point and point_id is None:
         raise ValueError("per-point minibatches need point_id")
     pb.trainable = &trainable[0]

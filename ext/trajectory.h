@@ -312,8 +312,9 @@ DS_INLINE vec DS_NAME(ds_mlp_deep)(const ds_problem *pb, const DS_T *th, DS_T *g
             vec acc = zero;
             for (i = 0; i < d; i++)
                 acc = acc + DS_NAME(ds_sample)(x + i * samples, n, at) * vload(th + (i * width + j) * DS_LANES);
-            vstore(z + j * DS_LANES, acc * inv_sqrt_d);
-            vstore(h + j * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc * inv_sqrt_d));
+            acc = acc * inv_sqrt_d;
+            vstore(z + j * DS_LANES, acc);
+            vstore(h + j * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc));
         }
         for (layer = 1; layer < hidden; layer++) { /* the middle layers: W_layer (width × width) */
             const DS_T *w = th + (d * width + (layer - 1) * width * width) * DS_LANES,
@@ -322,8 +323,9 @@ DS_INLINE vec DS_NAME(ds_mlp_deep)(const ds_problem *pb, const DS_T *th, DS_T *g
                 vec acc = zero;
                 for (j = 0; j < width; j++)
                     acc = acc + vload(below + j * DS_LANES) * vload(w + (j * width + k) * DS_LANES);
-                vstore(z + (layer * width + k) * DS_LANES, acc * inv_sqrt_width);
-                vstore(h + (layer * width + k) * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc * inv_sqrt_width));
+                acc = acc * inv_sqrt_width;
+                vstore(z + (layer * width + k) * DS_LANES, acc);
+                vstore(h + (layer * width + k) * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc));
             }
         }
         for (j = 0; j < width; j++)

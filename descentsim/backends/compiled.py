@@ -48,7 +48,7 @@ class CythonBackend:
             None if problem.lr_scale is None else arr(problem.lr_scale),
             *(problem.batch or (0, 0, 0, 0)),
             None if problem.point_id is None else np.ascontiguousarray(problem.point_id, dtype=np.int64),
-            problem.eval_samples,
+            problem.eval_count,
             np.ascontiguousarray(problem.trainable, dtype=np.uint8),
             spec.steps,
             th.converge_loss,
