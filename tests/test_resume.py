@@ -77,7 +77,7 @@ def test_sigterm_saves_and_exits_incomplete(tmp_path, config, reference):
     assert run.returncode == 75, err
     assert "--resume" in err and "Traceback" not in err
     assert not out.exists() and journal_path(out).exists()
-    _, _, done, _ = read_journal(journal_path(out))
+    _, _, done, _, _ = read_journal(journal_path(out))
     assert 0 < len(done) < 32
     again = finish(config, out)  # without --resume: refused, the partial run is kept
     assert again.returncode == 2 and "--resume" in again.stderr
@@ -108,7 +108,7 @@ def test_corrupt_record_is_cut_off(tmp_path, reference):
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # flip bits in the last record's payload
     path.write_bytes(bytes(data))
-    _, _, done, end = read_journal(path)
+    _, _, done, end, _ = read_journal(path)
     assert sorted(done) == [0, 1] and end < len(data)
 
 
