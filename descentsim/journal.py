@@ -33,6 +33,7 @@ import json
 import os
 import struct
 import time
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -135,6 +136,16 @@ def _refuse_other_spec(path: Path, stored: MapSpec, spec: MapSpec) -> None:
         )
 
 
+class DamagedJournal(UserWarning):
+    """A resumed journal held damaged records: they were dropped, and their work is done again."""
+
+
+def _warn_damaged(path: Path, damaged: int, what: str) -> None:
+    if damaged:
+        warnings.warn(f"{damaged} damaged record{'s' if damaged > 1 else ''} in {str(path)!r} dropped (a failing "
+                      f"disk?); their {what} are computed again", DamagedJournal, stacklevel=3)
+
+
 class _AppendOnly:
     """The writing end of a journal: whole records appended in one write each, synced now and then.
 
@@ -217,6 +228,7 @@ class TileJournal(_AppendOnly):
         """The journal at ``path``, its torn tail (if any) cut off; refused if it is for another spec."""
         stored, tile_shape, done, good_end, damaged = read_journal(path)
         _refuse_other_spec(path, stored, spec)
+        _warn_damaged(path, damaged, "tiles")
         if good_end < path.stat().st_size:
             os.truncate(path, good_end)
         return cls(path, spec, tile_shape, done, good_end, damaged)
@@ -350,6 +362,7 @@ class PointJournal(_AppendOnly):
             records.append((flat, unpack_fields(data, count, (count,), offset=start + 8 * count)))
         if end < len(data):
             os.truncate(path, end)
+        _warn_damaged(path, damaged, "points")
         return cls(path, spec, refine, records, end, damaged)
 
     def append(self, level: int, flat: np.ndarray, fields: dict[str, np.ndarray]) -> None:

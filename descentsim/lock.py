@@ -104,6 +104,7 @@ def _acquire(path: Path, output: str | Path) -> int:
                     "finish or stop it: two runs writing one output would spoil it"
                 ) from None
             if exc.errno in _UNSUPPORTED:
+                path.unlink(missing_ok=True)  # no run can lock it here: nothing to keep it for
                 raise MapFileError(
                     f"cannot lock {str(path)!r}: the file system does not support locks ({exc.strerror}; NFS needs "
                     f"its lock service, Lustre the flock mount option); write elsewhere, or set {LOCK_SWITCH}=off "

@@ -175,7 +175,7 @@ def check_disk(spec: MapSpec, output: Path) -> None:
 
 def _size(n: int) -> str:
     """Bytes for people: 1.5 GB, 700 MB, 12 kB (powers of 1000, as df -H and free --si show them)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(n) >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{n} B"

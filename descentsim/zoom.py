@@ -210,7 +210,8 @@ def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: 
         for i, cmap in enumerate(frames):
             write_node(f.create_group(f"frames/{i:03d}"), cmap)
 
-    write_atomically(path, fill)
+    saved = Path(path) if len(frames) > 1 and Path(path).exists() else None  # the frames before this one
+    write_atomically(path, fill, partial=saved)
 
 
 def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[ConvergenceMap], bool]:

@@ -6,10 +6,10 @@ import subprocess
 import time
 
 import pytest
-from helpers import SLOW_CONFIG, assert_same_fields, wait_for_tiles, write_config
+from helpers import SLOW_CONFIG, assert_same_fields, journal_with_tiles, wait_for_tiles, write_config
 
 import descentsim as ds
-from descentsim.journal import POINT_BYTES, RECORD_HEADER, TileJournal, journal_path, read_journal
+from descentsim.journal import POINT_BYTES, RECORD_HEADER, journal_path, read_journal
 from descentsim.store import temporary_prefix
 
 # SLOW_CONFIG takes about 1.5 s on one thread, in 32 tiles of 2 rows: long enough to kill in the middle.
@@ -43,14 +43,6 @@ def start(config, out, *extra):
 def finish(config, out, *extra):
     exe = shutil.which("descentsim-map")
     return subprocess.run([exe, str(config), "-o", str(out), *ARGS, *extra], capture_output=True, text=True, timeout=300)
-
-
-def journal_with_tiles(path, spec, reference, count):
-    """A journal of tiles of 2×48 holding the first ``count`` tiles of the map ``reference``."""
-    journal = TileJournal.create(path, spec, (2, 48))
-    for tile in journal.tiles[:count]:
-        journal.append(tile, {name: values[tile.region] for name, values in reference.fields.items()})
-    journal.close()
 
 
 @pytest.mark.parametrize("tiles_done", [1, 10, 20])
