@@ -88,14 +88,15 @@ def check_name_room(path: Path, derived: Path) -> None:
         )
 
 
-def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
-    """Write ``cmap`` to ``path`` atomically."""
+def write_map(cmap: ConvergenceMap, path: str | Path, partial: Path | None = None) -> None:
+    """Write ``cmap`` to ``path`` atomically; ``partial``: the journal it was computed into, named if the
+    write fails (``write_atomically``)."""
 
     def fill(f: h5py.File) -> None:
         write_format(f, FORMAT_NAME)
         write_node(f, cmap)
 
-    write_atomically(path, fill)
+    write_atomically(path, fill, partial)
 
 
 def write_tiles(path: str | Path, spec: MapSpec, provenance: dict, finished: Iterable[tuple[Tile, dict]],

@@ -200,3 +200,18 @@ def test_a_journal_that_cannot_be_created_leaves_nothing(tmp_path, monkeypatch, 
     assert code == 2 and "nothing was written" in one_line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.toml"]
 
+
+
+def test_a_refined_run_on_a_full_disk_keeps_its_journal(tmp_path, monkeypatch):
+    spec = SPEC.replace(steps=100)
+    out = tmp_path / "map.h5"
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_write_all", full)
+        with pytest.raises(ds.errors.OutOfSpace, match="kept in .*map.h5.partial"):
+            ds.refine.refine_map_to_file(spec, out, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
+    assert_same_fields(ds.refine_map(spec, 2), ds.refine.refine_map_to_file(spec, out, 2, resume=True))
