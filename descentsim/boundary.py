@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Union
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, unknown_name
 from .outcome import Outcome
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def _outcome_code(item: Any) -> int:
         try:
             return int(Outcome[item.upper().replace(" ", "_")])
         except KeyError:
-            raise SpecError(f"unknown outcome {item!r}; valid outcomes: {valid}") from None
+            raise unknown_name(item, [valid], "outcome", close_to=[o.label for o in Outcome]) from None
     if isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)):
         try:
             return int(Outcome(int(item)))

@@ -1,10 +1,12 @@
 """Command-line tools: ``descentsim-map`` computes a map, ``descentsim-info`` describes one,
-``descentsim-plot`` draws one, ``descentsim-zoom`` zooms into one."""
+``descentsim-plot`` draws one, ``descentsim-zoom`` zooms into one, ``descentsim-models`` lists the models,
+optimisers and knobs a config can name."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import os
 import signal
 import sys
@@ -17,7 +19,11 @@ from typing import Any, Sequence, TextIO
 
 import numpy as np
 
+from .convergence_map import package_version
 from .errors import DescentsimError, OutOfSpace, RunInterrupted, SpecError
+from .knobs import Knob
+from .models import MODELS
+from .optimizers import BATCH_KNOBS, OPTIMIZERS, SCHEDULE_KNOBS, SCHEDULES
 from .outcome import Outcome
 from .spec import MapSpec, read_config
 
@@ -101,10 +107,76 @@ class ProgressBar:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (usage goes to --help, not into batch logs)."""
+    """argparse with one-line errors (usage goes to --help, not into batch logs) and ``--version``."""
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _summary(owner: object) -> str:
+    """The first line of the docstring of a model's or optimiser's class."""
+    return (inspect.getdoc(type(owner)) or "").splitlines()[0].rstrip(":")
+
+
+def _knob_table(knobs: Sequence[Knob], indent: str = "    ") -> list[str]:
+    """One line a knob: name, default, the values it takes, meaning."""
+    return [f"{indent}{k.name:<15} {k.default!s:<9} {k.values_text:<36} {k.doc}" for k in knobs]
+
+
+def catalogue() -> str:
+    """What ``descentsim-models`` (and ``descentsim-map --list``) prints: every model, optimiser and learning-rate
+    schedule with each knob's default, the values it takes and its meaning, read from the knob registry."""
+    data = ", ".join(name for name, model in MODELS.items() if model.minibatches)
+    lines = [
+        f"descentsim {package_version()}: the models, optimisers and knobs a config can name.",
+        "Fix a knob in [params] (or --set NAME=VALUE) or sweep it on an axis ([x] name = \"NAME\"); the others "
+        "take their defaults.",
+        "",
+        "models (model = \"NAME\"), each with its knobs:",
+        f"    {'knob':<15} {'default':<9} {'values':<36} meaning",
+    ]
+    for name, model in MODELS.items():
+        lines += ["", f"  {name}: {_summary(model)}", *_knob_table(model.knobs)]
+    lines += ["", "optimizers (optimizer = \"NAME\"), each with its knobs:"]
+    for name, optimizer in OPTIMIZERS.items():
+        shared = {k.name for k in (*SCHEDULE_KNOBS, *BATCH_KNOBS)}
+        lines += ["", f"  {name}: {_summary(optimizer)}",
+                  *_knob_table([k for k in optimizer.knobs if k.name not in shared])]
+    lines += ["", f"learning-rate schedules (schedule = \"NAME\": {', '.join(SCHEDULES)}), every optimizer:",
+              *_knob_table(SCHEDULE_KNOBS),
+              "", f"minibatches, every optimizer, for the models with data samples ({data}):",
+              *_knob_table(BATCH_KNOBS)]
+    return "\n".join(lines)
+
+
+class _ListAction(argparse.Action):
+    """``--list``: print the catalogue of models, optimisers and knobs, and exit."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **options: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **options)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _print_catalogue()
+        parser.exit()
+
+
+def models_main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="descentsim-models", description="List every model, optimiser and learning-rate schedule "
+                     "with each knob's default, the values it takes and its meaning (as descentsim-map --list).")
+    parser.parse_args(argv)
+    _print_catalogue()
+    return 0
+
+
+def _print_catalogue() -> None:
+    try:
+        print(catalogue())
+    except BrokenPipeError:  # descentsim-models | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _fail(prog: str, message: str) -> int:
@@ -121,6 +193,28 @@ def _warnings_as_lines(prog: str) -> None:
     warnings.showwarning = show
 
 
+#: The config format in a few lines, for --help.
+CONFIG_HELP = """The config is a TOML file with the keys of descentsim.MapSpec:
+
+  model = "relu-neuron"   # descentsim-models (or --list) lists models, optimizers and knobs
+  steps = 1000            # gradient steps per trajectory; also dtype, optimizer, record
+  [x]                     # the knob along x: name, start, stop, n, scale ("linear" or "log")
+  name = "lr"
+  start = 0.01
+  stop = 10.0
+  n = 256
+  scale = "log"
+  [y]                     # optional: a second knob, the same keys (without it, one row)
+  name = "w0"
+  start = -3.0
+  stop = 3.0
+  n = 256
+  [params]                # fixed knobs; the others take their defaults
+  trainable = "w"
+  [thresholds]            # optional: the outcome rules' thresholds
+
+Ready-made configs of the classic failures are in the examples/ folder of the source (examples/*.toml)."""
+
 #: Exit status of a run stopped by SIGTERM with its finished tiles saved: "incomplete, resume me"
 #: (EX_TEMPFAIL of sysexits.h).
 EXIT_INCOMPLETE = 75
@@ -130,10 +224,12 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(
         prog="descentsim-map",
         description="Compute a convergence map: train one tiny model per grid point and record what happened.",
-        epilog=f"Exit status: 0 done, 2 bad input, {EXIT_INCOMPLETE} stopped by SIGTERM with the finished tiles "
-        "saved (run the same command with --resume to finish).",
+        epilog=CONFIG_HELP + f"\n\nExit status: 0 done, 2 bad input, {EXIT_INCOMPLETE} stopped by SIGTERM with the "
+        "finished tiles saved\n(run the same command with --resume to finish).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", help="TOML file with the map spec (same keys as descentsim.MapSpec)")
+    parser.add_argument("config", help="TOML file with the map spec (same keys as descentsim.MapSpec; see below)")
+    parser.add_argument("--list", action=_ListAction, help="list the models, optimisers and knobs, and exit")
     parser.add_argument("-o", "--output", required=True, help="HDF5 file to write")
     parser.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import boundary
 from .boundary import Inside
-from .errors import SpecError, check_known
+from .errors import SpecError, check_known, unknown_name
 from .history import History
 from .outcome import Outcome
 from .spec import MapSpec
@@ -180,7 +180,7 @@ class ConvergenceMap:
                 raise SpecError("the median-slope method takes the median of every local slope and fits no range; "
                                 "leave fit out, or choose the box sizes with sizes=")
             return boundary.box_counting_slopes(self, boundary.SLOPE_BINS if sizes is None else sizes, inside)
-        raise SpecError(f"unknown method {method!r} for fractal_dimension; valid methods: least-squares, median-slope")
+        raise unknown_name(method, ("least-squares", "median-slope"), "method", where=" for fractal_dimension")
 
     def uncertainty_exponent(self, inside: Inside = None, distances=None, fit: tuple[float, float] | None = None):
         """α with f(ε) ∝ ε^α for ``side(inside)`` (``boundary.uncertainty_exponent``)."""

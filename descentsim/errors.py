@@ -1,6 +1,7 @@
 """Errors meant for people: each message names the problem and the fix."""
 
 import errno
+from difflib import get_close_matches
 from typing import Iterable, Sequence
 
 
@@ -59,8 +60,23 @@ class RunInterrupted(Exception):
         return f"{self.done} {self.unit}" if self.total is None else f"{self.done} of {self.total} {self.unit}"
 
 
+def unknown_name(name: object, valid: Sequence[str], what: str, prefix: str = "", where: str = "",
+                 close_to: Sequence[str] | None = None) -> SpecError:
+    """The error for a ``what`` called ``name`` that is not one of ``valid``: it suggests the closest of
+    ``close_to`` (default ``valid``; ``difflib.get_close_matches``) where one is close, and lists ``valid``.
+
+    Examples
+    --------
+    >>> print(unknown_name("step", ["lr", "w0"], "knob", close_to=["lr", "w0", "steps"]))
+    unknown knob 'step' (did you mean 'steps'?); valid knobs: lr, w0
+    """
+    close = get_close_matches(name, close_to if close_to is not None else valid, n=1) if isinstance(name, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return SpecError(f"{prefix}unknown {what} {name!r}{where}{hint}; valid {what}s: {', '.join(map(str, valid))}")
+
+
 def check_known(keys: Iterable[str], valid: Sequence[str], what: str, prefix: str = "") -> None:
-    """SpecError naming the first of ``keys`` not in ``valid``, and listing the valid ones."""
+    """SpecError (``unknown_name``) for the first of ``keys`` not in ``valid``."""
     unknown = sorted(set(keys) - set(valid))
     if unknown:
-        raise SpecError(f"{prefix}unknown {what} {unknown[0]!r}; valid {what}s: {', '.join(valid)}")
+        raise unknown_name(unknown[0], valid, what, prefix)

@@ -41,6 +41,24 @@ class Knob:
     def sweepable(self) -> bool:
         return self.kind is not str
 
+    @property
+    def values_text(self) -> str:
+        """The values the knob takes, in words: "number > 0", "whole number, 1 to 4096", "tanh, relu or identity".
+
+        Examples
+        --------
+        >>> Knob("beta1", 0.9, "decay", minimum=0.0, below=1.0).values_text
+        'number >= 0, < 1'
+        """
+        if self.kind is str:
+            return " or ".join([", ".join(self.choices[:-1]), self.choices[-1]] if len(self.choices) > 1 else self.choices)
+        kind, show = ("whole number", lambda v: str(int(v))) if self.kind is int else ("number", lambda v: f"{v:g}")
+        if self.minimum is not None and self.maximum is not None:
+            return f"{kind}, {show(self.minimum)} to {show(self.maximum)}"
+        bounds = [f"{relation} {show(bound)}" for relation, bound in
+                  ((">=", self.minimum), (">", self.above), ("<=", self.maximum), ("<", self.below)) if bound is not None]
+        return f"{kind} {', '.join(bounds)}" if bounds else f"any {kind}"
+
     def coerce(self, value: object) -> KnobValue:
         """A fixed value from a spec, checked; raises SpecError naming the knob."""
         if self.kind is str:

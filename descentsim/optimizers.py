@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, unknown_name
 from .knobs import Knob, learning_rate_knob
 from .models.base import KnobValues, per_point
 
@@ -211,4 +211,4 @@ def get_optimizer(name: str) -> Optimizer:
     try:
         return OPTIMIZERS[name]
     except (KeyError, TypeError):
-        raise SpecError(f"unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZERS)}") from None
+        raise unknown_name(name, list(OPTIMIZERS), "optimizer") from None

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .convergence_map import ConvergenceMap
-from .errors import MapFileError, SpecError, write_error
+from .errors import MapFileError, SpecError, unknown_name, write_error
 from .fields import FIELDS
 from .outcome import Outcome
 from .spec import Axis
@@ -128,7 +128,7 @@ def check_field(field: str, refined: bool) -> None:
     if field == "refine_level" and not refined:
         raise SpecError("this map is not refined, so it has no refine_level; draw another field")
     if field not in PLOTTABLE:
-        raise SpecError(f"unknown field {field!r}; valid fields: {', '.join(PLOTTABLE)}")
+        raise unknown_name(field, PLOTTABLE, "field")
 
 
 def field_values(cmap: ConvergenceMap, field: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from .history import History, Recording, Trajectories
 from .models import Problem
 from .optimizers import SCHEDULE_KNOBS, schedule_factors
 from .outcome import decision_steps
-from .errors import MapFileError, RunInterrupted, SpecError
+from .errors import MapFileError, RunInterrupted, SpecError, unknown_name
 from .journal import PointJournal, TileJournal, journal_path, journal_temporary
 from .lock import output_lock
 from .optimizers import check_schedule_steps
@@ -110,7 +110,7 @@ def _flat_points(spec: MapSpec, iy, ix, overrides) -> tuple[np.ndarray, np.ndarr
     knobs, flat = spec.knobs, {}
     for name, values in (overrides or {}).items():
         if name not in knobs:
-            raise SpecError(f"unknown knob {name!r} in overrides; valid knobs: {', '.join(knobs)}")
+            raise unknown_name(name, list(knobs), "knob", where=" in overrides")
         if not knobs[name].sweepable:
             raise SpecError(f"knob {name!r} takes a name, not a number: fix it in the spec's params instead")
         flat[name] = knobs[name].sweep_values(np.asarray(values, dtype=np.float64).ravel())

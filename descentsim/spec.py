@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import SpecError, check_known
+from .errors import SpecError, check_known, unknown_name
 from .knobs import Knob, KnobValue
 from .models import Model, get_model
 from .optimizers import Optimizer, get_optimizer, knob_owners
@@ -215,7 +215,12 @@ class MapSpec:
             choices = " or ".join(f'"{owner}"' for owner in owners)
             return SpecError(f"knob {name!r}{where} belongs to optimizer {choices}, not \"{self.optimizer}\"; "
                              f"set optimizer = \"{owners[0]}\" to use it, or remove {name}")
-        return SpecError(f"unknown knob {name!r}{where} for model {self.model!r}; valid knobs: {', '.join(self.knobs)}")
+        settings = [f.name for f in fields(MapSpec)]
+        if name in settings:
+            return SpecError(f"{name!r} is a setting of the map, not a knob: write {name} = ... at the top of the "
+                             "config, outside [params]")
+        return unknown_name(name, list(self.knobs), "knob", where=f"{where} for model {self.model!r}",
+                            close_to=[*self.knobs, *settings])
 
     # --- derived --------------------------------------------------------------------------------
     @property

@@ -1,10 +1,13 @@
 """descentsim-map and descentsim-info as a user runs them."""
 
+import importlib
 import io
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +15,13 @@ import pytest
 
 import descentsim as ds
 from descentsim import cli
+from descentsim.knobs import Knob
+from descentsim.models import MODELS
+from descentsim.optimizers import BATCH_KNOBS, OPTIMIZERS, SCHEDULE_KNOBS
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
 SMALL = """
 model = "relu-neuron"
@@ -121,6 +129,13 @@ def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, case):
         (["-o", "missing/dir/out.h5"], "output directory 'missing/dir' does not exist"),
         (["-o", "."], "is a directory"),
         (["-o", "out.h5", "--set", "nonsense"], "is not knob=value"),
+        (["-o", "out.h5", "--set", "step=200"], "unknown knob 'step' for model 'relu-neuron' (did you mean 'steps'?)"),
+        (["-o", "out.h5", "--set", "x.nn=5"], "axis x: unknown key 'nn' (did you mean 'n'?)"),
+        (["-o", "out.h5", "--set", "model=relu_neuron"], "unknown model 'relu_neuron' (did you mean 'relu-neuron'?)"),
+        (["-o", "out.h5", "--set", "optimizer=adma"], "unknown optimizer 'adma' (did you mean 'adam'?)"),
+        (["-o", "out.h5", "--set", "thresholds.stuck_toll=1"], "unknown threshold 'stuck_toll' (did you mean"),
+        (["-o", "out.h5", "--set", "sampels=8"], "unknown knob 'sampels' for model 'relu-neuron' (did you mean "
+         "'samples'?)"),
         (["-o", "out.h5", "--tile", "big"], "is not ROWSxCOLS"),
         (["-o", "out.h5", "--threads", "0"], "threads must be a whole number >= 1"),
         (["-o", "out.h5", "--set", "lr=fast"], "knob 'lr' must be a number"),
@@ -212,3 +227,66 @@ def test_progress_bar_on_a_terminal_only():
             bar(done, 4, 1000 * done)
     assert "4/4 tiles" in terminal.getvalue() and "traj-steps/s" in terminal.getvalue()
     assert terminal.getvalue().endswith("\n") and log.getvalue() == ""
+
+
+def _main(script: str):
+    """The function a console script of pyproject.toml runs."""
+    module, _, function = SCRIPTS[script].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _exit_status(main, args) -> int:
+    try:
+        return main(args)
+    except SystemExit as exc:  # argparse's --help, --version and errors
+        return exc.code
+
+
+def test_every_tool_has_a_version_and_descentsim_models_is_one():
+    assert {"descentsim-map", "descentsim-info", "descentsim-plot", "descentsim-zoom", "descentsim-models"} <= set(SCRIPTS)
+    for script in SCRIPTS:
+        result = run(script, "--version", cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"{script} {metadata.version('descentsim')}\n"
+
+
+def _knob_line(lines: list[str], knob: Knob) -> str:
+    """The line listing ``knob``: name first, then its default and meaning."""
+    line = next((line for line in lines if line.split()[:1] == [knob.name] and knob.doc in line), None)
+    assert line is not None, f"{knob.name}: {knob.doc} is not listed"
+    assert f" {knob.default} " in line and f" {knob.values_text} " in line
+    return line
+
+
+def test_models_lists_every_model_optimizer_schedule_and_knob(capsys):
+    assert _exit_status(_main("descentsim-models"), []) == 0
+    listing = capsys.readouterr().out
+    for name in ("constant", "step", "exponential", "cosine"):
+        assert name in listing
+    sections = listing.split("\n\n")
+    for owner in (*MODELS.values(), *OPTIMIZERS.values()):  # each under its own heading
+        section = next(part for part in sections if part.startswith(f"  {owner.name}: "))
+        own = [k for k in owner.knobs if k not in (*SCHEDULE_KNOBS, *BATCH_KNOBS)]
+        for knob in own:
+            _knob_line(section.splitlines(), knob)
+    lines = listing.splitlines()
+    for knob in (*SCHEDULE_KNOBS, *BATCH_KNOBS):  # every optimiser has them: listed once
+        _knob_line(lines, knob)
+        assert sum(line.split()[:1] == [knob.name] for line in lines) == 1
+    assert "number > 0" in _knob_line(lines, OPTIMIZERS["gd"].knobs[0])
+    assert "whole number, 1 to 4096" in _knob_line(lines, MODELS["mlp"].knobs[0])
+    assert "tanh, relu or identity" in next(line for line in lines if line.startswith("    nonlinearity "))
+
+
+def test_map_list_prints_the_same_as_descentsim_models(capsys):
+    assert _exit_status(cli.map_main, ["--list"]) == 0
+    listed = capsys.readouterr().out
+    assert _exit_status(_main("descentsim-models"), []) == 0
+    assert listed == capsys.readouterr().out and listed
+
+
+def test_map_help_explains_the_config_and_points_to_examples(capsys):
+    assert _exit_status(cli.map_main, ["--help"]) == 0
+    text = capsys.readouterr().out
+    for words in ("examples/", "[x]", "[params]", "descentsim-models", "--list", "steps", "model"):
+        assert words in text, words

@@ -12,7 +12,7 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, unknown_name
 from ..history import Recording
 from ..models import Problem
 from ..optimizers import schedule_factors
@@ -92,4 +92,4 @@ def get_backend(name: str) -> Backend:
         from .reference import NumpyBackend
 
         return NumpyBackend()
-    raise SpecError(f"unknown backend {name!r}; valid backends: auto, cython, numpy")
+    raise unknown_name(name, ("auto", "cython", "numpy"), "backend")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import SpecError
+from ..errors import unknown_name
 from .base import Model, Problem
 from .mlp import MLP
 from .relu_neuron import ReluNeuron
@@ -18,7 +18,7 @@ def get_model(name: str) -> Model:
     try:
         return MODELS[name]
     except (KeyError, TypeError):
-        raise SpecError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}") from None
+        raise unknown_name(name, list(MODELS), "model") from None
 
 
 __all__ = ["MODELS", "Model", "Problem", "get_model"]
