@@ -213,18 +213,37 @@ class ConvergenceMap:
         return plot.plot(self, field, ax, **imshow)
 
     def to_xarray(self):
-        """The fields as an ``xarray.Dataset`` with the axes as coordinates, the spec and provenance as attributes."""
+        """The map as an ``xarray.Dataset``, labelled as ``xarray.open_dataset`` labels its file: dimensions and
+        coordinates named after the knobs, (y knob, x knob) — the x knob alone for a one-row map, whose fields
+        are then 1-D (nx,) — each field with its ``description``, the spec and provenance as attributes.
+
+        Raises
+        ------
+        ImportError
+            without xarray (``pip install xarray``).
+
+        Examples
+        --------
+        >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 3.0, 6), y=Axis("a", 1.0, 2.0, 2), steps=5))
+        >>> m.to_xarray()["outcome"].dims
+        ('a', 'lr')
+        """
         try:
             import xarray as xr
         except ImportError:
             raise ImportError("to_xarray needs xarray: pip install xarray") from None
-        dims = ("y", "x") if self.spec.y is not None else ("row", "x")
-        coords = {"x": (("x",), self.x, {"knob": self.spec.x.name, "scale": self.spec.x.scale})}
-        if self.spec.y is not None:
-            coords["y"] = (("y",), self.y, {"knob": self.spec.y.name, "scale": self.spec.y.scale})
-        data = {name: (dims, values) for name, values in self.fields.items()}
+        from .fields import FIELDS
+        from .store import REFINE_DESCRIPTION
+
+        axes = [axis for axis in (self.spec.y, self.spec.x) if axis is not None]
+        dims = tuple(axis.name for axis in axes)
+        coords = {axis.name: ((axis.name,), self.spec.axis_coordinates(axis),
+                              {"long_name": axis.name, "axis_scale": axis.scale}) for axis in axes}
+        arrays = {name: (values, FIELDS[name].description) for name, values in self.fields.items()}
         if self.refinement is not None:
-            data["refine_level"] = (dims, self.refinement)
+            arrays["refine_level"] = (self.refinement, REFINE_DESCRIPTION)
+        data = {name: (dims, values.reshape([axis.n for axis in axes]), {"description": description})
+                for name, (values, description) in arrays.items()}
         attrs = {"spec": self.spec.to_toml(), **{k: str(v) for k, v in self.provenance.items()}}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 

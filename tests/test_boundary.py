@@ -221,11 +221,3 @@ def test_map_measurements():
     well = ds.run_map(MapSpec(model="double-well", x=Axis("lr", 0.5, 1.6, 128), y=Axis("w0", -2.0, 2.0, 128),
                               steps=300))
     assert well.basin_entropy(box=4, field="attractor")[1] > 0
-
-
-def test_to_xarray():
-    m = ds.run_map(MapSpec(model="quadratic", x=Axis("lr", 0.1, 3.0, 7), y=Axis("a", 0.5, 2.0, 3), steps=50))
-    dataset = m.to_xarray()
-    assert dataset["outcome"].dims == ("y", "x") and dataset["x"].attrs["knob"] == "lr"
-    np.testing.assert_array_equal(dataset["score"].values, m.fields["score"])
-    assert "quadratic" in dataset.attrs["spec"]
