@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
+import html
+import io
 import platform
 import socket
 from importlib import metadata
@@ -252,6 +255,25 @@ class ConvergenceMap:
         from .store import write_map
 
         write_map(self, path)
+
+    def _repr_html_(self) -> str:
+        """What Jupyter shows for a map alone in a cell: the outcome picture (``plot``; a PNG drawn by matplotlib's
+        Agg on a figure pyplot never holds, so nothing is left open) beside a table of the model, shape, axes,
+        steps, fixed knobs and outcome fractions."""
+        picture = io.BytesIO()
+        self.plot().figure.savefig(picture, format="png", dpi=80)
+        png = base64.b64encode(picture.getvalue()).decode("ascii")
+        spec, (ny, nx) = self.spec, self.shape
+        rows = [("model", f"{spec.model} ({spec.optimizer}, {spec.dtype})"), ("shape", f"{ny} × {nx} (y × x)")]
+        rows += [(which, f"{axis.name} {axis.start:g} … {axis.stop:g}, {axis.n} points, {axis.scale}")
+                 for which, axis in zip("xy", spec.axes)]
+        rows.append(("steps", str(spec.steps)))
+        if spec.params:
+            rows.append(("fixed knobs", ", ".join(f"{name} = {value}" for name, value in spec.params.items())))
+        rows += [(outcome.label, f"{share:.1%}") for outcome, share in self.fractions().items() if share > 0]
+        table = "".join(f"<tr><td>{html.escape(key)}</td><td>{html.escape(value)}</td></tr>" for key, value in rows)
+        return (f'<div style="display:flex;gap:1em;align-items:flex-start"><img src="data:image/png;base64,{png}" '
+                f'alt="{html.escape(repr(self))}"/><table>{table}</table></div>')
 
     def __repr__(self) -> str:
         ny, nx = self.shape
