@@ -2,6 +2,15 @@ import pytest
 from helpers import SLOW_CONFIG
 
 import descentsim as ds
+from descentsim.backends import compiled_unavailable
+
+
+def pytest_configure(config):
+    """Stop at once, in one line, where the descentsim imported has no compiled kernels — ``python -m pytest``
+    in the source tree, which then shadows the installed package — instead of failing every engine test slowly."""
+    problem = compiled_unavailable()
+    if problem:
+        pytest.exit(f"descentsim's tests cannot run: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(params=["float64", "float32"])

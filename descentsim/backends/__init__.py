@@ -7,6 +7,7 @@ Both take the same problems (``problems``) and return the same fields (``descent
 from __future__ import annotations
 
 import warnings
+from importlib import metadata
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -71,23 +72,42 @@ def problems(
         yield positions, problem(sub, positions), optimizer.hyper(sub, n), schedule_factors(sub, spec.steps)
 
 
+def compiled_unavailable() -> str | None:
+    """Why the compiled engine cannot be imported, and the fix, in one line; None when it can."""
+    try:
+        from . import compiled  # noqa: F401
+    except ImportError as exc:
+        return f"the compiled kernels cannot be imported ({exc}); {_kernels_fix()}"
+    return None
+
+
+def _kernels_fix() -> str:
+    """What to do about kernels that do not import: most often a source tree (which never holds them) first on
+    sys.path — ``python -m pytest`` or a script run in the checkout — shadowing the installed package."""
+    package = Path(__file__).resolve().parents[1]
+    try:
+        installed = Path(metadata.distribution("descentsim").locate_file("")).resolve()
+    except metadata.PackageNotFoundError:
+        return "install descentsim with 'pip install .' (the build compiles them)"
+    if package.parent != installed:
+        return (f"the source tree's descentsim ({package}) shadows the installed one: run from another directory, "
+                "and the tests with 'pytest', not 'python -m pytest'")
+    return "reinstall descentsim with 'pip install .' (the build compiles them)"
+
+
 def get_backend(name: str) -> Backend:
-    """``"auto"`` (compiled when available), ``"cython"`` or ``"numpy"``."""
+    """``"auto"`` (compiled when available, else the NumPy reference with a warning saying why), ``"cython"``
+    (SpecError when unavailable) or ``"numpy"``."""
     if name in ("auto", "cython"):
-        try:
+        problem = compiled_unavailable()
+        if problem is None:
             from .compiled import CythonBackend
-        except ImportError as exc:
-            hint = (
-                "run from outside the source tree, or reinstall with 'pip install .'"
-                if (Path(__file__).parents[2] / "ext" / "_kernels.pyx").exists()
-                else "reinstall with 'pip install .'"
-            )
-            if name == "cython":
-                raise SpecError(f"the cython backend is not available ({exc}); {hint}") from None
-            warnings.warn(f"descentsim: the compiled engine is not available ({exc}); using the slow NumPy "
-                          f"reference instead; {hint}", RuntimeWarning, stacklevel=3)
-        else:
+
             return CythonBackend()
+        if name == "cython":
+            raise SpecError(f"the cython backend is not available: {problem}")
+        warnings.warn(f"descentsim falls back to the NumPy reference, tens of times slower: {problem}",
+                      RuntimeWarning, stacklevel=3)
     if name in ("auto", "numpy"):
         from .reference import NumpyBackend
 
