@@ -125,11 +125,15 @@ def default_center(spec: MapSpec) -> tuple[float, float]:
 
 def plan(spec: MapSpec, settings: ZoomSettings) -> None:
     """Refuse, before any work, a zoom whose deepest frame the precision cannot resolve (around the fixed
-    centre, or the window's middle when the zoom follows the boundary), and one that records points (the
-    frames' windows move away from them)."""
+    centre, or the window's middle when the zoom follows the boundary), one centred outside the map, and one
+    that records points (the frames' windows move away from them)."""
     if spec.record:
         raise SpecError("a zoom cannot record points (its windows move); remove record from the config, "
                         "or record them on a single map with descentsim-map")
+    for axis, value in zip(spec.axes, settings.center or ()):
+        if not axis.contains(value):
+            raise SpecError(f"the zoom centre {axis.name} = {value:g} lies outside the map ({axis.name} from "
+                            f"{axis.start:g} to {axis.stop:g}); centre the zoom on a point of the map")
     center = settings.center or default_center(spec)
     for frame in range(settings.frames):
         frame_spec(spec, center, frame, settings.factor)

@@ -290,3 +290,26 @@ def test_map_help_explains_the_config_and_points_to_examples(capsys):
     text = capsys.readouterr().out
     for words in ("examples/", "[x]", "[params]", "descentsim-models", "--list", "steps", "model"):
         assert words in text, words
+
+
+@pytest.mark.parametrize("center, message", [
+    ("5,1", "the zoom centre lr = 5 lies outside the map (lr from 0.05 to 4)"),
+    ("1,-3", "the zoom centre a = -3 lies outside the map (a from 0.5 to 2)"),
+    ("1.5", "the zoom centre a = 0 lies outside the map"),  # one value: y = 0
+])
+def test_zoom_center_outside_the_map_is_refused(tmp_path, capsys, center, message):
+    spec = ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.05, 4.0, 8), y=ds.Axis("a", 0.5, 2.0, 4), steps=20)
+    (tmp_path / "q.toml").write_text(spec.to_toml())
+    assert cli.zoom_main([str(tmp_path / "q.toml"), "-o", str(tmp_path / "z.h5"), "--center", center]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("descentsim-zoom: error: ") and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.toml"]
+
+
+def test_zoom_center_of_a_one_row_map_needs_x_only(tmp_path):
+    from descentsim.zoom import ZoomSettings, plan
+
+    spec = ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.05, 4.0, 8), steps=20)
+    plan(spec, ZoomSettings(frames=2, center=(1.0, 0.0)))
+    with pytest.raises(ds.SpecError, match="lr = 0.01 lies outside the map"):
+        plan(spec, ZoomSettings(frames=2, center=(0.01, 0.0)))
