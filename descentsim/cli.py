@@ -119,12 +119,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _summary(owner: object) -> str:
     """The first line of the docstring of a model's or optimiser's class."""
-    return (inspect.getdoc(type(owner)) or "").splitlines()[0].rstrip(":")
+    return (inspect.getdoc(type(owner)) or "").splitlines()[0].rstrip(":").replace("``", "")
 
 
-def _knob_table(knobs: Sequence[Knob], indent: str = "    ") -> list[str]:
+def _knob_row(name: str, default: object, values: str, meaning: str) -> str:
+    return f"    {name:<16} {default!s:<9} {values:<38} {meaning}"
+
+
+def _knob_table(knobs: Sequence[Knob]) -> list[str]:
     """One line a knob: name, default, the values it takes, meaning."""
-    return [f"{indent}{k.name:<15} {k.default!s:<9} {k.values_text:<36} {k.doc}" for k in knobs]
+    return [_knob_row(k.name, k.default, k.values_text, k.doc) for k in knobs]
 
 
 def catalogue() -> str:
@@ -137,7 +141,7 @@ def catalogue() -> str:
         "take their defaults.",
         "",
         "models (model = \"NAME\"), each with its knobs:",
-        f"    {'knob':<15} {'default':<9} {'values':<36} meaning",
+        _knob_row("knob", "default", "values", "meaning"),
     ]
     for name, model in MODELS.items():
         lines += ["", f"  {name}: {_summary(model)}", *_knob_table(model.knobs)]

@@ -31,7 +31,7 @@ from .models.base import KnobValues, per_point
 
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 SCHEDULE_KNOBS = (
-    Knob("schedule", "constant", "learning-rate schedule: constant, step, exponential or cosine", kind=str,
+    Knob("schedule", "constant", "how the learning rate changes: lr_t = lr·f(t), f(t) shaped by the knobs below (warm-up with any)", kind=str,
          choices=SCHEDULES),
     Knob("decay_rate", 0.1, "step/exponential schedules: factor per decay_steps", above=0.0,
          why="a rate of 0 stops training once the decay starts"),
@@ -167,7 +167,7 @@ MOMENT_AT_ONE = "at 1 the moment never moves and its bias correction divides 0 b
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba): bias-corrected moments, see the module docstring.
+    """Adam (Kingma & Ba): steps scaled by bias-corrected moving averages of g and g² (the module docstring).
 
     Knobs: lr, beta1 (0.9), beta2 (0.999), eps (1e-8), schedule.
     """
