@@ -146,8 +146,8 @@ def catalogue() -> str:
     for name, model in MODELS.items():
         lines += ["", f"  {name}: {_summary(model)}", *_knob_table(model.knobs)]
     lines += ["", "optimizers (optimizer = \"NAME\"), each with its knobs:"]
+    shared = {k.name for k in (*SCHEDULE_KNOBS, *BATCH_KNOBS)}  # every optimiser's: listed once, below
     for name, optimizer in OPTIMIZERS.items():
-        shared = {k.name for k in (*SCHEDULE_KNOBS, *BATCH_KNOBS)}
         lines += ["", f"  {name}: {_summary(optimizer)}",
                   *_knob_table([k for k in optimizer.knobs if k.name not in shared])]
     lines += ["", f"learning-rate schedules (schedule = \"NAME\": {', '.join(SCHEDULES)}), every optimizer:",

@@ -51,7 +51,8 @@ class Knob:
         'number >= 0, < 1'
         """
         if self.kind is str:
-            return " or ".join([", ".join(self.choices[:-1]), self.choices[-1]] if len(self.choices) > 1 else self.choices)
+            *rest, last = self.choices or ("a name",)
+            return f"{', '.join(rest)} or {last}" if rest else last
         kind, show = ("whole number", lambda v: str(int(v))) if self.kind is int else ("number", lambda v: f"{v:g}")
         if self.minimum is not None and self.maximum is not None:
             return f"{kind}, {show(self.minimum)} to {show(self.maximum)}"

@@ -31,8 +31,8 @@ from .models.base import KnobValues, per_point
 
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 SCHEDULE_KNOBS = (
-    Knob("schedule", "constant", "how the learning rate changes: lr_t = lr·f(t), f(t) shaped by the knobs below (warm-up with any)", kind=str,
-         choices=SCHEDULES),
+    Knob("schedule", "constant", "how the learning rate changes: lr_t = lr·f(t), f shaped by the knobs below",
+         kind=str, choices=SCHEDULES),
     Knob("decay_rate", 0.1, "step/exponential schedules: factor per decay_steps", above=0.0,
          why="a rate of 0 stops training once the decay starts"),
     Knob("decay_steps", 100, "step/exponential: steps per decay_rate; cosine: steps to the floor", kind=int,
