@@ -228,15 +228,13 @@ def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[Convergence
     with f:
         check_format(f, shown, FORMAT_NAME, "descentsim-zoom")
         spec, settings, complete = _read_settings(f, shown)
-        frames = [read_node(group, shown) for group in _frame_groups(f, settings, shown)]
+        frames = [_read_frame(group, i, shown) for i, group in enumerate(_frame_groups(f, settings, shown))]
     return spec, settings, frames, complete
 
 
 def read_frame(f, shown: str, frame: int | None = None) -> ConvergenceMap:
     """Frame ``frame`` of the open zoom file ``f`` (0 is the widest window; negative counts from the end, as
     Python's indices do): by default the last, the deepest. MapFileError names the frames there are."""
-    from .store import read_node
-
     groups = _frame_groups(f, _read_settings(f, shown)[1], shown)
     if not groups:
         raise MapFileError(f"{shown} is a zoom with no frame finished yet; resume it with descentsim-zoom --resume")
@@ -244,7 +242,21 @@ def read_frame(f, shown: str, frame: int | None = None) -> ConvergenceMap:
         frame = len(groups) - 1
     if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or not -len(groups) <= frame < len(groups):
         raise MapFileError(f"{shown} has no frame {frame!r}; its frames are {frames_range(len(groups))}")
-    return read_node(groups[frame], shown)
+    return _read_frame(groups[frame], frame % len(groups), shown)
+
+
+def _read_frame(group, index: int, shown: str) -> ConvergenceMap:
+    """The map of frame ``index`` in ``group``, checked as a map file is; its provenance must say which frame
+    it is (``zoom_frame``) and where it was centred (``zoom_center``, two knob values)."""
+    from .filecheck import damaged
+    from .store import read_node
+
+    cmap = read_node(group, shown)
+    center = cmap.provenance.get("zoom_center")
+    if cmap.provenance.get("zoom_frame") != index or np.shape(center) != (2,):
+        raise damaged(shown, f"group {group.name.lstrip('/')!r}", f"does not say it is frame {index} "
+                      "(attributes zoom_frame and zoom_center)")
+    return cmap
 
 
 def frames_range(count: int) -> str:

@@ -159,6 +159,8 @@ def test_zoom_file_structure_is_checked(originals, tmp_path):
         (lambda f: f.move("frames/001", "frames/007"), "holds frames 000, 007, not numbered 000 to 001"),
         (lambda f: f.attrs.__setitem__("zoom_frames", 1), "holds 2 frames of a zoom of 1"),
         (lambda f: f.attrs.__setitem__("zoom_center", np.array([1.0, 2.0, 3.0])), "attribute 'zoom_center' is shaped"),
+        (lambda f: f["frames/001"].attrs.__delitem__("zoom_center"), "group 'frames/001' does not say it is frame 1"),
+        (lambda f: f["frames/001"].attrs.__setitem__("zoom_frame", 0), "group 'frames/001' does not say it is frame 1"),
     ]:
         shutil.copy(originals / "zoom.h5", path)
         with h5py.File(path, "a") as f:
