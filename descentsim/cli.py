@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
 import tomllib
+import warnings
 from dataclasses import fields
 from typing import Any, Sequence, TextIO
 
 import numpy as np
 
-from .errors import DescentsimError, RunInterrupted, SpecError
+from .errors import DescentsimError, OutOfSpace, RunInterrupted, SpecError
 from .outcome import Outcome
 from .spec import MapSpec, read_config
 
@@ -110,6 +112,15 @@ def _fail(prog: str, message: str) -> int:
     return 2
 
 
+def _warnings_as_lines(prog: str) -> None:
+    """Show warnings (a damaged journal record, a slow fallback engine) as one line each, like errors."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"{prog}: warning: {message}", file=file or sys.stderr, flush=True)
+
+    warnings.showwarning = show
+
+
 #: Exit status of a run stopped by SIGTERM with its finished tiles saved: "incomplete, resume me"
 #: (EX_TEMPFAIL of sysexits.h).
 EXIT_INCOMPLETE = 75
@@ -148,6 +159,7 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         help="under MPI: hand tiles out as ranks finish (dynamic, default) or in fixed blocks (static)",
     )
     args = parser.parse_args(argv)
+    _warnings_as_lines(parser.prog)
 
     from .mpi import abort_on_exception, agree, run_map_mpi, world
     from .refine import refine_map_to_file
@@ -199,6 +211,10 @@ def map_main(argv: Sequence[str] | None = None) -> int:
                     spec, args.output, args.refine, backend=args.backend, threads=args.threads, resume=args.resume,
                     force=args.force, log=log, stop_requested=stop.is_set,
                 )
+    except OutOfSpace as exc:
+        if rank == 0:
+            _fail(prefix + parser.prog, str(exc))
+        return EXIT_INCOMPLETE if exc.partial is not None else 2
     except DescentsimError as exc:
         return _fail(prefix + parser.prog, str(exc)) if rank == 0 else 2
     except RunInterrupted as stopped:
@@ -373,6 +389,8 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
         save_plot(cmap, args.output, args.field, args.dpi, args.history)
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
+    except MemoryError:
+        return _fail(parser.prog, f"not enough memory to draw {args.output!r} at --dpi {args.dpi}; give a lower --dpi")
     frame = cmap.provenance.get("zoom_frame")
     if frame is None:
         print(f"wrote {args.output}: {args.field} of {args.map}")
@@ -422,9 +440,11 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .plot import check_field
     from .refine import check_levels
+    from .lock import output_lock
     from .store import check_output_path
     from .zoom import ZoomSettings, animation_paths, plan, read_zoom, render_frames, save_animation, write_zoom, zoom
 
+    held = contextlib.ExitStack()  # the output's lock, from the checks to the last frame
     try:
         if args.resume and args.force:
             raise SpecError("--resume and --force contradict each other: resume a zoom, or start it over")
@@ -435,6 +455,7 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
         check_field(args.field, refined=bool(args.refine))
         animations = animation_paths(args.output, args.animation)
         check_output_path(args.output)
+        held.enter_context(output_lock(args.output))
         done, complete = [], False
         if os.path.lexists(args.output) and not args.force:
             if not args.resume:
@@ -457,6 +478,9 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
         images = render_frames(frames, settings.factor, args.field)
         for path in animations:
             save_animation(images, path)
+    except OutOfSpace as exc:
+        _fail(parser.prog, str(exc))
+        return EXIT_INCOMPLETE if exc.partial is not None else 2
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
     except MemoryError:
@@ -465,6 +489,8 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: interrupted; the frames finished are in {args.output}, --resume continues",
               file=sys.stderr)
         return 130
+    finally:
+        held.close()
     stopped = frames[-1].provenance.get("zoom_stopped")
     if stopped:
         print(f"{parser.prog}: stopped after frame {len(frames) - 1}: {stopped}", file=sys.stderr)

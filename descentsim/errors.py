@@ -1,5 +1,6 @@
 """Errors meant for people: each message names the problem and the fix."""
 
+import errno
 from typing import Iterable, Sequence
 
 
@@ -13,6 +14,35 @@ class SpecError(DescentsimError, ValueError):
 
 class MapFileError(DescentsimError, OSError):
     """A file that is not a descentsim map this version can read, or that cannot be written."""
+
+
+class OutOfSpace(MapFileError):
+    """A write failed for want of disk space (or quota). ``partial`` is the journal that holds the work
+    finished so far (a run can be resumed from it once space is freed), or None where nothing was kept."""
+
+    def __init__(self, message: str, partial=None):
+        super().__init__(message)
+        self.partial = partial
+
+
+#: errno values that mean "the disk (or the quota) is full": freeing space makes a retry succeed.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def write_error(exc: OSError, writing: str, partial=None) -> MapFileError:
+    """The one-line error for ``exc`` raised while writing ``writing`` (a file name, shown quoted).
+
+    A full disk or quota gives OutOfSpace, which says to free space and, where ``partial`` (the journal
+    of finished work) is given, to resume; anything else a MapFileError naming the system's reason.
+    """
+    where = repr(str(writing))
+    if exc.errno in NO_SPACE:
+        then = (f"the finished work is kept in {str(partial)!r}: free space, then run the same command with --resume"
+                if partial is not None else "nothing was written: free space (or write elsewhere) and run it again")
+        return OutOfSpace(f"no space left on the device of {where} ({exc.strerror}); {then}", partial)
+    reason = exc.strerror or str(exc)
+    kept = f"; the finished work is kept in {str(partial)!r} for --resume" if partial is not None else ""
+    return MapFileError(f"cannot write {where} ({reason}); check the path and its permissions{kept}")
 
 
 class RunInterrupted(Exception):

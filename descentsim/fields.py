@@ -44,6 +44,10 @@ FIELDS: dict[str, FieldInfo] = {
 }
 
 
+#: Bytes one point of a map takes: one value of every field (a journal record's payload, the map in memory).
+POINT_BYTES = sum(np.dtype(info.dtype).itemsize for info in FIELDS.values())
+
+
 def empty_fields(shape: tuple[int, ...]) -> dict[str, np.ndarray]:
     """Field arrays of ``shape`` filled with the not-computed markers."""
     return {name: np.full(shape, info.fill, dtype=info.dtype) for name, info in FIELDS.items()}

@@ -6,17 +6,21 @@ deletes the journal. ``--resume`` reads the journal back and computes only the m
 
 File layout (all integers little-endian uint32):
 
-* header: ``b"DSJ1"``, length, then that many bytes of JSON: the spec as TOML text, the tile shape,
-  and the fields' names and dtypes;
-* one record per finished tile: ``b"TILE"``, tile index, payload length, CRC-32 of the payload, then
-  the payload: each field's values for the tile (row-major), in ``FIELDS`` order.
+* header: ``b"DSJ2"``, length, CRC-32 of the JSON, then that many bytes of JSON: the spec as TOML
+  text, the tile shape, and the fields' names and dtypes;
+* one record per finished tile: ``b"TILE"``, tile index, payload length, CRC-32 of the record (the
+  magic, index and length, then the payload), then the payload: each field's values for the tile
+  (row-major), in ``FIELDS`` order. Every byte that decides where data land is under a CRC.
 
 A refined run (``descentsim.refine``) keeps a ``PointJournal`` instead: its header names the
 refinement (levels, margin) instead of a tile shape, and each record, ``b"PNTS"`` with the level in
 place of the tile index, holds any set of points: their flat grid indices (int64), then the fields.
 
 Records are only ever appended. A kill in the middle of an append leaves a torn last record, which
-the reader recognises (short, or wrong CRC) and cuts off; everything before it is intact. The file is
+the reader recognises (short, or wrong CRC) and cuts off; everything before it is intact. A damaged
+record further back (a flipped bit on disk) is skipped: the reader looks for the next intact record
+after it, and the damaged record's tile or points are computed again. A failed append (a full disk)
+is cut off at once, so the journal stays clean for ``--resume``. The file is
 written to the operating system with every record (a killed process loses nothing) and synced to
 disk when a record comes more than ``SYNC_INTERVAL`` seconds after the last sync, and when the run
 stops; a crashed node can lose the records since the last sync.
@@ -24,30 +28,30 @@ stops; a crashed node can lose the records since the last sync.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
 import time
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from .errors import MapFileError
+from .errors import MapFileError, write_error
 from .store import fsync_directory
-from .fields import FIELDS, empty_fields
+from .fields import FIELDS, POINT_BYTES, empty_fields
 from .spec import MapSpec
 from .tiles import Tile, tiles
 
-MAGIC = b"DSJ1"
+MAGIC = b"DSJ2"
 RECORD = b"TILE"
 POINTS_RECORD = b"PNTS"
-RECORD_HEADER = struct.Struct("<4sIII")  # magic, tile index (or level), payload length, crc32
+HEADER = struct.Struct("<4sII")  # magic, length of the JSON, crc32 of the JSON
+RECORD_HEADER = struct.Struct("<4sIII")  # magic, tile index (or level), payload length, crc32 of the record
 SYNC_INTERVAL = 1.0
-
-#: Bytes a point takes in a record's payload: one value of every field.
-POINT_BYTES = sum(np.dtype(info.dtype).itemsize for info in FIELDS.values())
 
 
 def journal_path(output: str | Path) -> Path:
@@ -56,24 +60,39 @@ def journal_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
+def journal_temporary(partial: Path) -> Path:
+    """Where a new journal is written before it is renamed into place (the longest name a run makes)."""
+    return partial.with_name(partial.name + ".new")
+
+
 def _header(spec: MapSpec, **layout) -> bytes:
     meta = {"spec": spec.to_toml(), "fields": _field_types(), **layout}
     body = json.dumps(meta, sort_keys=True).encode()
-    return MAGIC + struct.pack("<I", len(body)) + body
+    return HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
 
 
 def _field_types() -> dict[str, str]:
     return {name: np.dtype(info.dtype).str for name, info in FIELDS.items()}
 
 
+def record_crc(magic: bytes, index: int, payload: bytes | memoryview) -> int:
+    """CRC-32 of a record: its magic, index and length, then its payload."""
+    return zlib.crc32(payload, zlib.crc32(struct.pack("<4sII", magic, index, len(payload))))
+
+
 def _create(path: Path, header: bytes) -> None:
-    """A new journal file holding only ``header`` (replacing any old one), appearing complete."""
-    fresh = path.with_name(path.name + ".new")
-    with open(fresh, "wb") as f:
-        f.write(header)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(fresh, path)
+    """A new journal file holding only ``header`` (replacing any old one), appearing complete; nothing is
+    left behind if it cannot be written (OutOfSpace on a full disk)."""
+    fresh = journal_temporary(path)
+    try:
+        with open(fresh, "wb") as f:
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(fresh, path)
+    except OSError as exc:
+        fresh.unlink(missing_ok=True)
+        raise write_error(exc, path) from None
     fsync_directory(path.parent)
 
 
@@ -87,21 +106,26 @@ def _read_header(path: Path, layout: str) -> tuple[bytes, dict, MapSpec, int]:
             f"cannot read the partial run {str(path)!r}: {exc.strerror}; check its permissions, or use --force to start over"
         ) from None
     try:
-        if data[:4] != MAGIC:
+        if data[:3] != MAGIC[:3]:
             raise ValueError("not a descentsim journal")
-        (length,) = struct.unpack_from("<I", data, 4)
-        meta = json.loads(data[8 : 8 + length])
+        if data[:4] != MAGIC:
+            raise ValueError("written by another version of descentsim")
+        _, length, crc = HEADER.unpack_from(data, 0)
+        body = data[HEADER.size : HEADER.size + length]
+        if len(body) != length or zlib.crc32(body) != crc:
+            raise ValueError("its header is damaged")
+        meta = json.loads(body)
         spec = MapSpec.from_toml_text(meta["spec"], source=f"the spec stored in {str(path)!r}", stored=True)
         if meta["fields"] != _field_types():
             raise ValueError("written by another version of descentsim")
-    except (ValueError, KeyError, struct.error) as exc:
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
         raise MapFileError(f"{str(path)!r} is not a usable partial run ({exc}); delete it or use --force") from None
     if layout not in meta:
         kind = "a refined (--refine)" if "refine" in meta else "an unrefined"
         raise MapFileError(
             f"{str(path)!r} is {kind} partial run; resume it with the options it was started with, or use --force"
         )
-    return data, meta, spec, 8 + length
+    return data, meta, spec, HEADER.size + length
 
 
 def _refuse_other_spec(path: Path, stored: MapSpec, spec: MapSpec) -> None:
@@ -112,38 +136,67 @@ def _refuse_other_spec(path: Path, stored: MapSpec, spec: MapSpec) -> None:
         )
 
 
-class _AppendOnly:
-    """The writing end of a journal: whole records appended in one write each, synced now and then."""
+class DamagedJournal(UserWarning):
+    """A resumed journal held damaged records: they were dropped, and their work is done again."""
 
-    def __init__(self, path: Path):
+
+def _warn_damaged(path: Path, damaged: int, what: str) -> None:
+    if damaged:
+        warnings.warn(f"{damaged} damaged record{'s' if damaged > 1 else ''} in {str(path)!r} dropped (a failing "
+                      f"disk?); their {what} are computed again", DamagedJournal, stacklevel=3)
+
+
+class _AppendOnly:
+    """The writing end of a journal: whole records appended in one write each, synced now and then.
+
+    ``end`` is the end of the last intact record (the file's size while the run appends); ``damaged``
+    counts the damaged records found (and skipped) when the journal was read back.
+    """
+
+    def __init__(self, path: Path, end: int, damaged: int = 0):
         self.path = path
+        self.end = end
+        self.damaged = damaged
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._synced = time.monotonic()
         self.sync_seconds = 0.0  # time spent in fsync, for the coordinator's accounts
 
-    def _write_record(self, magic: bytes, index: int, payload: bytes) -> None:
-        header = RECORD_HEADER.pack(magic, index, len(payload), zlib.crc32(payload))
+    def _write_record(self, magic: bytes, index: int, payload: bytes) -> int:
+        """Append one record; returns the offset of its payload. On failure the journal is cut back to its
+        last intact record and OutOfSpace (full disk) or MapFileError raised: the run can be resumed."""
+        record = RECORD_HEADER.pack(magic, index, len(payload), record_crc(magic, index, payload)) + payload
         try:
-            os.write(self._fd, header + payload)
+            written = os.write(self._fd, record)
+            if written != len(record):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a short write: the disk filled up
         except OSError as exc:
-            raise MapFileError(
-                f"cannot add to the partial run {str(self.path)!r}: {exc.strerror}; free space or fix permissions, "
-                "then rerun with --resume"
-            ) from None
+            try:
+                os.ftruncate(self._fd, self.end)
+            except OSError:
+                pass  # the reader cuts a torn record off anyway
+            raise write_error(exc, self.path, partial=self.path) from None
+        start = self.end + RECORD_HEADER.size
+        self.end += len(record)
         if time.monotonic() - self._synced > SYNC_INTERVAL:
             self.sync()
+        return start
 
     def sync(self) -> None:
         began = time.monotonic()
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise write_error(exc, self.path, partial=self.path) from None
         self._synced = time.monotonic()
         self.sync_seconds += self._synced - began
 
     def close(self) -> None:
         if self._fd >= 0:
-            self.sync()
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
     def remove(self) -> None:
         self.close()
@@ -151,10 +204,12 @@ class _AppendOnly:
 
 
 class TileJournal(_AppendOnly):
-    """An open journal: ``spec``, ``tile_shape``, ``done`` (tile index → fields), and ``append``."""
+    """An open journal: ``spec``, ``tile_shape``, ``done`` (tile index → offset of its payload in the
+    file: the fields stay on disk, read back by ``tile_fields``), and ``append``."""
 
-    def __init__(self, path: Path, spec: MapSpec, tile_shape: tuple[int, int], done: dict[int, dict]):
-        super().__init__(path)
+    def __init__(self, path: Path, spec: MapSpec, tile_shape: tuple[int, int], done: dict[int, int], end: int,
+                 damaged: int = 0):
+        super().__init__(path, end, damaged)
         self.spec = spec
         self.tile_shape = tile_shape
         self.tiles = tiles(spec.shape, tile_shape)
@@ -164,64 +219,92 @@ class TileJournal(_AppendOnly):
     @classmethod
     def create(cls, path: Path, spec: MapSpec, tile_shape: tuple[int, int]) -> "TileJournal":
         """A new, empty journal (replacing any old one); it appears with its header complete."""
-        _create(path, _header(spec, tile_shape=list(tile_shape)))
-        return cls(path, spec, tile_shape, {})
+        header = _header(spec, tile_shape=list(tile_shape))
+        _create(path, header)
+        return cls(path, spec, tile_shape, {}, len(header))
 
     @classmethod
     def resume(cls, path: Path, spec: MapSpec) -> "TileJournal":
         """The journal at ``path``, its torn tail (if any) cut off; refused if it is for another spec."""
-        stored, tile_shape, done, good_end = read_journal(path)
+        stored, tile_shape, done, good_end, damaged = read_journal(path)
         _refuse_other_spec(path, stored, spec)
+        _warn_damaged(path, damaged, "tiles")
         if good_end < path.stat().st_size:
             os.truncate(path, good_end)
-        return cls(path, spec, tile_shape, done)
+        return cls(path, spec, tile_shape, done, good_end, damaged)
 
     # --- writing ----------------------------------------------------------------------------------
     def append(self, tile: Tile, fields: dict[str, np.ndarray]) -> None:
         """Record a finished tile (one write of header and payload)."""
-        self._write_record(RECORD, tile.index, pack_fields(fields))
-        self.done[tile.index] = fields
+        self.done[tile.index] = self._write_record(RECORD, tile.index, pack_fields(fields))
 
     # --- reading ----------------------------------------------------------------------------------
     @property
     def missing(self) -> list[Tile]:
         return [t for t in self.tiles if t.index not in self.done]
 
+    def finished_tiles(self) -> Iterator[tuple[Tile, dict[str, np.ndarray]]]:
+        """(tile, its fields) of every finished tile, in tile order, read back from the file one at a time."""
+        with open(self.path, "rb") as f:
+            for tile in self.tiles:
+                if tile.index in self.done:
+                    f.seek(self.done[tile.index])
+                    yield tile, unpack_fields(f.read(tile.size * POINT_BYTES), tile.size, tile.shape)
+
     def assemble(self) -> dict[str, np.ndarray]:
         """The map's fields from the finished tiles (missing ones stay NOT_COMPUTED)."""
         out = empty_fields(self.spec.shape)
-        for tile in self.tiles:
-            fields = self.done.get(tile.index)
-            if fields is not None:
-                for name in FIELDS:
-                    out[name][tile.region] = fields[name]
+        for tile, fields in self.finished_tiles():
+            for name in FIELDS:
+                out[name][tile.region] = fields[name]
         return out
 
 
-def read_journal(path: Path) -> tuple[MapSpec, tuple[int, int], dict[int, dict], int]:
-    """(spec, tile shape, finished tiles, end of the last intact record) of the journal at ``path``."""
+def read_journal(path: Path) -> tuple[MapSpec, tuple[int, int], dict[int, int], int, int]:
+    """(spec, tile shape, finished tiles (index → payload offset), end of the last intact record, damaged
+    records skipped) of the journal at ``path``.
+
+    A record whose CRC holds but that does not fit the layout (an index off the map, a wrong length)
+    counts as damaged too; of two intact records of one tile the first is kept (they hold the same bytes).
+    """
     data, meta, spec, offset = _read_header(path, "tile_shape")
     tile_shape = tuple(meta["tile_shape"])
     layout = {t.index: t for t in tiles(spec.shape, tile_shape)}
-    done: dict[int, dict] = {}
-    for index, payload, end in _records(data, offset, RECORD):
+    done: dict[int, int] = {}
+    found, end, damaged = _records(data, offset, RECORD)
+    for index, start, length in found:
         tile = layout.get(index)
-        if tile is None or len(payload) != tile.size * POINT_BYTES:
-            break
-        done[index] = unpack_fields(payload, tile.size, tile.shape)
-        offset = end
-    return spec, tile_shape, done, offset
+        if tile is None or length != tile.size * POINT_BYTES:
+            damaged += 1
+        else:
+            done.setdefault(index, start)
+    return spec, tile_shape, done, end, damaged
 
 
-def _records(data: bytes, offset: int, kind: bytes) -> Iterator[tuple[int, bytes, int]]:
-    """Intact records of ``kind`` from ``offset``: (index, payload, end offset); stops at a torn one."""
+def _records(data: bytes, offset: int, kind: bytes) -> tuple[list[tuple[int, int, int]], int, int]:
+    """The intact records of ``kind`` from ``offset``: ([(index, payload offset, payload length)], end of
+    the last one, how many damaged stretches lay between them).
+
+    After a damaged record the scan moves on to the next place where an intact record begins (its CRC
+    covers its header, so a false start is as unlikely as a CRC collision); a damaged stretch at the end
+    is a torn last record, cut off by the caller, and not counted.
+    """
+    view = memoryview(data)
+    found: list[tuple[int, int, int]] = []
+    end, damaged, lost = offset, 0, False
     while offset + RECORD_HEADER.size <= len(data):
         magic, index, length, crc = RECORD_HEADER.unpack_from(data, offset)
-        start, end = offset + RECORD_HEADER.size, offset + RECORD_HEADER.size + length
-        if magic != kind or end > len(data) or zlib.crc32(data[start:end]) != crc:
-            return
-        yield index, data[start:end], end
-        offset = end
+        start = offset + RECORD_HEADER.size
+        if magic == kind and start + length <= len(data) and record_crc(kind, index, view[start : start + length]) == crc:
+            found.append((index, start, length))
+            damaged += lost
+            end, offset, lost = start + length, start + length, False
+            continue
+        lost = True
+        offset = data.find(kind, offset + 1)
+        if offset < 0:
+            break
+    return found, end, damaged
 
 
 def pack_fields(fields: dict[str, np.ndarray]) -> bytes:
@@ -241,8 +324,9 @@ def unpack_fields(payload: bytes, count: int, shape: tuple[int, ...], offset: in
 class PointJournal(_AppendOnly):
     """The journal of a refined run: the points computed so far, by flat grid index, for ``lookup``."""
 
-    def __init__(self, path: Path, spec: MapSpec, refine: dict, records: list[tuple[np.ndarray, dict]]):
-        super().__init__(path)
+    def __init__(self, path: Path, spec: MapSpec, refine: dict, records: list[tuple[np.ndarray, dict]], end: int,
+                 damaged: int = 0):
+        super().__init__(path, end, damaged)
         self.spec = spec
         self.refine = refine
         self.records = records
@@ -251,12 +335,14 @@ class PointJournal(_AppendOnly):
     @classmethod
     def create(cls, path: Path, spec: MapSpec, refine: dict) -> "PointJournal":
         """A new, empty journal of a run refining ``spec`` as ``refine`` (levels, margin) says."""
-        _create(path, _header(spec, refine=refine))
-        return cls(path, spec, refine, [])
+        header = _header(spec, refine=refine)
+        _create(path, header)
+        return cls(path, spec, refine, [], len(header))
 
     @classmethod
     def resume(cls, path: Path, spec: MapSpec, refine: dict) -> "PointJournal":
-        """The journal at ``path``, its torn tail cut off; refused if for another spec or refinement."""
+        """The journal at ``path``, its torn tail cut off; refused if for another spec or refinement.
+        Damaged records are skipped (their points are computed again)."""
         data, meta, stored, offset = _read_header(path, "refine")
         _refuse_other_spec(path, stored, spec)
         if meta["refine"] != refine:
@@ -264,17 +350,20 @@ class PointJournal(_AppendOnly):
                 f"{str(path)!r} is a partial run refined with {meta['refine']}, not {refine}; resume with the "
                 "same --refine, or use --force to start over"
             )
+        points = spec.shape[0] * spec.shape[1]
+        found, end, damaged = _records(data, offset, POINTS_RECORD)
         records = []
-        for _, payload, end in _records(data, offset, POINTS_RECORD):
-            count, rest = divmod(len(payload), 8 + POINT_BYTES)
-            if rest:
-                break
-            flat = np.frombuffer(payload, dtype="<i8", count=count)
-            records.append((flat, unpack_fields(payload, count, (count,), offset=8 * count)))
-            offset = end
-        if offset < len(data):
-            os.truncate(path, offset)
-        return cls(path, spec, refine, records)
+        for _, start, length in found:
+            count, rest = divmod(length, 8 + POINT_BYTES)
+            flat = np.frombuffer(data, dtype="<i8", count=count, offset=start)
+            if rest or (count and (flat.min() < 0 or flat.max() >= points)):
+                damaged += 1
+                continue
+            records.append((flat, unpack_fields(data, count, (count,), offset=start + 8 * count)))
+        if end < len(data):
+            os.truncate(path, end)
+        _warn_damaged(path, damaged, "points")
+        return cls(path, spec, refine, records, end, damaged)
 
     def append(self, level: int, flat: np.ndarray, fields: dict[str, np.ndarray]) -> None:
         """Record the fields of the points at flat grid indices ``flat``, computed at ``level``."""

@@ -57,13 +57,25 @@ BATCH_KNOBS = (
 MAX_SCHEDULED_STEPS = 2**26
 
 
+def scheduled(values: KnobValues) -> bool:
+    """Whether any point of ``values`` (scalars, or one value per point) has a learning-rate schedule or a
+    warm-up, whose factors are tabulated per step."""
+    return values["schedule"] != "constant" or bool(np.any(np.asarray(values["warmup_steps"]) > 0))
+
+
+def check_schedule_steps(values: KnobValues, steps: int) -> None:
+    """SpecError if a schedule of ``values`` would be tabulated over more than ``MAX_SCHEDULED_STEPS`` steps."""
+    if scheduled(values) and steps > MAX_SCHEDULED_STEPS:
+        raise SpecError(f"a learning-rate schedule is tabulated per step: at most {MAX_SCHEDULED_STEPS} steps, "
+                        f"got steps = {steps}; use fewer steps, or the constant schedule without warm-up")
+
+
 def schedule_factors(values: KnobValues, steps: int) -> np.ndarray | None:
     """f(t) for t = 0..steps−1 (float64), or None for the constant schedule without warm-up."""
-    kind, warmup = values["schedule"], int(values["warmup_steps"])
-    if kind == "constant" and warmup == 0:
+    if not scheduled(values):
         return None
-    if steps > MAX_SCHEDULED_STEPS:
-        raise SpecError(f"a learning-rate schedule is tabulated per step: at most {MAX_SCHEDULED_STEPS} steps")
+    check_schedule_steps(values, steps)
+    kind, warmup = values["schedule"], int(values["warmup_steps"])
     t = np.arange(steps, dtype=np.float64)
     rate, period = float(values["decay_rate"]), int(values["decay_steps"])
     if kind == "step":

@@ -27,10 +27,11 @@ from typing import Any, Callable
 import numpy as np
 
 from .convergence_map import ConvergenceMap
-from .errors import MapFileError, SpecError
+from .errors import MapFileError, SpecError, write_error
 from .fields import FIELDS
 from .outcome import Outcome
 from .spec import Axis
+from .store import temporary_prefix
 
 #: Colour of each outcome (Okabe & Ito 2008), fixed so that pictures compare at a glance.
 OUTCOME_COLOURS: dict[Outcome, str] = {
@@ -328,7 +329,26 @@ def save_plot(cmap: ConvergenceMap, path: str | Path, field: str = "outcome", dp
     """Draw ``field`` of ``cmap`` (with ``history``, beside its recorded points' curves: ``plot_history``) and
     write it to ``path`` (format from the suffix: .png, .pdf, .svg), atomically."""
     figure = plot_history(cmap, field) if history else plot(cmap, field).figure
+    check_picture_size(figure, dpi)
     return write_picture(path, lambda tmp: figure.savefig(tmp, dpi=dpi, format=Path(path).suffix[1:].lower()))
+
+
+#: Most pixels a picture may have (about 8000 × 6000): drawing one takes some 40 bytes a pixel.
+MAX_PICTURE_PIXELS = 50_000_000
+
+
+def check_picture_size(figure, dpi: int) -> None:
+    """SpecError, before drawing, if ``figure`` at ``dpi`` would have more than ``MAX_PICTURE_PIXELS`` pixels
+    (the figure is closed then)."""
+    width, height = figure.get_size_inches()
+    pixels = width * dpi * height * dpi
+    if pixels > MAX_PICTURE_PIXELS:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+        most = int(dpi * (MAX_PICTURE_PIXELS / pixels) ** 0.5)
+        raise SpecError(f"--dpi {dpi} would draw a {width * dpi:.0f}×{height * dpi:.0f} picture "
+                        f"({pixels / 1e6:.0f} megapixels, at most {MAX_PICTURE_PIXELS / 1e6:.0f}); give --dpi {most} or less")
 
 
 def write_picture(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -338,13 +358,18 @@ def write_picture(path: str | Path, write: Callable[[Path], None]) -> Path:
     import tempfile
 
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    except OSError as exc:
+        raise write_error(exc, path) from None
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except OSError as exc:
+        raise write_error(exc, path) from None
+    except (ValueError, RuntimeError) as exc:
         raise MapFileError(f"could not write {str(path)!r}: {exc}; check the path and the disk space") from None
     finally:
         Path(tmp).unlink(missing_ok=True)

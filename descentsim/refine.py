@@ -33,8 +33,10 @@ from .convergence_map import ConvergenceMap, provenance
 from .errors import RunInterrupted, SpecError
 from .fields import FIELDS
 from .journal import PointJournal
+from .lock import output_lock
 from .runner import compute_points, open_journal, record_history, run_provenance
 from .spec import MapSpec
+from .store import check_output_path, write_map
 from .threads import effective_threads
 from .tiles import TILE_POINTS
 
@@ -204,17 +206,18 @@ def refine_map_to_file(
     map. ``log`` is told of each level; ``stop_requested()`` is checked between blocks.
     """
     check_levels(spec, levels, margin)
-    journal = open_journal(spec, output, resume=resume, force=force, refine={"levels": levels, "margin": margin})
-    if isinstance(journal, ConvergenceMap):
-        return journal
-    assert isinstance(journal, PointJournal)
-    try:
-        cmap = _refine(spec, levels, margin, backend, threads, journal, log, stop_requested)
-    finally:
-        journal.close()
-    cmap.save(output)
-    journal.remove()
-    return cmap
+    with output_lock(check_output_path(output)):
+        journal = open_journal(spec, output, resume=resume, force=force, refine={"levels": levels, "margin": margin})
+        if isinstance(journal, ConvergenceMap):
+            return journal
+        assert isinstance(journal, PointJournal)
+        try:
+            cmap = _refine(spec, levels, margin, backend, threads, journal, log, stop_requested)
+        finally:
+            journal.close()
+        write_map(cmap, output, partial=journal.path)
+        journal.remove()
+        return cmap
 
 
 def _refine(

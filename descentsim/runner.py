@@ -16,19 +16,18 @@ from .history import History, Recording, Trajectories
 from .models import Problem
 from .optimizers import SCHEDULE_KNOBS, schedule_factors
 from .outcome import decision_steps
-from .errors import RunInterrupted, SpecError
-from .journal import PointJournal, TileJournal, journal_path
+from .errors import MapFileError, RunInterrupted, SpecError
+from .journal import PointJournal, TileJournal, journal_path, journal_temporary
+from .lock import output_lock
+from .optimizers import check_schedule_steps
+from .resources import THETA_BUDGET, check_disk, check_memory, grid_extremes
 from .spec import MapSpec
-from .store import check_output_path, read_map
+from .store import check_name_room, check_output_path, read_map, write_tiles
 from .threads import effective_threads
-from .tiles import Tile, clamp_tile_shape, tiles
+from .tiles import TILE_POINTS, Tile, clamp_tile_shape, tiles
 
 #: Called after each finished tile with (tiles done, tiles in all, trajectory-steps so far).
 ProgressCallback = Callable[[int, int, int], None]
-
-
-#: Most initial-parameter values prepared at once (64 MiB of float64): wide models run a tile in blocks.
-THETA_BUDGET = 1 << 23
 
 
 def compute_tile(
@@ -284,8 +283,9 @@ def run_map(
     """
     engine = get_backend(backend)
     n_threads = effective_threads(threads)
-    fields = empty_fields(spec.shape)
     layout = tiles(spec.shape, tile_shape)
+    check_runnable(spec, layout[0].shape)
+    fields = empty_fields(spec.shape)
 
     def keep(tile: Tile, result: dict[str, np.ndarray]) -> None:
         for name, values in result.items():
@@ -304,6 +304,17 @@ def resumes_finished_map(output: str | Path, resume: bool) -> bool:
     return resume and os.path.lexists(output) and not journal_path(output).exists()
 
 
+def check_runnable(spec: MapSpec, tile_shape: tuple[int, int], refined: bool = False,
+                   output: Path | None = None) -> None:
+    """Every refusal a run of ``spec`` can meet, raised before any work and before any file is made: a
+    schedule too long to tabulate, more memory than the process may use (``resources.check_memory``),
+    and, for a run writing ``output``, more disk space for its journal than is free."""
+    check_schedule_steps(grid_extremes(spec), spec.steps)
+    check_memory(spec, tile_shape, refined)
+    if output is not None:
+        check_disk(spec, output)
+
+
 def open_journal(
     spec: MapSpec,
     output: str | Path,
@@ -313,13 +324,16 @@ def open_journal(
     refine: dict | None = None,
 ) -> TileJournal | PointJournal | ConvergenceMap:
     """The journal a run writing ``output`` appends to, or the finished map if ``resume`` finds it done.
+    The caller holds the output's lock (``descentsim.lock.output_lock``).
 
-    Checks, before any work: the output path is writable; an existing output needs ``force`` (or is
-    the finished map being resumed); an interrupted run needs ``resume`` (same spec) or ``force``.
+    Checks, before any work and before any file is made: the output path is writable; an existing
+    output needs ``force`` (or is the finished map being resumed); an interrupted run needs ``resume``
+    (same spec) or ``force``; the run fits in memory and on disk (``check_runnable``).
     A refined run (``refine`` = its levels and margin) keeps a ``PointJournal`` instead of tiles.
     """
     output = check_output_path(output)
     partial = journal_path(output)
+    check_name_room(output, journal_temporary(partial))
     if resume and force:
         raise SpecError("--resume and --force contradict each other: resume a run, or start it over")
     if resumes_finished_map(output, resume):
@@ -329,29 +343,45 @@ def open_journal(
         return existing
     if os.path.lexists(output) and not (force or resume):
         raise SpecError(f"output {str(output)!r} exists; use --force to replace it")
+    if os.path.lexists(partial) and not partial.is_file():
+        raise MapFileError(f"{str(partial)!r}, where the partial run of {str(output)!r} goes, exists and is not a "
+                           "regular file; move it away or choose another -o path")
     if partial.exists() and not (force or resume):
         raise SpecError(
             f"an interrupted run of {str(output)!r} is in {str(partial)!r}; "
             "add --resume to finish it, or --force to start over"
         )
+    resuming = resume and partial.exists()
     if refine is not None:
-        if resume and partial.exists():
-            return PointJournal.resume(partial, spec, refine)
-        return PointJournal.create(partial, spec, refine)
-    if resume and partial.exists():
-        return TileJournal.resume(partial, spec)
-    return TileJournal.create(partial, spec, clamp_tile_shape(spec.shape, tile_shape))
+        if resuming:
+            journal = PointJournal.resume(partial, spec, refine)
+        else:
+            check_runnable(spec, (1, TILE_POINTS), refined=True, output=output)
+            return PointJournal.create(partial, spec, refine)
+    elif resuming:
+        journal = TileJournal.resume(partial, spec)
+    else:
+        tile_shape = clamp_tile_shape(spec.shape, tile_shape)
+        check_runnable(spec, tile_shape, output=output)
+        return TileJournal.create(partial, spec, tile_shape)
+    try:
+        check_runnable(spec, getattr(journal, "tile_shape", (1, TILE_POINTS)), refined=refine is not None)
+    except SpecError:
+        journal.close()
+        raise
+    return journal
 
 
 def finish_journal(journal: TileJournal, output: str | Path, run: dict, history: History | None = None
                    ) -> ConvergenceMap:
     """Write the map of a complete journal (with the recorded points' ``history``) to ``output``
-    (atomically) and delete the journal."""
-    cmap = ConvergenceMap(journal.spec, journal.assemble(), provenance(tile_shape=journal.tile_shape, **run),
-                          history=history)
-    cmap.save(output)
+    (atomically, a tile at a time), delete the journal, and return the map as read back from the file.
+
+    Raises OutOfSpace on a full disk, the journal kept for --resume."""
+    write_tiles(output, journal.spec, provenance(tile_shape=journal.tile_shape, **run), journal.finished_tiles(),
+                history, partial=journal.path)
     journal.remove()
-    return cmap
+    return read_map(output)
 
 
 def run_map_to_file(
@@ -376,20 +406,21 @@ def run_map_to_file(
     """
     engine = get_backend(backend)
     n_threads = effective_threads(threads)
-    journal = open_journal(spec, output, tile_shape, resume, force)
-    if isinstance(journal, ConvergenceMap):
-        return journal  # resumed a finished map
-    resumed = len(journal.done)
-    started = time.perf_counter()
-    try:
-        trajectory_steps = run_tiles(
-            spec, engine, journal.missing, n_threads, journal.append, progress, len(journal.tiles), stop_requested
+    with output_lock(check_output_path(output)):
+        journal = open_journal(spec, output, tile_shape, resume, force)
+        if isinstance(journal, ConvergenceMap):
+            return journal  # resumed a finished map
+        resumed = len(journal.done)
+        started = time.perf_counter()
+        try:
+            trajectory_steps = run_tiles(
+                spec, engine, journal.missing, n_threads, journal.append, progress, len(journal.tiles), stop_requested
+            )
+        except RunInterrupted as stop:
+            raise RunInterrupted(stop.done, stop.total, journal.path, stop.unit) from None
+        finally:
+            journal.close()
+        history = record_history(spec, engine, n_threads)
+        return finish_journal(
+            journal, output, run_provenance(engine, n_threads, started, trajectory_steps, tiles_resumed=resumed), history
         )
-    except RunInterrupted as stop:
-        raise RunInterrupted(stop.done, stop.total, journal.path, stop.unit) from None
-    finally:
-        journal.close()
-    history = record_history(spec, engine, n_threads)
-    return finish_journal(
-        journal, output, run_provenance(engine, n_threads, started, trajectory_steps, tiles_resumed=resumed), history
-    )

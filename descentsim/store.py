@@ -18,23 +18,26 @@ then renamed into place, so nothing half-written ever appears at the output path
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import h5py
 import numpy as np
 
 from .convergence_map import ConvergenceMap
-from .errors import DescentsimError, MapFileError
+from .errors import DescentsimError, MapFileError, write_error
 from .filecheck import check_outcomes, check_same, check_values, read_dataset
 from .fields import FIELDS
-from .history import read_history, write_history
+from .history import History, read_history, write_history
+from .lock import lock_path, output_lock
 from .outcome import Outcome
 from .spec import MapSpec
-from .tiles import default_tile_shape
+from .tiles import Tile, default_tile_shape
 
 FORMAT_NAME = "descentsim-map"
 #: 2: the batch_loss and classes_predicted fields, the history group; final_loss is the full-data loss.
@@ -65,17 +68,54 @@ def check_output_path(path: str | Path) -> Path:
         ) from None
     os.close(fd)
     os.unlink(probe)
+    check_name_room(path, lock_path(path))
     return path
 
 
-def write_map(cmap: ConvergenceMap, path: str | Path) -> None:
-    """Write ``cmap`` to ``path`` atomically."""
+def check_name_room(path: Path, derived: Path) -> None:
+    """MapFileError if ``derived``, a file descentsim makes beside the output ``path`` (its lock, its
+    journal), would have a longer name than the file system allows."""
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        most = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        most = 255
+    excess = len(os.fsencode(derived.name)) - most
+    if excess > 0:
+        raise MapFileError(
+            f"output name {path.name[:24]!r}… is {len(os.fsencode(path.name))} bytes long, and descentsim writes "
+            f"{derived.name[len(path.name):]!r} beside it under the same name, which would exceed the file "
+            f"system's {most}; shorten the name by {excess} bytes"
+        )
+
+
+def write_map(cmap: ConvergenceMap, path: str | Path, partial: Path | None = None) -> None:
+    """Write ``cmap`` to ``path`` atomically; ``partial``: the journal it was computed into, named if the
+    write fails (``write_atomically``)."""
 
     def fill(f: h5py.File) -> None:
         write_format(f, FORMAT_NAME)
         write_node(f, cmap)
 
-    write_atomically(path, fill)
+    write_atomically(path, fill, partial)
+
+
+def write_tiles(path: str | Path, spec: MapSpec, provenance: dict, finished: Iterable[tuple[Tile, dict]],
+                history: History | None = None, partial: Path | None = None) -> None:
+    """Write the map of ``spec`` whose fields come tile by tile from ``finished`` ((tile, fields) pairs,
+    as ``journal.TileJournal.finished_tiles`` gives them) to ``path`` atomically, one tile in memory at a
+    time; points of no tile stay not computed. ``partial``: the journal the tiles come from, named if
+    the write fails (OutOfSpace for a full disk: the run can be resumed)."""
+
+    def fill(f: h5py.File) -> None:
+        write_format(f, FORMAT_NAME)
+        datasets = create_node(f, spec, provenance, history=history)
+        for tile, fields in finished:
+            region = tile.region[1] if spec.y is None else tile.region
+            for name, ds in datasets.items():
+                ds[region] = fields[name][0] if spec.y is None else fields[name]
+
+    write_atomically(path, fill, partial)
 
 
 def write_format(f: h5py.File, kind: str) -> None:
@@ -83,26 +123,51 @@ def write_format(f: h5py.File, kind: str) -> None:
     f.attrs["format_version"] = FORMAT_VERSION
 
 
-def write_atomically(path: str | Path, fill: Callable[[h5py.File], None]) -> None:
-    """Write an HDF5 file whose contents ``fill`` creates, atomically: it appears at ``path`` complete or not at all."""
+def write_atomically(path: str | Path, fill: Callable[[h5py.File], None], partial: Path | None = None) -> None:
+    """Write an HDF5 file whose contents ``fill`` creates, atomically: it appears at ``path`` complete or not
+    at all, under the output's lock (``descentsim.lock``; refused while another run holds it).
+
+    HDF5 builds the file in memory (its image is usually far smaller than the fields, being compressed)
+    and only plain writes touch the disk, so a full disk or a failing device gives one error and leaves
+    nothing behind: OutOfSpace (naming ``partial``, the journal of the finished work, if any) or MapFileError.
+    """
     path = check_output_path(path)
-    _remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a map is meant to be shared
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
+    with output_lock(path):
+        image = io.BytesIO()
+        with h5py.File(image, "w") as f:
             fill(f)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise MapFileError(f"could not write {str(path)!r}: {exc}; check the disk space and the path") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+        _remove_stale_temporaries(path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise write_error(exc, path, partial) from None
+        try:
+            try:
+                os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a map is meant to be shared
+                _write_all(fd, image.getbuffer())
+                del image
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise write_error(exc, path, partial) from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_directory(path.parent)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (a short write at a full disk raises ENOSPC)."""
+    with data:
+        written = 0
+        while written < len(data):
+            step = os.write(fd, data[written : written + (1 << 26)])
+            if step == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += step
 
 
 def temporary_prefix(path: Path) -> str:
@@ -111,7 +176,8 @@ def temporary_prefix(path: Path) -> str:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Temporary files of ``path`` left by a writer killed mid-write (a later write replaces them anyway)."""
+    """Temporary files of ``path`` left by a writer killed mid-write (the caller holds the output's lock,
+    so no other writer of ``path`` is at work)."""
     for stale in path.parent.glob(temporary_prefix(path) + "*.tmp"):
         stale.unlink(missing_ok=True)
 
@@ -137,41 +203,57 @@ def fsync_directory(directory: Path) -> None:
 
 def write_node(f: h5py.Group, cmap: ConvergenceMap) -> None:
     """Write ``cmap`` into ``f`` (a file's root or a group): spec and provenance attributes, axes, fields."""
-    spec = cmap.spec
+    arrays = dict(cmap.fields)
+    if cmap.refinement is not None:
+        arrays[REFINE_LEVEL] = cmap.refinement
+    datasets = create_node(f, cmap.spec, cmap.provenance, refined=cmap.refinement is not None, history=cmap.recorded)
+    for name, ds in datasets.items():
+        ds[...] = arrays[name][0] if cmap.spec.y is None else arrays[name]
+
+
+def create_node(f: h5py.Group, spec: MapSpec, provenance: dict, refined: bool = False,
+                history: History | None = None) -> dict[str, h5py.Dataset]:
+    """Spec and provenance attributes, axes and the (yet unwritten) field datasets of a map in ``f`` (a
+    file's root or a group), each dataset filled with its field's not-computed marker; returns the field
+    datasets (and ``refine_level`` if ``refined``) by name. Each chunk carries a Fletcher-32 checksum, so
+    a damaged chunk is detected when read."""
     f.attrs["spec"] = spec.to_toml()
     f.attrs["model"] = spec.model
     f.attrs["dtype"] = spec.dtype
-    for key, value in cmap.provenance.items():
+    for key, value in provenance.items():
         f.attrs[key] = np.asarray(value) if isinstance(value, (tuple, list)) else value
 
     one_row = spec.y is None
     scales = []
-    for axis, coords in ((spec.y, cmap.y), (spec.x, cmap.x)):
+    for axis in (spec.y, spec.x):
         if axis is None:
             continue
-        scale = f.create_dataset(axis.name, data=coords)
+        scale = f.create_dataset(axis.name, data=spec.axis_coordinates(axis))
         scale.attrs["long_name"] = axis.name
         scale.attrs["axis_scale"] = axis.scale
         scale.make_scale(axis.name)
         scales.append(scale)
 
-    tile = tuple(cmap.provenance.get("tile_shape", default_tile_shape(spec.shape)))
-    chunks = (tile[1],) if one_row else tuple(tile)
-    arrays = {name: (cmap.fields[name].astype(info.dtype), info.description) for name, info in FIELDS.items()}
-    if cmap.refinement is not None:
-        arrays[REFINE_LEVEL] = (cmap.refinement.astype(np.int8), REFINE_DESCRIPTION)
-    for name, (data, description) in arrays.items():
-        data = data[0] if one_row else data
-        ds = f.create_dataset(name, data=data, chunks=chunks, compression="gzip", compression_opts=4, shuffle=True)
+    tile = tuple(provenance.get("tile_shape", default_tile_shape(spec.shape)))
+    shape, chunks = ((spec.shape[1],), (tile[1],)) if one_row else (spec.shape, tile)
+    kinds = {name: (info.dtype, info.fill, info.description) for name, info in FIELDS.items()}
+    if refined:
+        kinds[REFINE_LEVEL] = (np.int8, -1, REFINE_DESCRIPTION)
+    datasets = {}
+    for name, (dtype, fill, description) in kinds.items():
+        ds = f.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill, compression="gzip",
+                              compression_opts=4, shuffle=True, fletcher32=True)
         ds.attrs["description"] = description
         for dim, scale in enumerate(scales):
             ds.dims[dim].attach_scale(scale)
             ds.dims[dim].label = scale.attrs["long_name"]
-    if cmap.recorded is not None:
-        write_history(f.create_group(HISTORY), cmap.recorded)
+        datasets[name] = ds
+    if history is not None:
+        write_history(f.create_group(HISTORY), history)
     outcome = f["outcome"]
     outcome.attrs["flag_values"] = np.array([o.value for o in Outcome], dtype=np.uint8)
     outcome.attrs["flag_meanings"] = " ".join(o.name.lower() for o in Outcome)
+    return datasets
 
 
 def read_map(path: str | Path) -> ConvergenceMap:

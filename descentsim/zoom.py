@@ -210,7 +210,8 @@ def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: 
         for i, cmap in enumerate(frames):
             write_node(f.create_group(f"frames/{i:03d}"), cmap)
 
-    write_atomically(path, fill)
+    saved = Path(path) if len(frames) > 1 and Path(path).exists() else None  # the frames before this one
+    write_atomically(path, fill, partial=saved)
 
 
 def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[ConvergenceMap], bool]:
@@ -222,7 +223,7 @@ def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[Convergence
     MapFileError
         for a file that is not a zoom, or one that was edited or damaged (one line naming what is wrong).
     """
-    from .store import check_format, open_file, read_node
+    from .store import check_format, open_file
 
     f, shown = open_file(path, "descentsim-zoom")
     with f:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import descentsim as ds
-from descentsim.journal import read_journal
+from descentsim.journal import TileJournal, read_journal
 
 
 def run_both(spec: ds.MapSpec, threads: int = 2):
@@ -23,6 +23,15 @@ def write_config(path, text):
     """Write a TOML config and return its path."""
     path.write_text(text)
     return path
+
+
+def journal_with_tiles(path, spec, reference, count, tile_shape=(2, 48)):
+    """A journal holding the first ``count`` tiles (of ``tile_shape``) of the map ``reference``."""
+    journal = TileJournal.create(path, spec, tile_shape)
+    for tile in journal.tiles[:count]:
+        journal.append(tile, {name: values[tile.region] for name, values in reference.fields.items()})
+    journal.close()
+    return journal
 
 
 def wait_for_tiles(partial, count, timeout=60):

@@ -188,3 +188,16 @@ def test_plotting_never_loads_pyplot(tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_picture_too_large_is_refused_before_drawing(tmp_path):
+    """--dpi 2400 took 7 GB and died with a MemoryError traceback."""
+    import shutil
+    import subprocess
+
+    source = tmp_path / "map.h5"
+    ds.run_map(ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.1, 3.0, 32), y=ds.Axis("a", 0.5, 2.0, 16), steps=40)).save(source)
+    result = subprocess.run([shutil.which("descentsim-plot"), str(source), "-o", str(tmp_path / "p.png"), "--dpi", "2400"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "megapixels" in result.stderr and "give --dpi" in result.stderr
+    assert "\n" not in result.stderr.strip() and not (tmp_path / "p.png").exists()

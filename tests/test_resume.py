@@ -6,10 +6,10 @@ import subprocess
 import time
 
 import pytest
-from helpers import SLOW_CONFIG, assert_same_fields, wait_for_tiles, write_config
+from helpers import SLOW_CONFIG, assert_same_fields, journal_with_tiles, wait_for_tiles, write_config
 
 import descentsim as ds
-from descentsim.journal import POINT_BYTES, RECORD_HEADER, TileJournal, journal_path, read_journal
+from descentsim.journal import POINT_BYTES, RECORD_HEADER, journal_path, read_journal
 from descentsim.store import temporary_prefix
 
 # SLOW_CONFIG takes about 1.5 s on one thread, in 32 tiles of 2 rows: long enough to kill in the middle.
@@ -45,14 +45,6 @@ def finish(config, out, *extra):
     return subprocess.run([exe, str(config), "-o", str(out), *ARGS, *extra], capture_output=True, text=True, timeout=300)
 
 
-def journal_with_tiles(path, spec, reference, count):
-    """A journal of tiles of 2×48 holding the first ``count`` tiles of the map ``reference``."""
-    journal = TileJournal.create(path, spec, (2, 48))
-    for tile in journal.tiles[:count]:
-        journal.append(tile, {name: values[tile.region] for name, values in reference.fields.items()})
-    journal.close()
-
-
 @pytest.mark.parametrize("tiles_done", [1, 10, 20])
 def test_kill_9_then_resume_gives_the_same_map(tmp_path, config, reference, tiles_done):
     out = tmp_path / "map.h5"
@@ -77,7 +69,7 @@ def test_sigterm_saves_and_exits_incomplete(tmp_path, config, reference):
     assert run.returncode == 75, err
     assert "--resume" in err and "Traceback" not in err
     assert not out.exists() and journal_path(out).exists()
-    _, _, done, _ = read_journal(journal_path(out))
+    _, _, done, _, _ = read_journal(journal_path(out))
     assert 0 < len(done) < 32
     again = finish(config, out)  # without --resume: refused, the partial run is kept
     assert again.returncode == 2 and "--resume" in again.stderr
@@ -108,7 +100,7 @@ def test_corrupt_record_is_cut_off(tmp_path, reference):
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # flip bits in the last record's payload
     path.write_bytes(bytes(data))
-    _, _, done, end = read_journal(path)
+    _, _, done, end, _ = read_journal(path)
     assert sorted(done) == [0, 1] and end < len(data)
 
 

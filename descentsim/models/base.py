@@ -89,6 +89,11 @@ class Model:
         """P, the number of parameters of one trajectory (the largest, where a shape knob is swept)."""
         raise NotImplementedError
 
+    def data_size(self, values: KnobValues) -> int:
+        """Values (float64) of the shared data and initial weights a problem of ``values`` holds while it is
+        built (the largest, where a shape knob is swept): for the memory a run needs."""
+        return 1
+
     def loss_grad(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray, batch: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
         """Loss (n,) and gradient (n, P) at parameters ``theta`` (n, P), in theta's dtype; over the sample

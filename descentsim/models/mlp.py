@@ -130,6 +130,13 @@ class MLP(Model):
         d = int(np.max(values["d"])) or width  # as mlp_shape; n_data may be swept, so not through it
         return layer_sizes(d, width, int(np.max(values["depth"])))[-1]
 
+    def data_size(self, values: KnobValues) -> int:
+        """X and y (and X again as the data's rows), and the initial weights."""
+        width = int(np.max(values["width"]))
+        d = int(np.max(values["d"])) or width
+        p = self.parameter_count(values)
+        return 2 * (d + 1) * max(int(np.max(values["n_data"])), p) + p
+
     def problem(self, values: KnobValues, n: int) -> Problem:
         width, d, n_data = mlp_shape(values)
         depth = int(values["depth"])

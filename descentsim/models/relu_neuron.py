@@ -62,6 +62,10 @@ class ReluNeuron(Model):
     def parameter_count(self, values: KnobValues) -> int:
         return 4
 
+    def data_size(self, values: KnobValues) -> int:
+        """x and y."""
+        return 2 * int(np.max(values["samples"]))
+
     def loss_grad(self, theta, consts, data, batch=None):
         # Sums run in sample order (or minibatch order), as in the compiled kernel: bit for bit alike.
         w, b, a, c = theta.T

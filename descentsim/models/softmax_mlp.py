@@ -131,6 +131,11 @@ class SoftmaxMLP(Model):
         sizes = (int(np.max(values[name])) for name in ("d", "width1", "width2", "classes"))
         return sum(int(np.prod(shape)) for shape in layer_shapes(*sizes))
 
+    def data_size(self, values: KnobValues) -> int:
+        """X and the labels (and again as the data's rows), and the initial weights."""
+        samples = int(np.max(values["classes"])) * int(np.max(values["per_class"]))
+        return 2 * (int(np.max(values["d"])) + 1) * samples + self.parameter_count(values)
+
     def problem(self, values: KnobValues, n: int) -> Problem:
         d, width1, width2, classes = softmax_mlp_shape(values)
         arrays = softmax_mlp_arrays(values)

@@ -1,0 +1,217 @@
+"""Out of space anywhere: one line, exit 2 (nothing kept) or 75 (the journal kept, resumable), nothing
+half-written, and the same map once space is freed.
+
+For real on a small tmpfs when the tests run as root (CI does); with ENOSPC simulated in the process
+otherwise (and always, for the places a real disk cannot be made to fill at the right moment)."""
+
+import errno
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+from helpers import SLOW_CONFIG, assert_same_fields, journal_with_tiles, wait_for_tiles, write_config
+
+import descentsim as ds
+from descentsim import cli
+from descentsim import journal as journal_module
+from descentsim import store
+from descentsim.journal import journal_path, read_journal
+
+SPEC = ds.MapSpec.from_toml_text(SLOW_CONFIG)
+ARGS = ["--threads", "1", "--tile", "2x48"]
+
+
+class Disk:
+    """A small tmpfs at ``path`` that ``fill`` fills to the last byte and ``free`` empties again."""
+
+    def __init__(self, path):
+        self.path = path
+        self.filler = path / ".filler"
+
+    def fill(self):
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        block = 1 << 16
+        try:
+            while block:
+                try:
+                    os.write(fd, b"\0" * block)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    block //= 2
+        finally:
+            os.close(fd)
+
+    def free(self):
+        self.filler.unlink()
+
+    def files(self):
+        return sorted(p.name for p in self.path.iterdir() if p != self.filler)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root; the simulated-ENOSPC tests below cover the same paths")
+    where = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the simulated-ENOSPC tests cover it")
+    try:
+        yield Disk(where)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def descentsim_map(config, out, *extra, wait=True):
+    command = [shutil.which("descentsim-map"), str(config), "-o", str(out), *ARGS, *extra]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+# --- on a real full disk ----------------------------------------------------------------------------
+def test_full_disk_at_the_start_writes_nothing(tmp_path, disk):
+    config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
+    disk.fill()
+    result = descentsim_map(config, disk.path / "map.h5")
+    assert result.returncode == 2 and "on disk" in one_line(result.stderr)
+    assert disk.files() == []
+
+
+def test_full_disk_during_the_run_keeps_the_journal(tmp_path, disk, slow_reference):
+    config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
+    out = disk.path / "map.h5"
+    run = descentsim_map(config, out, wait=False)
+    wait_for_tiles(journal_path(out), 2)
+    disk.fill()
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 75, err
+    assert "no space left" in one_line(err) and "--resume" in err
+    _, _, done, end, damaged = read_journal(journal_path(out))
+    assert 2 <= len(done) < 32 and damaged == 0 and end == journal_path(out).stat().st_size
+    assert disk.files() == ["map.h5.partial"]
+    disk.free()
+    resumed = descentsim_map(config, out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_fields(slow_reference, ds.open_map(out))
+    assert disk.files() == ["map.h5"]
+
+
+def test_full_disk_during_the_final_write_keeps_the_journal(tmp_path, disk, slow_reference):
+    config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
+    out = disk.path / "map.h5"
+    journal_with_tiles(journal_path(out), SPEC, slow_reference, 32)  # every tile done: only the write is left
+    before = journal_path(out).read_bytes()
+    disk.fill()
+    result = descentsim_map(config, out, "--resume")
+    assert result.returncode == 75 and "free space, then run the same command with --resume" in one_line(result.stderr)
+    assert disk.files() == ["map.h5.partial"] and journal_path(out).read_bytes() == before
+    disk.free()
+    assert descentsim_map(config, out, "--resume").returncode == 0
+    assert_same_fields(slow_reference, ds.open_map(out))
+
+
+def test_full_disk_for_a_picture_or_a_zoom(tmp_path, disk, slow_reference):
+    source = tmp_path / "map.h5"
+    slow_reference.save(source)
+    disk.fill()
+    picture = subprocess.run([shutil.which("descentsim-plot"), str(source), "-o", str(disk.path / "map.png")],
+                             capture_output=True, text=True, timeout=120)
+    assert picture.returncode == 2 and "no space left" in one_line(picture.stderr)
+    config = write_config(tmp_path / "q.toml", 'model = "quadratic"\nsteps = 20\n[x]\nname = "lr"\nstart = 0.1\n'
+                          'stop = 3.0\nn = 64\n[y]\nname = "a"\nstart = 0.5\nstop = 2.0\nn = 64\n')
+    zoom = subprocess.run([shutil.which("descentsim-zoom"), str(config), "-o", str(disk.path / "z.h5"), "--frames", "2",
+                           "--animation", str(tmp_path / "z.gif")], capture_output=True, text=True, timeout=120)
+    assert zoom.returncode == 2 and "nothing was written" in one_line(zoom.stderr)
+    assert disk.files() == []
+
+
+# --- simulated ---------------------------------------------------------------------------------------
+def failing_after(calls: int, real=os.write, short=False):
+    """An os.write that works ``calls`` times, then fails as a full disk does (or writes half, ``short``)."""
+    count = {"n": 0}
+
+    def write(fd, data):
+        count["n"] += 1
+        if count["n"] <= calls:
+            return real(fd, data)
+        if short:
+            return real(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    return write
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_a_failed_append_leaves_a_clean_resumable_journal(tmp_path, monkeypatch, short):
+    spec = SPEC.replace(steps=200)
+    out = tmp_path / "map.h5"
+    with monkeypatch.context() as patch:
+        patch.setattr(journal_module.os, "write", failing_after(3, short=short))
+        with pytest.raises(ds.errors.OutOfSpace, match="--resume") as full:
+            ds.runner.run_map_to_file(spec, out, tile_shape=(2, 48))
+    assert full.value.partial == journal_path(out)
+    _, _, done, end, damaged = read_journal(journal_path(out))
+    assert sorted(done) == [0, 1, 2] and damaged == 0 and end == journal_path(out).stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
+    assert_same_fields(ds.run_map(spec), ds.runner.run_map_to_file(spec, out, resume=True))
+
+
+def test_a_failed_final_write_keeps_the_journal_and_no_temporary(tmp_path, monkeypatch):
+    spec = SPEC.replace(steps=100)
+    out = tmp_path / "map.h5"
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_write_all", full)
+        with pytest.raises(ds.errors.OutOfSpace, match="kept in .*map.h5.partial"):
+            ds.runner.run_map_to_file(spec, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
+    assert_same_fields(ds.run_map(spec), ds.runner.run_map_to_file(spec, out, resume=True))
+
+
+def test_the_command_line_exits_75_when_the_journal_is_kept(tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
+    monkeypatch.setattr(journal_module.os, "write", failing_after(2))
+    code = cli.map_main([str(config), "-o", str(tmp_path / "map.h5"), "--set", "steps=100", *ARGS])
+    assert code == 75
+    assert "no space left" in one_line(capsys.readouterr().err)
+
+
+def test_a_journal_that_cannot_be_created_leaves_nothing(tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(journal_module.os, "fsync", full)
+    code = cli.map_main([str(config), "-o", str(tmp_path / "map.h5"), *ARGS])
+    assert code == 2 and "nothing was written" in one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.toml"]
+
+
+
+def test_a_refined_run_on_a_full_disk_keeps_its_journal(tmp_path, monkeypatch):
+    spec = SPEC.replace(steps=100)
+    out = tmp_path / "map.h5"
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_write_all", full)
+        with pytest.raises(ds.errors.OutOfSpace, match="kept in .*map.h5.partial"):
+            ds.refine.refine_map_to_file(spec, out, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
+    assert_same_fields(ds.refine_map(spec, 2), ds.refine.refine_map_to_file(spec, out, 2, resume=True))
