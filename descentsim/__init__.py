@@ -21,7 +21,7 @@ from .outcome import Outcome, Thresholds
 from .refine import refine_map
 from .runner import problem, run_map, trajectories
 from .spec import Axis, MapSpec
-from .store import read_map as open_map
+from .store import open_map
 
 __all__ = [
     "Axis",

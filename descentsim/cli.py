@@ -404,26 +404,66 @@ def describe(cmap) -> str:
     return "\n".join(lines)
 
 
+def describe_zoom(path: str) -> str:
+    """The text ``descentsim-info`` prints for a zoom file: its settings, the first frame's spec, and per frame
+    the centre, the window and the outcome fractions."""
+    from .zoom import frames_range, read_zoom
+
+    spec, settings, frames, complete = read_zoom(path)
+    state = "complete" if complete else "incomplete: descentsim-zoom --resume continues it"
+    follow = f"fixed at {', '.join(f'{a.name} = {c:.10g}' for a, c in zip(spec.axes, settings.center))}" \
+        if settings.center else f"following the boundary of {settings.inside or 'the trainable side'}"
+    lines = ["# zoom", f"{'frames':<14} {len(frames)} of {settings.frames} ({state})",
+             f"{'factor':<14} {settings.factor:g} (each frame that many times narrower)", f"{'centre':<14} {follow}"]
+    if settings.refine:
+        lines.append(f"{'refine':<14} {settings.refine} levels")
+    stopped = frames[-1].provenance.get("zoom_stopped") if frames else None
+    if stopped:
+        lines.append(f"{'stopped':<14} {stopped}")
+    lines += ["", "# spec (frame 0)", spec.to_toml().rstrip(), "", "# frames"]
+    shown = [o for o in Outcome if any(frame.fraction(o) > 0 for frame in frames)]
+    axes = [axis.name for axis in spec.axes]
+    lines.append("  ".join([f"{'frame':>5}", f"{'zoom':<9}", f"{'centre ' + ', '.join(axes):<25}",
+                            *(f"{'window ' + name:<31}" for name in axes), *(f"{o.label:>12}" for o in shown)]))
+    for i, frame in enumerate(frames):
+        centre = ", ".join(f"{c:.10g}" for c in frame.provenance["zoom_center"][: len(axes)])
+        windows = [f"{a.start:.10g} … {a.stop:.10g}" for a in frame.spec.axes]
+        lines.append("  ".join([f"{i:>5}", f"×{settings.factor ** i:<8.4g}", f"{centre:<25}",
+                                *(f"{w:<31}" for w in windows), *(f"{frame.fraction(o):>12.2%}" for o in shown)]))
+    if frames:
+        lines += ["", f"frames {frames_range(len(frames))}: descentsim-info {path} --frame N describes frame N in "
+                  f"full, descentsim-plot {path} -o PICTURE --frame N draws it"]
+    return "\n".join(lines)
+
+
 def info_main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="descentsim-info", description="Describe a map file: spec, outcomes, provenance.")
-    parser.add_argument("map", help="HDF5 file written by descentsim-map")
+    parser = _Parser(prog="descentsim-info", description="Describe a map file (spec, outcomes, provenance) or a zoom "
+                     "file (its frames: centre, window and outcomes of each).")
+    parser.add_argument("map", help="HDF5 file written by descentsim-map or descentsim-zoom")
+    parser.add_argument("--frame", type=int, default=None, metavar="N",
+                        help="zoom files: describe frame N as a map (0 the widest; -1 the last)")
     args = parser.parse_args(argv)
-    from .store import read_map
+    from .store import open_file, open_map
+    from .zoom import FORMAT_NAME as ZOOM_FORMAT
 
     try:
-        cmap = read_map(args.map)
+        f, _ = open_file(args.map, "descentsim-map or descentsim-zoom")
+        with f:
+            zoom_file = f.attrs.get("descentsim_format") == ZOOM_FORMAT
+        text = describe_zoom(args.map) if zoom_file and args.frame is None else describe(open_map(args.map, args.frame))
     except DescentsimError as exc:
         return _fail(parser.prog, str(exc))
     try:
-        print(describe(cmap))
+        print(text)
     except BrokenPipeError:  # descentsim-info map.h5 | head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
 def plot_main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="descentsim-plot", description="Draw a field of a map file as a picture.")
-    parser.add_argument("map", help="HDF5 file written by descentsim-map")
+    parser = _Parser(prog="descentsim-plot", description="Draw a field of a map file, or of a zoom file's frame, as "
+                     "a picture.")
+    parser.add_argument("map", help="HDF5 file written by descentsim-map or descentsim-zoom")
     parser.add_argument("-o", "--output", required=True, help="picture to write: .png, .pdf or .svg")
     parser.add_argument("--field", default="outcome", help="field to draw (default outcome; also score, steps, "
                         "final_loss, loss_sum, accuracy, collapsed, classes_predicted, batch_loss, period, "
@@ -431,8 +471,10 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dpi", type=int, default=150, help="resolution of a .png (default 150)")
     parser.add_argument("--history", action="store_true", help="mark the recorded points (record / --record of "
                         "descentsim-map) on the map and draw their loss (and accuracy) curves beside it")
+    parser.add_argument("--frame", type=int, default=None, metavar="N",
+                        help="zoom files: the frame to draw (0 the widest; default the last, the deepest)")
     args = parser.parse_args(argv)
-    from .store import check_output_path, read_map
+    from .store import check_output_path, open_map
 
     suffix = os.path.splitext(args.output)[1].lower()
     try:
@@ -440,7 +482,7 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
             raise SpecError(f"cannot tell the picture format of {args.output!r}; end it in .png, .pdf or .svg")
         if not 10 <= args.dpi <= 2400:
             raise SpecError(f"--dpi {args.dpi} is out of range; give 10 to 2400")
-        cmap = read_map(args.map)
+        cmap = open_map(args.map, args.frame)
         check_output_path(args.output)
         from .plot import save_plot
 
@@ -449,7 +491,12 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
         return _fail(parser.prog, str(exc))
     except MemoryError:
         return _fail(parser.prog, f"not enough memory to draw {args.output!r} at --dpi {args.dpi}; give a lower --dpi")
-    print(f"wrote {args.output}: {args.field} of {args.map}")
+    frame = cmap.provenance.get("zoom_frame")
+    if frame is None:
+        print(f"wrote {args.output}: {args.field} of {args.map}")
+    else:
+        default = " (the last; --frame N draws frame N)" if args.frame is None else ""
+        print(f"wrote {args.output}: {args.field} of frame {frame} of the zoom {args.map}{default}")
     return 0
 
 

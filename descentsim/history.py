@@ -4,10 +4,16 @@ trajectories, recorded by the engine that computes the map."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import h5py
 import numpy as np
 
 from .errors import SpecError
+from .filecheck import check_outcomes, check_same, check_values, damaged, read_dataset, where
+
+if TYPE_CHECKING:
+    from .spec import MapSpec
 
 
 @dataclass
@@ -143,12 +149,42 @@ def write_history(group, history: History) -> None:
         ds.attrs["description"] = HISTORY_DATASETS[name]
 
 
-def read_history(group) -> History:
-    """The History stored in the HDF5 group ``group``."""
-    return History(
-        iy=group["iy"][()].astype(np.int64), ix=group["ix"][()].astype(np.int64), x=group["x"][()],
-        y=group["y"][()] if "y" in group else None, loss=group["loss"][()],
-        accuracy=group["accuracy"][()] if "accuracy" in group else None,
-        accuracy_steps=group["accuracy_step"][()].astype(np.int64),
-        decided=group["steps"][()], outcome=group["outcome"][()],
+def read_history(node, name: str, spec: "MapSpec", shown: str) -> History:
+    """The History in group ``name`` of the HDF5 group ``node`` (a map file's root or a zoom frame), checked
+    against the map's ``spec`` (``descentsim.filecheck``): k = len(spec.record) points at the grid points
+    nearest the recorded ones, x (and y, for a map with a y axis) their coordinates, loss (k, steps + 1),
+    a classifier's accuracy (k, steps // record_stride + 1) at accuracy_step, the deciding steps from 0 to
+    ``steps``, and outcome codes.
+
+    Raises
+    ------
+    MapFileError
+        one line naming the file ``shown``, the dataset and what is wrong.
+    """
+    group = node.get(name)
+    if not isinstance(group, h5py.Group):
+        raise damaged(shown, f"group {where(node, name)!r}", f"is missing, though the spec records {len(spec.record)} points")
+    k, steps = len(spec.record), spec.steps
+    marks = np.arange(0, steps + 1, spec.record_stride)
+
+    def read(dataset: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        return read_dataset(group, dataset, shape, dtype, shown)
+
+    iy, ix = read("iy", (k,), np.int64), read("ix", (k,), np.int64)
+    for dataset, values, expected in zip(("iy", "ix"), (iy, ix), spec.record_indices()):
+        check_same(values, expected, group, dataset, shown, "the grid points nearest the spec's record")
+    history = History(
+        iy=iy, ix=ix, x=read("x", (k,), np.float64), y=read("y", (k,), np.float64) if spec.y is not None else None,
+        loss=read("loss", (k, steps + 1), np.float64),
+        accuracy=read("accuracy", (k, marks.size), np.float64) if spec.model_def.classifier else None,
+        accuracy_steps=read("accuracy_step", marks.shape, np.int64),
+        decided=read("steps", (k,), np.int32), outcome=read("outcome", (k,), np.uint8),
     )
+    for dataset, axis, index in (("x", spec.x, ix), ("y", spec.y, iy)):
+        if axis is not None:
+            check_same(getattr(history, dataset), spec.axis_coordinates(axis)[index], group, dataset, shown,
+                       f"the {axis.name} values of the recorded points")
+    check_same(history.accuracy_steps, marks, group, "accuracy_step", shown, f"every {spec.record_stride} steps")
+    check_values(history.decided, (0, steps), group, "steps", shown, f"a step from 0 to {steps}", span=True)
+    check_outcomes(history.outcome, group, "outcome", shown)
+    return history

@@ -206,10 +206,14 @@ def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
     """The exact initial parameters, constants and data of grid point (iy, ix) of a map, in float64.
 
     ``theta0`` is (1, P), ``data`` the shared data (for ``mlp``: the columns of X, then y; its
-    initial W1, row-major, then W2); see the model's docstring for the layout.
+    initial W1, row-major, then W2); see the model's docstring for the layout. With minibatches, ``batch``
+    and ``eval_samples`` are set as the engines get them. SpecError for a point off the grid.
     """
-    values = spec.point_values(np.array([iy]), np.array([ix]))
-    return spec.model_def.problem(values, 1)
+    iy, ix, _ = _flat_points(spec, iy, ix, None)
+    if iy.size != 1:
+        raise SpecError("problem takes one grid point (iy, ix); use trajectories for several")
+    (_, made, _, _), = problems(spec, iy, ix)  # as a map makes it: swept shape knobs reach the model as scalars
+    return made
 
 
 def run_provenance(engine: Backend, threads: int, started: float, trajectory_steps: int, **more) -> dict:

@@ -31,6 +31,7 @@ import numpy as np
 
 from .convergence_map import ConvergenceMap
 from .errors import DescentsimError, MapFileError, write_error
+from .filecheck import check_outcomes, check_same, check_values, read_dataset
 from .fields import FIELDS
 from .history import History, read_history, write_history
 from .lock import lock_path, output_lock
@@ -256,10 +257,41 @@ def create_node(f: h5py.Group, spec: MapSpec, provenance: dict, refined: bool = 
 
 
 def read_map(path: str | Path) -> ConvergenceMap:
-    """Read a map file written by ``write_map``; MapFileError for anything else."""
+    """Read a map file written by ``write_map``; MapFileError for anything else (a zoom file too: see
+    ``open_map``)."""
     f, shown = open_file(path)
     with f:
         check_format(f, shown)
+        return read_node(f, shown)
+
+
+def open_map(path: str | Path, frame: int | None = None) -> ConvergenceMap:
+    """The map in a file a descentsim tool wrote: a map file (``descentsim-map``, ``write_map``), or one frame of a
+    zoom file (``descentsim-zoom``): frame ``frame``, 0 being the zoom's widest window and negative numbers
+    counting from the end, by default the last and deepest. ``descentsim.zoom.read_zoom`` reads every frame.
+
+    Raises
+    ------
+    MapFileError
+        for a file no descentsim tool wrote, an edited or damaged one (``read_node``), ``frame`` given for a map
+        file, or a frame the zoom does not have (the message lists its frames).
+
+    Examples
+    --------
+    >>> m = open_map("zoom.h5", frame=0)  # doctest: +SKIP
+    >>> m.provenance["zoom_frame"], m.provenance["zoom_center"]  # doctest: +SKIP
+    (0, (1.5, 1.0))
+    """
+    from .zoom import FORMAT_NAME as ZOOM_FORMAT, read_frame
+
+    writers = "descentsim-map or descentsim-zoom"
+    f, shown = open_file(path, writers)
+    with f:
+        if f.attrs.get("descentsim_format") == ZOOM_FORMAT:
+            return read_frame(f, shown, frame)
+        check_format(f, shown, writer=writers)
+        if frame is not None:
+            raise MapFileError(f"{shown} is a map, not a zoom: it has no frame {frame!r}; leave the frame out")
         return read_node(f, shown)
 
 
@@ -271,6 +303,9 @@ def open_file(path: str | Path, writer: str = "descentsim-map") -> tuple[h5py.Fi
     if not path.exists():
         raise MapFileError(f"no such map file: {shown}")
     if path.is_file() and not h5py.is_hdf5(path):
+        if path.suffix == ".partial":
+            raise MapFileError(f"{shown} is the journal of an unfinished run, not a map; finish the run with "
+                               "descentsim-map CONFIG -o OUTPUT --resume and give OUTPUT")
         raise MapFileError(f"{shown} is not an HDF5 file; give a file written by {writer}")
     try:
         return h5py.File(path, "r"), shown
@@ -284,7 +319,19 @@ def check_format(f: h5py.File, shown: str, kind: str = FORMAT_NAME, writer: str 
 
 
 def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
-    """The map stored in ``node``: a map file's root, or a zoom frame's group."""
+    """The map stored in ``node``: a map file's root, or a zoom frame's group.
+
+    Every dataset is checked against the stored spec before anything is believed (``descentsim.filecheck``):
+    each field exactly the spec's shape ((ny, nx), or (nx,) for a one-row map) and its ``FIELDS`` dtype, the
+    outcome codes members of ``Outcome``, the axes' coordinates the spec's, ``refine_level`` int8 from −1 to
+    the refinement's levels, the ``history`` group as its spec's ``record`` says. A field added after the
+    file's format version (``ADDED_IN``) reads as not computed.
+
+    Raises
+    ------
+    MapFileError
+        one line naming the file ``shown``, the dataset and what is wrong.
+    """
     try:
         version = int(node.file.attrs.get("format_version", 0))
         if version > FORMAT_VERSION:
@@ -293,20 +340,47 @@ def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
                 "upgrade descentsim"
             )
         spec = MapSpec.from_toml_text(str(node.attrs["spec"]), source=f"the spec stored in {shown}", stored=True)
-        fields = {
-            name: (np.full(spec.shape, info.fill, dtype=info.dtype) if version < ADDED_IN.get(name, 0)
-                   else node[name][()].reshape(spec.shape))
-            for name, info in FIELDS.items()
-        }
-        refinement = node[REFINE_LEVEL][()].reshape(spec.shape) if REFINE_LEVEL in node else None
-        history = read_history(node[HISTORY]) if HISTORY in node else None
         skip = {"descentsim_format", "format_version", "spec", "model", "dtype"}
         prov = {k: _plain(v) for k, v in node.attrs.items() if k not in skip}
+        _check_axes(node, spec, shown)
+        fields = {name: _read_field(node, name, spec, shown, version) for name in FIELDS}
+        check_outcomes(fields["outcome"], node, "outcome", shown)
+        refinement = _read_refinement(node, spec, prov, shown) if REFINE_LEVEL in node else None
+        history = read_history(node, HISTORY, spec, shown) if spec.record else None
     except MapFileError:
         raise
     except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
         raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
     return ConvergenceMap(spec, fields, prov, refinement, history)
+
+
+def stored_shape(spec: MapSpec) -> tuple[int, ...]:
+    """The shape of a field's dataset: (ny, nx), or (nx,) for a one-row map."""
+    return (spec.x.n,) if spec.y is None else spec.shape
+
+
+def _read_field(node: h5py.Group, name: str, spec: MapSpec, shown: str, version: int) -> np.ndarray:
+    """Field ``name`` shaped (ny, nx), checked; not computed if the file's format predates it."""
+    info = FIELDS[name]
+    if version < ADDED_IN.get(name, 0):
+        return np.full(spec.shape, info.fill, dtype=info.dtype)
+    return read_dataset(node, name, stored_shape(spec), info.dtype, shown).reshape(spec.shape)
+
+
+def _check_axes(node: h5py.Group, spec: MapSpec, shown: str) -> None:
+    """The coordinate datasets, named after the axes' knobs, must hold the spec's axis coordinates."""
+    for which, axis in zip("xy", spec.axes):
+        coords = read_dataset(node, axis.name, (axis.n,), np.float64, shown)
+        check_same(coords, spec.axis_coordinates(axis), node, axis.name, shown,
+                   f"the values of axis {which} ({axis.name} from {axis.start:g} to {axis.stop:g}, {axis.scale})")
+
+
+def _read_refinement(node: h5py.Group, spec: MapSpec, provenance: dict, shown: str) -> np.ndarray:
+    """``refine_level`` shaped (ny, nx): int8 levels from −1 (copied) to the refinement's levels."""
+    levels = read_dataset(node, REFINE_LEVEL, stored_shape(spec), np.int8, shown).reshape(spec.shape)
+    top = int(provenance.get("refine_levels", np.iinfo(np.int8).max))
+    check_values(levels, (-1, top), node, REFINE_LEVEL, shown, f"a level from -1 to {top}", span=True)
+    return levels
 
 
 def _plain(value):

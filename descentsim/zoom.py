@@ -219,25 +219,86 @@ def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: 
 
 
 def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[ConvergenceMap], bool]:
-    """(spec, settings, frames, complete) of a zoom file written by ``write_zoom``."""
-    from .store import check_format, open_file, read_node
+    """(spec, settings, frames, complete) of a zoom file written by ``write_zoom``, every frame checked as a
+    map file is (``store.read_node``). ``descentsim.open_map(path, frame=N)`` reads one frame.
+
+    Raises
+    ------
+    MapFileError
+        for a file that is not a zoom, or one that was edited or damaged (one line naming what is wrong).
+    """
+    from .store import check_format, open_file
 
     f, shown = open_file(path, "descentsim-zoom")
     with f:
         check_format(f, shown, FORMAT_NAME, "descentsim-zoom")
-        try:
-            spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}", stored=True)
-            center = f.attrs.get("zoom_center")
-            settings = ZoomSettings(
-                frames=int(f.attrs["zoom_frames"]), factor=float(f.attrs["zoom_factor"]),
-                center=None if center is None else tuple(center), inside=str(f.attrs["zoom_inside"]) or None,
-                refine=int(f.attrs["zoom_refine"]),
-            )
-            frames = [read_node(f["frames"][name], shown) for name in sorted(f.get("frames", {}))]
-            complete = bool(f.attrs["complete"])
-        except (KeyError, ValueError, TypeError, SpecError) as exc:
-            raise MapFileError(f"{shown} is damaged or incomplete ({exc}); compute the zoom again") from None
+        spec, settings, complete = _read_settings(f, shown)
+        frames = [_read_frame(group, i, shown) for i, group in enumerate(_frame_groups(f, settings, shown))]
     return spec, settings, frames, complete
+
+
+def read_frame(f, shown: str, frame: int | None = None) -> ConvergenceMap:
+    """Frame ``frame`` of the open zoom file ``f`` (0 is the widest window; negative counts from the end, as
+    Python's indices do): by default the last, the deepest. MapFileError names the frames there are."""
+    groups = _frame_groups(f, _read_settings(f, shown)[1], shown)
+    if not groups:
+        raise MapFileError(f"{shown} is a zoom with no frame finished yet; resume it with descentsim-zoom --resume")
+    if frame is None:
+        frame = len(groups) - 1
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or not -len(groups) <= frame < len(groups):
+        raise MapFileError(f"{shown} has no frame {frame!r}; its frames are {frames_range(len(groups))}")
+    return _read_frame(groups[frame], frame % len(groups), shown)
+
+
+def _read_frame(group, index: int, shown: str) -> ConvergenceMap:
+    """The map of frame ``index`` in ``group``, checked as a map file is; its provenance must say which frame
+    it is (``zoom_frame``) and where it was centred (``zoom_center``, two knob values)."""
+    from .filecheck import damaged
+    from .store import read_node
+
+    cmap = read_node(group, shown)
+    center = cmap.provenance.get("zoom_center")
+    if cmap.provenance.get("zoom_frame") != index or np.shape(center) != (2,):
+        raise damaged(shown, f"group {group.name.lstrip('/')!r}", f"does not say it is frame {index} "
+                      "(attributes zoom_frame and zoom_center)")
+    return cmap
+
+
+def frames_range(count: int) -> str:
+    """The frames of a zoom of ``count`` frames as messages say them: "0 to 7 (the default is the last, 7)"."""
+    return f"0 to {count - 1} (the default is the last, {count - 1})" if count > 1 else "0 (the only one)"
+
+
+def _read_settings(f, shown: str) -> tuple[MapSpec, ZoomSettings, bool]:
+    """(spec, settings, complete) from the root attributes of the open zoom file ``f``."""
+    from .filecheck import damaged
+
+    try:
+        spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}", stored=True)
+        center = f.attrs.get("zoom_center")
+        if center is not None and np.shape(center) != (2,):
+            raise damaged(shown, "attribute 'zoom_center'", f"is shaped {np.shape(center)}, not (2,)")
+        settings = ZoomSettings(
+            frames=int(f.attrs["zoom_frames"]), factor=float(f.attrs["zoom_factor"]),
+            center=None if center is None else tuple(center), inside=str(f.attrs["zoom_inside"]) or None,
+            refine=int(f.attrs["zoom_refine"]),
+        )
+        return spec, settings, bool(f.attrs["complete"])
+    except (KeyError, ValueError, TypeError, SpecError) as exc:
+        raise MapFileError(f"{shown} is damaged or incomplete ({exc}); compute the zoom again") from None
+
+
+def _frame_groups(f, settings: ZoomSettings, shown: str) -> list:
+    """The frames' groups of the open zoom file ``f`` in order: ``frames/000``, ``frames/001``, ..., at most
+    ``settings.frames`` of them."""
+    from .filecheck import damaged
+
+    names = sorted(f.get("frames", {}))
+    if names != [f"{i:03d}" for i in range(len(names))]:
+        raise damaged(shown, "group 'frames'", f"holds frames {', '.join(names)}, not numbered 000 to {len(names) - 1:03d}")
+    if len(names) > settings.frames:
+        raise damaged(shown, "group 'frames'", f"holds {len(names)} frames of a zoom of {settings.frames}")
+    return [f["frames"][name] for name in names]
 
 
 # --- animation -------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def test_reads_format_1_files_without_the_newer_fields(tmp_path, cmap):
     assert np.isnan(old.fields["batch_loss"]).all() and (old.fields["classes_predicted"] == -1).all()
     with h5py.File(path, "a") as f:
         f.attrs["format_version"] = 2
-    with pytest.raises(ds.MapFileError, match="damaged or incomplete"):
+    with pytest.raises(ds.MapFileError, match="dataset 'batch_loss' is missing; the file was edited or damaged"):
         ds.open_map(path)
 
 
@@ -148,7 +148,7 @@ def test_damaged_files_are_one_line_errors(tmp_path, cmap):
     with h5py.File(path, "a") as f:
         del f["score"]
         f.create_group("score")
-    with pytest.raises(ds.MapFileError, match="damaged or incomplete"):
+    with pytest.raises(ds.MapFileError, match="dataset 'score' is not a dataset; the file was edited or damaged"):
         ds.open_map(path)
 
 

@@ -80,6 +80,9 @@ class Model:
     value_words: Mapping[str, Mapping[int, str]] = MappingProxyType({})
 
     def problem(self, values: KnobValues, n: int) -> Problem:
+        """The problem of ``n`` grid points. ``values`` holds every knob: a shape knob (``shape_knobs``) as one
+        Python scalar for all the points (``backends.problems`` splits a map into groups alike in them, and
+        ``descentsim.problem`` goes through it), any other as a scalar or an (n,) array."""
         raise NotImplementedError
 
     def parameter_count(self, values: KnobValues) -> int:
