@@ -104,7 +104,7 @@ from common import (
     time_cython_and_reference,
     time_jax,
 )
-from descentsim.convergence_map import package_version
+from descentsim.map_data import package_version
 from descentsim.threads import available_cores
 
 #: Both axes, log-spaced: lr1 (input layer) on x, lr2 (output layer) on y; lr = 1.

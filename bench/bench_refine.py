@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import descentsim as ds
-from descentsim.refine import refine_map
+from descentsim import refine_map
 
 
 def main() -> None:

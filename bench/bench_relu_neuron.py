@@ -73,7 +73,7 @@ from common import (
     time_cython_and_reference,
     time_jax,
 )
-from descentsim.convergence_map import package_version
+from descentsim.map_data import package_version
 from descentsim.threads import available_cores
 
 #: Axes of the benchmarked map: (knob, start, stop, scale).

@@ -12,16 +12,14 @@ Examples
 0.41
 """
 
-from .convergence_map import ConvergenceMap
+from .convergence_map import ConvergenceMap, open_map, refine_map, run_map
 from .errors import DescentsimError, MapFileError, SpecError
 from .knobs import Knob
 from .models import MODELS
 from .optimizers import OPTIMIZERS
 from .outcome import Outcome, Thresholds
-from .refine import refine_map
-from .runner import problem, run_map, trajectories
+from .runner import problem, trajectories
 from .spec import Axis, MapSpec
-from .store import open_map
 
 __all__ = [
     "Axis",

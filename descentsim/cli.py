@@ -19,7 +19,7 @@ from typing import Any, Sequence, TextIO
 
 import numpy as np
 
-from .convergence_map import package_version
+from .map_data import package_version
 from .errors import DescentsimError, OutOfSpace, RunInterrupted, SpecError
 from .knobs import Knob
 from .models import MODELS
@@ -407,7 +407,7 @@ def describe(cmap) -> str:
 def describe_zoom(path: str) -> str:
     """The text ``descentsim-info`` prints for a zoom file: its settings, the first frame's spec, and per frame
     the centre, the window and the outcome fractions."""
-    from .zoom import frames_range, read_zoom
+    from .zoom_file import frames_range, read_zoom
 
     spec, settings, frames, complete = read_zoom(path)
     state = "complete" if complete else "incomplete: descentsim-zoom --resume continues it"
@@ -443,8 +443,9 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frame", type=int, default=None, metavar="N",
                         help="zoom files: describe frame N as a map (0 the widest; -1 the last)")
     args = parser.parse_args(argv)
-    from .store import open_file, open_map
-    from .zoom import FORMAT_NAME as ZOOM_FORMAT
+    from .convergence_map import open_map
+    from .store import open_file
+    from .zoom_file import FORMAT_NAME as ZOOM_FORMAT
 
     try:
         f, _ = open_file(args.map, "descentsim-map or descentsim-zoom")
@@ -474,7 +475,8 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frame", type=int, default=None, metavar="N",
                         help="zoom files: the frame to draw (0 the widest; default the last, the deepest)")
     args = parser.parse_args(argv)
-    from .store import check_output_path, open_map
+    from .convergence_map import open_map
+    from .store import check_output_path
 
     suffix = os.path.splitext(args.output)[1].lower()
     try:

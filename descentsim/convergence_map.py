@@ -1,158 +1,49 @@
-"""A finished map: its spec, per-point fields and provenance, with the questions people ask of it."""
+"""A finished map with the questions people ask of it: its boundary and the boundary's dimension, the
+critical curve, pictures, a notebook view, files and xarray (the analysis layer, above ``map_data``,
+the runner and the store).
+
+``open_map`` opens any file a tool writes; ``run_map``, ``refine_map`` (and the file-writing ``run_map_to_file`` and
+``refine_map_to_file``) are the runner's and the store's, giving a ``ConvergenceMap`` instead of the
+bare ``MapData``.
+"""
 
 from __future__ import annotations
 
 import base64
-import datetime
+import functools
 import html
 import io
-import platform
-import socket
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import numpy as np
 
-from . import boundary
+from . import boundary, critical, plot, refine, runner, store, zoom_file
 from .boundary import Inside
-from .errors import SpecError, check_known, unknown_name
-from .history import History
-from .outcome import Outcome
-from .spec import MapSpec
+from .errors import MapFileError, SpecError, unknown_name
+from .fields import FIELDS
+from .map_data import MapData
 
 
-def package_version() -> str:
-    try:
-        return metadata.version("descentsim")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def provenance(**run: Any) -> dict[str, Any]:
-    """Where and how a map was computed: the run's own facts plus versions, host and date."""
-    import h5py
-
-    return {
-        "descentsim_version": package_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
-        "python_version": platform.python_version(),
-        "numpy_version": np.__version__,
-        "h5py_version": h5py.__version__,
-        **run,
-    }
-
-
-class ConvergenceMap:
-    """The outcome and fields of every grid point of a map.
-
-    ``fields[name]`` arrays are shaped (ny, nx): rows follow the y axis, columns the x axis
-    (ny = 1 when the spec has no y axis). ``refinement`` is None for a map computed point by point;
-    for an adaptively refined one (``descentsim.refine``) it holds, per point, the level at which the
-    point was computed (stride 2^level), or −1 where its fields were copied from a uniform cell.
-    ``recorded`` holds the curves of the points the spec records (``history``), or None.
+class ConvergenceMap(MapData):
+    """The outcome and fields of every grid point of a map (``MapData``), with its analyses.
 
     Examples
     --------
     >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 3.0, 6), steps=100))
-    >>> m.outcome.shape, m.fraction(Outcome.CONVERGED)  # lr = 0.5, 1, 1.5 converge
-    ((1, 6), 0.5)
-    >>> m.outcome[0].tolist()  # lr = 2 = 2/a flips sign forever: a 2-cycle
-    [1, 1, 1, 4, 2, 2]
+    >>> m.boundary("converged").tolist()  # lr = 1.5 converges, lr = 2 = 2/a cycles
+    [[False, False, True, True, False, False]]
+    >>> curve = m.critical_curve("converged")
+    >>> curve.below.tolist(), curve.above.tolist()
+    ([1.5], [2.0])
     """
 
-    def __init__(
-        self,
-        spec: MapSpec,
-        fields: dict[str, np.ndarray],
-        provenance: dict[str, Any] | None = None,
-        refinement: np.ndarray | None = None,
-        history: History | None = None,
-    ):
-        self.spec = spec
-        self.fields = fields
-        self.provenance = dict(provenance or {})
-        self.refinement = refinement
-        self.recorded = history
-
-    @property
-    def history(self) -> History:
-        """The curves of the points the spec records (``record``): per-step full-data loss and, for
-        classifiers, accuracy (``descentsim.history.History``). SpecError if the spec records none."""
-        if self.recorded is None:
-            raise SpecError("this map recorded no points; add record = [[x, y], ...] to its spec "
-                            "(or --record X,Y to descentsim-map)")
-        return self.recorded
-
-    @property
-    def x(self) -> np.ndarray:
-        """Values of the x knob along the columns."""
-        return self.spec.axis_coordinates(self.spec.x)
-
-    @property
-    def y(self) -> np.ndarray | None:
-        """Values of the y knob along the rows, or None for a one-row map."""
-        return None if self.spec.y is None else self.spec.axis_coordinates(self.spec.y)
-
-    @property
-    def outcome(self) -> np.ndarray:
-        """Outcome codes (uint8, see ``Outcome``), shaped (ny, nx)."""
-        return self.fields["outcome"]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.spec.shape
-
-    def fraction(self, outcome: Outcome | int) -> float:
-        """Fraction of the grid's points with ``outcome``."""
-        return float(np.count_nonzero(self.outcome == int(outcome)) / self.outcome.size)
-
-    def fractions(self) -> dict[Outcome, float]:
-        """The fraction of points of every outcome class."""
-        return {o: self.fraction(o) for o in Outcome}
-
-    def knob(self, name: str) -> np.ndarray:
-        """The value of knob ``name`` at every point, shaped like the fields (a read-only broadcast view):
-        a swept knob varies along its axis, a fixed one is the same everywhere.
-
-        Raises
-        ------
-        SpecError
-            if the map's model and optimiser have no knob ``name`` (the message lists those they have).
-
-        Examples
-        --------
-        >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 1.0, 3), y=Axis("a", 1.0, 2.0, 2), steps=5))
-        >>> m.knob("a").tolist(), m.knob("lr")[1].tolist()
-        ([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], [0.5, 0.75, 1.0])
-        """
-        knobs = self.spec.knobs
-        check_known([name], list(knobs), "knob")
-        if name == self.spec.x.name:
-            values = self.x[None, :]
-        elif self.spec.y is not None and name == self.spec.y.name:
-            values = self.y[:, None]
-        else:
-            values = np.asarray(self.spec.params.get(name, knobs[name].default))
-        return np.broadcast_to(values, self.shape)
-
-    def side(self, inside: Inside = None) -> np.ndarray:
-        """Boolean (ny, nx) mask of the points on one side of a boundary (``descentsim.boundary.side``).
-
-        ``inside`` is None for the default side — for classifiers the networks that learned (final
-        training accuracy at least halfway from chance 1/classes to 1, ``boundary.learned``), else the
-        trainable points of Sohl-Dickstein (2024) (a negative ``score``) — or outcomes (``Outcome``, codes or
-        names), a boolean mask shaped (ny, nx), or a callable map → mask such as
-        ``lambda m: m.fields["accuracy"] >= 0.9``. SpecError for anything else.
-
-        Examples
-        --------
-        >>> m = run_map(MapSpec(model="quadratic", x=Axis("lr", 0.5, 3.0, 6), steps=100))
-        >>> m.side("converged").tolist(), m.side(lambda m: m.knob("lr") >= 2.5).tolist()
-        ([[True, True, True, False, False, False]], [[False, False, False, False, True, True]])
-        """
-        return boundary.side(self, inside)
+    @classmethod
+    def of(cls, data: MapData) -> "ConvergenceMap":
+        """``data`` (the same arrays, not copied) with the analyses."""
+        if isinstance(data, cls):
+            return data
+        return cls(data.spec, data.fields, data.provenance, data.refinement, data.recorded)
 
     def boundary(self, inside: Inside = None) -> np.ndarray:
         """Boolean (ny, nx) mask of the points of ``side(inside)`` and of the rest that have a neighbour on the
@@ -202,8 +93,6 @@ class ConvergenceMap:
         if None), narrowed by ``refine`` bisection steps with extra trajectories, with the reason of every row
         that has no bracket (``descentsim.critical``). ``start="edge"`` follows the run of inside points
         that starts at the row's first point; ``start="first"`` the row's first run wherever it starts."""
-        from . import critical
-
         curve = critical.critical_curve(self, inside, start)
         return critical.refine(self, curve, refine, inside, backend, threads) if refine else curve
 
@@ -211,8 +100,6 @@ class ConvergenceMap:
         """Draw ``field`` on the matplotlib axes ``ax`` (a new figure's if None) with descentsim's fixed
         colours, legend or colour bar, axes in the knobs' scales and the spec in the title
         (``descentsim.plot``); returns the axes."""
-        from . import plot
-
         return plot.plot(self, field, ax, **imshow)
 
     def to_xarray(self):
@@ -235,8 +122,6 @@ class ConvergenceMap:
             import xarray as xr
         except ImportError:
             raise ImportError("to_xarray needs xarray: pip install xarray") from None
-        from .fields import FIELDS
-        from .store import REFINE_DESCRIPTION
 
         axes = [axis for axis in (self.spec.y, self.spec.x) if axis is not None]
         dims = tuple(axis.name for axis in axes)
@@ -244,7 +129,7 @@ class ConvergenceMap:
                               {"long_name": axis.name, "axis_scale": axis.scale}) for axis in axes}
         arrays = {name: (values, FIELDS[name].description) for name, values in self.fields.items()}
         if self.refinement is not None:
-            arrays["refine_level"] = (self.refinement, REFINE_DESCRIPTION)
+            arrays["refine_level"] = (self.refinement, store.REFINE_DESCRIPTION)
         data = {name: (dims, values.reshape([axis.n for axis in axes]), {"description": description})
                 for name, (values, description) in arrays.items()}
         attrs = {"spec": self.spec.to_toml(), **{k: str(v) for k, v in self.provenance.items()}}
@@ -252,9 +137,7 @@ class ConvergenceMap:
 
     def save(self, path: str | Path) -> None:
         """Write the map to an HDF5 file, atomically (replacing ``path`` if it exists)."""
-        from .store import write_map
-
-        write_map(self, path)
+        store.write_map(self, path)
 
     def _repr_html_(self) -> str:
         """What Jupyter shows for a map alone in a cell: the outcome picture (``plot``; a PNG drawn by matplotlib's
@@ -275,8 +158,47 @@ class ConvergenceMap:
         return (f'<div style="display:flex;gap:1em;align-items:flex-start"><img src="data:image/png;base64,{png}" '
                 f'alt="{html.escape(repr(self))}"/><table>{table}</table></div>')
 
-    def __repr__(self) -> str:
-        ny, nx = self.shape
-        axes = self.spec.x.name if self.spec.y is None else f"{self.spec.x.name} × {self.spec.y.name}"
-        top = ", ".join(f"{o.label} {f:.1%}" for o, f in self.fractions().items() if f > 0)
-        return f"<ConvergenceMap {self.spec.model} {axes} {ny}×{nx}: {top}>"
+
+def _analysed(compute: Callable[..., MapData]) -> Callable[..., ConvergenceMap]:
+    """``compute`` giving a ``ConvergenceMap`` (its docstring and signature kept)."""
+
+    @functools.wraps(compute)
+    def analysed(*args, **kwargs) -> ConvergenceMap:
+        return ConvergenceMap.of(compute(*args, **kwargs))
+
+    analysed.__annotations__ = {**compute.__annotations__, "return": ConvergenceMap}
+    return analysed
+
+
+run_map = _analysed(runner.run_map)
+run_map_to_file = _analysed(runner.run_map_to_file)
+refine_map = _analysed(refine.refine_map)
+refine_map_to_file = _analysed(refine.refine_map_to_file)
+
+
+def open_map(path: str | Path, frame: int | None = None) -> ConvergenceMap:
+    """The map in a file a descentsim tool wrote: a map file (``descentsim-map``, ``write_map``), or one frame of a
+    zoom file (``descentsim-zoom``): frame ``frame``, 0 being the zoom's widest window and negative numbers
+    counting from the end, by default the last and deepest. ``descentsim.zoom.read_zoom`` reads every frame.
+
+    Raises
+    ------
+    MapFileError
+        for a file no descentsim tool wrote, an edited or damaged one (``read_node``), ``frame`` given for a map
+        file, or a frame the zoom does not have (the message lists its frames).
+
+    Examples
+    --------
+    >>> m = open_map("zoom.h5", frame=0)  # doctest: +SKIP
+    >>> m.provenance["zoom_frame"], m.provenance["zoom_center"]  # doctest: +SKIP
+    (0, (1.5, 1.0))
+    """
+    writers = "descentsim-map or descentsim-zoom"
+    f, shown = store.open_file(path, writers)
+    with f:
+        if f.attrs.get("descentsim_format") == zoom_file.FORMAT_NAME:
+            return ConvergenceMap.of(zoom_file.read_frame(f, shown, frame))
+        store.check_format(f, shown, writer=writers)
+        if frame is not None:
+            raise MapFileError(f"{shown} is a map, not a zoom: it has no frame {frame!r}; leave the frame out")
+        return ConvergenceMap.of(store.read_node(f, shown))

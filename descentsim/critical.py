@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .boundary import Inside, side
-from .convergence_map import ConvergenceMap
+from .map_data import MapData
 from .errors import SpecError
 from .runner import run_points
 
@@ -67,7 +67,7 @@ class CriticalCurve:
         return np.where(np.isnan(self.above), self.below, _middle(self.below, self.above, self.log))
 
 
-def critical_curve(m: ConvergenceMap, inside: Inside = None, start: str = "edge") -> CriticalCurve:
+def critical_curve(m: MapData, inside: Inside = None, start: str = "edge") -> CriticalCurve:
     """The critical curve of ``m`` as its grid brackets it (module docstring).
 
     Parameters
@@ -125,11 +125,11 @@ def critical_curve(m: ConvergenceMap, inside: Inside = None, start: str = "edge"
     return CriticalCurve(m.spec.x.name, rows, below, above, m.spec.x.scale == "log", reason, start)
 
 
-class BisectionPoints(ConvergenceMap):
+class BisectionPoints(MapData):
     """The trajectories of one bisection step as a map that a callable ``inside`` can be given: one point
     per bracketed row (grid rows ``rows``) at x = ``x_values``, every field shaped (len(rows),)."""
 
-    def __init__(self, m: ConvergenceMap, rows: np.ndarray, x_values: np.ndarray, fields: dict[str, np.ndarray]):
+    def __init__(self, m: MapData, rows: np.ndarray, x_values: np.ndarray, fields: dict[str, np.ndarray]):
         super().__init__(m.spec, fields, m.provenance)
         self.rows = rows
         self.x_values = x_values
@@ -158,7 +158,7 @@ class BisectionPoints(ConvergenceMap):
         return f"<BisectionPoints {self.spec.model}: {len(self.rows)} rows at new {self.spec.x.name}>"
 
 
-def refine(m: ConvergenceMap, curve: CriticalCurve, iterations: int = 20, inside: Inside = None,
+def refine(m: MapData, curve: CriticalCurve, iterations: int = 20, inside: Inside = None,
            backend: str = "auto", threads: int | None = None) -> CriticalCurve:
     """``curve`` with each bracket narrowed by ``iterations`` bisection steps (module docstring).
 

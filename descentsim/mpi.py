@@ -38,7 +38,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from .backends import Backend, get_backend
-from .convergence_map import ConvergenceMap
+from .map_data import MapData
 from .errors import DescentsimError, RunInterrupted, SpecError
 from .journal import TileJournal, pack_fields, unpack_fields
 from .runner import ProgressCallback, compute_tile, finish_journal, open_journal, record_history, run_provenance
@@ -387,7 +387,7 @@ def run_map_mpi(
     progress: ProgressCallback | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
     log: Callable[[str], None] = print,
-) -> ConvergenceMap | None:
+) -> MapData | None:
     """``run_map_to_file`` on every rank of ``comm``; returns the map on rank 0, None elsewhere.
 
     Every rank must be given rank 0's spec. Refusals before the run (a bad engine or thread count on
@@ -406,7 +406,7 @@ def run_map_mpi(
     if warning:
         log(f"warning: {warning}")
     journal = collectively(comm, lambda: open_journal(spec, output, tile_shape, resume, force) if rank == 0 else None)
-    finished = comm.bcast(isinstance(journal, ConvergenceMap), root=0)
+    finished = comm.bcast(isinstance(journal, MapData), root=0)
     layout_shape = None if finished else comm.bcast(journal.tile_shape if rank == 0 else None, root=0)
     if finished:
         return journal if rank == 0 else None

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .convergence_map import ConvergenceMap
+from .map_data import MapData
 from .errors import MapFileError, SpecError, unknown_name, write_error
 from .fields import FIELDS
 from .outcome import Outcome
@@ -113,7 +113,7 @@ def _log_ticks(matplotlib_axis, axis: Axis, n: int) -> None:
     matplotlib_axis.set_major_formatter(FixedFormatter(labels))
 
 
-def title(cmap: ConvergenceMap) -> str:
+def title(cmap: MapData) -> str:
     """The spec's key settings: model, optimiser, steps, precision, then the fixed knobs."""
     spec = cmap.spec
     top = f"{spec.model} · {spec.optimizer} · {spec.steps} steps · {spec.dtype}"
@@ -131,12 +131,12 @@ def check_field(field: str, refined: bool) -> None:
         raise unknown_name(field, PLOTTABLE, "field")
 
 
-def field_values(cmap: ConvergenceMap, field: str) -> np.ndarray:
+def field_values(cmap: MapData, field: str) -> np.ndarray:
     check_field(field, cmap.refinement is not None)
     return cmap.refinement if field == "refine_level" else cmap.fields[field]
 
 
-def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: bool = True, **imshow: Any):
+def plot(cmap: MapData, field: str = "outcome", ax: Any = None, legend: bool = True, **imshow: Any):
     """Draw ``field`` of ``cmap`` on the matplotlib axes ``ax`` (a new figure's if None); returns ``ax``.
 
     Extra keywords go to ``Axes.imshow`` (e.g. ``interpolation``, ``cmap`` for a continuous field).
@@ -195,7 +195,7 @@ def plot(cmap: ConvergenceMap, field: str = "outcome", ax: Any = None, legend: b
     return ax
 
 
-def outcome_classes(cmap: ConvergenceMap) -> tuple[np.ndarray, list[tuple[str, str]]]:
+def outcome_classes(cmap: MapData) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """The classes of the outcome picture: (class index per point, [(colour, legend label)] per class).
 
     One class per outcome, labelled in the model's words where it has them ("dead neuron (stuck)"). Where
@@ -263,14 +263,14 @@ def _continuous(values: np.ndarray, field: str):
 CURVE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#000000", "#999999")
 
 
-def plot_history(cmap: ConvergenceMap, field: str = "outcome", figure: Any = None):
+def plot_history(cmap: MapData, field: str = "outcome", figure: Any = None):
     """The map with its recorded points numbered on it, and their curves beside it; returns the figure.
 
     Right of the map: the full-data loss L_t of each recorded point against the step (log scale; a loss of
     exactly 0 is drawn a decade below the smallest positive one), each curve ending at the step its outcome
     was decided, marked with a dot in the outcome's colour; for
     classifiers, below it, the training accuracy at the recorded stride. SpecError if the map recorded
-    no points (``ConvergenceMap.history``).
+    no points (``MapData.history``).
     """
     from matplotlib.figure import Figure
 
@@ -324,7 +324,7 @@ def plot_history(cmap: ConvergenceMap, field: str = "outcome", figure: Any = Non
     return figure
 
 
-def save_plot(cmap: ConvergenceMap, path: str | Path, field: str = "outcome", dpi: int = 150,
+def save_plot(cmap: MapData, path: str | Path, field: str = "outcome", dpi: int = 150,
               history: bool = False) -> Path:
     """Draw ``field`` of ``cmap`` (with ``history``, beside its recorded points' curves: ``plot_history``) and
     write it to ``path`` (format from the suffix: .png, .pdf, .svg), atomically."""

@@ -16,7 +16,7 @@ grid index), and the copy a point takes always comes from inside its own cell (e
 **wherever the full map has one outcome over a cell of the coarsest lattice, the refined map has that
 outcome there**. Finer
 features wholly inside a cell whose corners (and whose neighbours' corners) agree are missed; a
-wider ``margin`` misses fewer. ``ConvergenceMap.refinement`` says, point by point, which level
+wider ``margin`` misses fewer. ``MapData.refinement`` says, point by point, which level
 computed it (−1: copied).
 """
 
@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import get_backend
-from .convergence_map import ConvergenceMap, provenance
+from .map_data import MapData, provenance
 from .errors import RunInterrupted, SpecError
 from .fields import FIELDS
 from .journal import PointJournal
@@ -173,7 +173,7 @@ def refinement_provenance(levels: int, margin: int, computed_at: np.ndarray) -> 
 
 def refine_map(
     spec: MapSpec, levels: int, margin: int = 1, backend: str = "auto", threads: int | None = None
-) -> ConvergenceMap:
+) -> MapData:
     """The map of ``spec`` computed by adaptive refinement over ``levels`` levels, in memory.
 
     Examples
@@ -198,7 +198,7 @@ def refine_map_to_file(
     force: bool = False,
     log: Callable[[str], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
-) -> ConvergenceMap:
+) -> MapData:
     """``refine_map`` into the HDF5 file ``output``, safe against being killed, as ``run_map_to_file``.
 
     Computed points go to the journal ``output + ".partial"`` in blocks as they come; a resumed run
@@ -208,7 +208,7 @@ def refine_map_to_file(
     check_levels(spec, levels, margin)
     with output_lock(check_output_path(output)):
         journal = open_journal(spec, output, resume=resume, force=force, refine={"levels": levels, "margin": margin})
-        if isinstance(journal, ConvergenceMap):
+        if isinstance(journal, MapData):
             return journal
         assert isinstance(journal, PointJournal)
         try:
@@ -229,7 +229,7 @@ def _refine(
     journal: PointJournal | None = None,
     log: Callable[[str], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
-) -> ConvergenceMap:
+) -> MapData:
     """The refined map, its points computed in blocks; with a ``journal``, points found there are taken from
     it and new ones recorded in it."""
     engine, n_threads = get_backend(backend), effective_threads(threads)
@@ -269,4 +269,4 @@ def _refine(
         engine, n_threads, started, steps, refine_levels=levels, refine_margin=margin, computed_points=computed,
         **({"points_resumed": resumed} if journal is not None else {}),
     )
-    return ConvergenceMap(spec, fields, provenance(**run), refinement=computed_at, history=history)
+    return MapData(spec, fields, provenance(**run), refinement=computed_at, history=history)

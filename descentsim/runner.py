@@ -1,4 +1,4 @@
-"""Running a map in one process: tiles through a backend into a ConvergenceMap, in memory or to a file."""
+"""Running a map in one process: tiles through a backend into a MapData, in memory or to a file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import Backend, get_backend, problems
-from .convergence_map import ConvergenceMap, provenance
+from .map_data import MapData, provenance
 from .fields import FIELDS, empty_fields
 from .history import History, Recording, Trajectories
 from .models import Problem
@@ -163,7 +163,7 @@ def _trajectories(spec: MapSpec, engine: Backend, iy: np.ndarray, ix: np.ndarray
     p = spec.model_def.parameter_count({**spec.point_values(iy, ix), **overrides}) if theta else 0
     recording = Recording.empty(iy.size, spec.steps, p, theta, spec.model_def.classifier, stride)
     fields = compute_points(spec, engine, iy, ix, threads, overrides, recording=recording)
-    marks = np.arange(0, spec.steps + 1, stride)
+    marks = np.arange(0, spec.steps + 1, stride, dtype=np.int64)
     return Trajectories(recording.theta, recording.loss, recording.accuracy, marks, fields)
 
 
@@ -264,7 +264,7 @@ def run_map(
     threads: int | None = None,
     tile_shape: tuple[int, int] | None = None,
     progress: ProgressCallback | None = None,
-) -> ConvergenceMap:
+) -> MapData:
     """Compute the convergence map of ``spec`` in memory.
 
     Parameters
@@ -295,7 +295,7 @@ def run_map(
     trajectory_steps = run_tiles(spec, engine, layout, n_threads, keep, progress)
     history = record_history(spec, engine, n_threads)
     run = run_provenance(engine, n_threads, started, trajectory_steps, tile_shape=layout[0].shape)
-    return ConvergenceMap(spec, fields, provenance(**run), history=history)
+    return MapData(spec, fields, provenance(**run), history=history)
 
 
 def resumes_finished_map(output: str | Path, resume: bool) -> bool:
@@ -322,7 +322,7 @@ def open_journal(
     resume: bool = False,
     force: bool = False,
     refine: dict | None = None,
-) -> TileJournal | PointJournal | ConvergenceMap:
+) -> TileJournal | PointJournal | MapData:
     """The journal a run writing ``output`` appends to, or the finished map if ``resume`` finds it done.
     The caller holds the output's lock (``descentsim.lock.output_lock``).
 
@@ -373,7 +373,7 @@ def open_journal(
 
 
 def finish_journal(journal: TileJournal, output: str | Path, run: dict, history: History | None = None
-                   ) -> ConvergenceMap:
+                   ) -> MapData:
     """Write the map of a complete journal (with the recorded points' ``history``) to ``output``
     (atomically, a tile at a time), delete the journal, and return the map as read back from the file.
 
@@ -394,7 +394,7 @@ def run_map_to_file(
     force: bool = False,
     progress: ProgressCallback | None = None,
     stop_requested: Callable[[], bool] | None = None,
-) -> ConvergenceMap:
+) -> MapData:
     """Compute the map of ``spec`` into the HDF5 file ``output``, safe against being killed.
 
     Finished tiles go to the journal ``output + ".partial"`` as they come (see ``descentsim.journal``);
@@ -408,7 +408,7 @@ def run_map_to_file(
     n_threads = effective_threads(threads)
     with output_lock(check_output_path(output)):
         journal = open_journal(spec, output, tile_shape, resume, force)
-        if isinstance(journal, ConvergenceMap):
+        if isinstance(journal, MapData):
             return journal  # resumed a finished map
         resumed = len(journal.done)
         started = time.perf_counter()

@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 import h5py
 import numpy as np
 
-from .convergence_map import ConvergenceMap
+from .map_data import MapData
 from .errors import DescentsimError, MapFileError, write_error
 from .filecheck import check_outcomes, check_same, check_values, read_dataset
 from .fields import FIELDS
@@ -89,7 +89,7 @@ def check_name_room(path: Path, derived: Path) -> None:
         )
 
 
-def write_map(cmap: ConvergenceMap, path: str | Path, partial: Path | None = None) -> None:
+def write_map(cmap: MapData, path: str | Path, partial: Path | None = None) -> None:
     """Write ``cmap`` to ``path`` atomically; ``partial``: the journal it was computed into, named if the
     write fails (``write_atomically``)."""
 
@@ -201,7 +201,7 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_node(f: h5py.Group, cmap: ConvergenceMap) -> None:
+def write_node(f: h5py.Group, cmap: MapData) -> None:
     """Write ``cmap`` into ``f`` (a file's root or a group): spec and provenance attributes, axes, fields."""
     arrays = dict(cmap.fields)
     if cmap.refinement is not None:
@@ -256,42 +256,12 @@ def create_node(f: h5py.Group, spec: MapSpec, provenance: dict, refined: bool = 
     return datasets
 
 
-def read_map(path: str | Path) -> ConvergenceMap:
+def read_map(path: str | Path) -> MapData:
     """Read a map file written by ``write_map``; MapFileError for anything else (a zoom file too: see
-    ``open_map``)."""
+    ``descentsim.open_map``)."""
     f, shown = open_file(path)
     with f:
         check_format(f, shown)
-        return read_node(f, shown)
-
-
-def open_map(path: str | Path, frame: int | None = None) -> ConvergenceMap:
-    """The map in a file a descentsim tool wrote: a map file (``descentsim-map``, ``write_map``), or one frame of a
-    zoom file (``descentsim-zoom``): frame ``frame``, 0 being the zoom's widest window and negative numbers
-    counting from the end, by default the last and deepest. ``descentsim.zoom.read_zoom`` reads every frame.
-
-    Raises
-    ------
-    MapFileError
-        for a file no descentsim tool wrote, an edited or damaged one (``read_node``), ``frame`` given for a map
-        file, or a frame the zoom does not have (the message lists its frames).
-
-    Examples
-    --------
-    >>> m = open_map("zoom.h5", frame=0)  # doctest: +SKIP
-    >>> m.provenance["zoom_frame"], m.provenance["zoom_center"]  # doctest: +SKIP
-    (0, (1.5, 1.0))
-    """
-    from .zoom import FORMAT_NAME as ZOOM_FORMAT, read_frame
-
-    writers = "descentsim-map or descentsim-zoom"
-    f, shown = open_file(path, writers)
-    with f:
-        if f.attrs.get("descentsim_format") == ZOOM_FORMAT:
-            return read_frame(f, shown, frame)
-        check_format(f, shown, writer=writers)
-        if frame is not None:
-            raise MapFileError(f"{shown} is a map, not a zoom: it has no frame {frame!r}; leave the frame out")
         return read_node(f, shown)
 
 
@@ -318,7 +288,7 @@ def check_format(f: h5py.File, shown: str, kind: str = FORMAT_NAME, writer: str 
         raise MapFileError(f"{shown} was not written by {writer}; give a file written by {writer}")
 
 
-def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
+def read_node(node: h5py.Group, shown: str) -> MapData:
     """The map stored in ``node``: a map file's root, or a zoom frame's group.
 
     Every dataset is checked against the stored spec before anything is believed (``descentsim.filecheck``):
@@ -351,7 +321,7 @@ def read_node(node: h5py.Group, shown: str) -> ConvergenceMap:
         raise
     except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
         raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
-    return ConvergenceMap(spec, fields, prov, refinement, history)
+    return MapData(spec, fields, prov, refinement, history)
 
 
 def stored_shape(spec: MapSpec) -> tuple[int, ...]:

@@ -8,10 +8,8 @@ on a log axis), centred on
   trainable by default), so that the zoom follows a boundary down instead of drifting into a
   uniform region.
 
-The frames go to one HDF5 file, rewritten atomically after each frame (a kill loses at most the frame
-in progress, and ``resume`` continues from the frames on file): root attributes
-``descentsim_format = "descentsim-zoom"``, the settings, ``complete``; one group per frame
-(``frames/000``, ...) laid out like a map file.
+The frames go to one HDF5 file (``descentsim.zoom_file``), rewritten atomically after each frame (a
+kill loses at most the frame in progress, and ``resume`` continues from the frames on file).
 
 **Precision.** A knob value reaches the trajectories in the spec's precision (float64 or float32), so
 a window is only resolved while neighbouring grid values stay at least ``MIN_ULPS`` units in the last
@@ -23,53 +21,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import boundary
-from .convergence_map import ConvergenceMap
+from .convergence_map import ConvergenceMap, refine_map, run_map
 from .errors import MapFileError, SpecError
+from .plot import plot, write_picture
 from .spec import Axis, MapSpec
+from .store import check_output_path
+from . import zoom_file
+from .zoom_file import FORMAT_NAME, ZoomSettings, write_zoom  # noqa: F401 (the zoom API in one place)
 
-FORMAT_NAME = "descentsim-zoom"
 #: Neighbouring grid values must be at least this many units in the last place apart.
 MIN_ULPS = 8
-
-
-@dataclass(frozen=True)
-class ZoomSettings:
-    """How to zoom: ``frames`` maps, each ``factor`` times narrower, around ``center`` (knob values
-    (x, y); None: follow the boundary of side ``inside``), each computed with ``refine`` levels."""
-
-    frames: int = 8
-    factor: float = 2.0
-    center: tuple[float, float] | None = None
-    inside: str | None = None
-    refine: int = 0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or not 1 <= self.frames <= 1000:
-            raise SpecError(f"frames must be a whole number from 1 to 1000, got {self.frames!r}")
-        if not isinstance(self.factor, (int, float)) or not 1.0 < self.factor <= 1e6:
-            raise SpecError(f"the zoom factor must be a number above 1 (each frame that many times narrower), got {self.factor!r}")
-        if self.center is not None:
-            object.__setattr__(self, "center", tuple(float(c) for c in self.center))
-        if self.inside is not None:
-            boundary.side({"outcome": np.zeros(1, np.uint8)}, self.sides)  # refuses unknown outcome names
-
-    @property
-    def sides(self) -> list[str] | None:
-        """The outcomes on the inside of the boundary followed (``inside`` split at commas), None: trainable."""
-        return None if not self.inside else [name.strip() for name in self.inside.split(",")]
-
-    def to_attrs(self) -> dict:
-        attrs = {"frames": self.frames, "factor": float(self.factor), "inside": self.inside or "", "refine": self.refine}
-        if self.center is not None:
-            attrs["center"] = np.array(self.center)
-        return attrs
 
 
 def window(axis: Axis, center: float, frame: int, factor: float) -> Axis:
@@ -171,9 +138,6 @@ def zoom(
     >>> [round(f.spec.x.stop - f.spec.x.start, 4) for f in frames]
     [2.0, 0.5, 0.125]
     """
-    from .refine import refine_map
-    from .runner import run_map
-
     plan(spec, settings)
     frames = list(done or [])
     center = settings.center or default_center(spec)
@@ -199,106 +163,11 @@ def zoom(
     return frames
 
 
-# --- files -----------------------------------------------------------------------------------------
-def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: list[ConvergenceMap]) -> None:
-    """Write the frames so far to ``path`` atomically; ``complete`` once all ``settings.frames`` are there, or
-    the zoom stopped at the precision limit."""
-    from .store import write_atomically, write_format, write_node
-
-    def fill(f) -> None:
-        write_format(f, FORMAT_NAME)
-        f.attrs["spec"] = spec.to_toml()
-        for key, value in settings.to_attrs().items():
-            f.attrs[f"zoom_{key}"] = value
-        f.attrs["complete"] = len(frames) == settings.frames or "zoom_stopped" in frames[-1].provenance
-        for i, cmap in enumerate(frames):
-            write_node(f.create_group(f"frames/{i:03d}"), cmap)
-
-    saved = Path(path) if len(frames) > 1 and Path(path).exists() else None  # the frames before this one
-    write_atomically(path, fill, partial=saved)
-
-
 def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[ConvergenceMap], bool]:
-    """(spec, settings, frames, complete) of a zoom file written by ``write_zoom``, every frame checked as a
-    map file is (``store.read_node``). ``descentsim.open_map(path, frame=N)`` reads one frame.
-
-    Raises
-    ------
-    MapFileError
-        for a file that is not a zoom, or one that was edited or damaged (one line naming what is wrong).
-    """
-    from .store import check_format, open_file
-
-    f, shown = open_file(path, "descentsim-zoom")
-    with f:
-        check_format(f, shown, FORMAT_NAME, "descentsim-zoom")
-        spec, settings, complete = _read_settings(f, shown)
-        frames = [_read_frame(group, i, shown) for i, group in enumerate(_frame_groups(f, settings, shown))]
-    return spec, settings, frames, complete
-
-
-def read_frame(f, shown: str, frame: int | None = None) -> ConvergenceMap:
-    """Frame ``frame`` of the open zoom file ``f`` (0 is the widest window; negative counts from the end, as
-    Python's indices do): by default the last, the deepest. MapFileError names the frames there are."""
-    groups = _frame_groups(f, _read_settings(f, shown)[1], shown)
-    if not groups:
-        raise MapFileError(f"{shown} is a zoom with no frame finished yet; resume it with descentsim-zoom --resume")
-    if frame is None:
-        frame = len(groups) - 1
-    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or not -len(groups) <= frame < len(groups):
-        raise MapFileError(f"{shown} has no frame {frame!r}; its frames are {frames_range(len(groups))}")
-    return _read_frame(groups[frame], frame % len(groups), shown)
-
-
-def _read_frame(group, index: int, shown: str) -> ConvergenceMap:
-    """The map of frame ``index`` in ``group``, checked as a map file is; its provenance must say which frame
-    it is (``zoom_frame``) and where it was centred (``zoom_center``, two knob values)."""
-    from .filecheck import damaged
-    from .store import read_node
-
-    cmap = read_node(group, shown)
-    center = cmap.provenance.get("zoom_center")
-    if cmap.provenance.get("zoom_frame") != index or np.shape(center) != (2,):
-        raise damaged(shown, f"group {group.name.lstrip('/')!r}", f"does not say it is frame {index} "
-                      "(attributes zoom_frame and zoom_center)")
-    return cmap
-
-
-def frames_range(count: int) -> str:
-    """The frames of a zoom of ``count`` frames as messages say them: "0 to 7 (the default is the last, 7)"."""
-    return f"0 to {count - 1} (the default is the last, {count - 1})" if count > 1 else "0 (the only one)"
-
-
-def _read_settings(f, shown: str) -> tuple[MapSpec, ZoomSettings, bool]:
-    """(spec, settings, complete) from the root attributes of the open zoom file ``f``."""
-    from .filecheck import damaged
-
-    try:
-        spec = MapSpec.from_toml_text(str(f.attrs["spec"]), source=f"the spec stored in {shown}", stored=True)
-        center = f.attrs.get("zoom_center")
-        if center is not None and np.shape(center) != (2,):
-            raise damaged(shown, "attribute 'zoom_center'", f"is shaped {np.shape(center)}, not (2,)")
-        settings = ZoomSettings(
-            frames=int(f.attrs["zoom_frames"]), factor=float(f.attrs["zoom_factor"]),
-            center=None if center is None else tuple(center), inside=str(f.attrs["zoom_inside"]) or None,
-            refine=int(f.attrs["zoom_refine"]),
-        )
-        return spec, settings, bool(f.attrs["complete"])
-    except (KeyError, ValueError, TypeError, SpecError) as exc:
-        raise MapFileError(f"{shown} is damaged or incomplete ({exc}); compute the zoom again") from None
-
-
-def _frame_groups(f, settings: ZoomSettings, shown: str) -> list:
-    """The frames' groups of the open zoom file ``f`` in order: ``frames/000``, ``frames/001``, ..., at most
-    ``settings.frames`` of them."""
-    from .filecheck import damaged
-
-    names = sorted(f.get("frames", {}))
-    if names != [f"{i:03d}" for i in range(len(names))]:
-        raise damaged(shown, "group 'frames'", f"holds frames {', '.join(names)}, not numbered 000 to {len(names) - 1:03d}")
-    if len(names) > settings.frames:
-        raise damaged(shown, "group 'frames'", f"holds {len(names)} frames of a zoom of {settings.frames}")
-    return [f["frames"][name] for name in names]
+    """(spec, settings, frames, complete) of a zoom file, every frame checked as a map file is
+    (``zoom_file.read_zoom``) and given the analyses of a ``ConvergenceMap``."""
+    spec, settings, frames, complete = zoom_file.read_zoom(path)
+    return spec, settings, [ConvergenceMap.of(frame) for frame in frames], complete
 
 
 # --- animation -------------------------------------------------------------------------------------
@@ -307,8 +176,6 @@ def render_frames(
 ) -> list[np.ndarray]:
     """Each frame drawn (``descentsim.plot``) to an RGB array, with its magnification in the title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from .plot import plot
 
     images = []
     for i, cmap in enumerate(frames):
@@ -324,8 +191,6 @@ def render_frames(
 def animation_paths(output: str | Path, requested: str | None = None) -> list[Path]:
     """Where the animation of a zoom written to ``output`` goes: ``requested`` (.gif or .mp4), else output's
     name with .gif, and with .mp4 too where ffmpeg is installed. SpecError for a path that cannot be used."""
-    from .store import check_output_path
-
     stem = Path(output).with_suffix("")
     paths = [Path(requested)] if requested else [stem.with_name(stem.name + ".gif")]
     if not requested and shutil.which("ffmpeg"):
@@ -342,8 +207,6 @@ def animation_paths(output: str | Path, requested: str | None = None) -> list[Pa
 def save_animation(images: list[np.ndarray], path: str | Path, seconds_per_frame: float = 0.8) -> Path:
     """Write ``images`` as an animation, atomically: a GIF (Pillow) or, for a .mp4 path, an H.264 video
     (ffmpeg)."""
-    from .plot import write_picture
-
     path = Path(path)
     if path.suffix.lower() == ".mp4":
         return write_picture(path, lambda tmp: _save_mp4(images, tmp, seconds_per_frame))

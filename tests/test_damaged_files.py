@@ -10,7 +10,7 @@ import pytest
 
 import descentsim as ds
 from descentsim import cli
-from descentsim.refine import refine_map
+from descentsim import refine_map
 from descentsim.zoom import ZoomSettings, read_zoom, write_zoom, zoom
 
 PLAIN = ds.MapSpec(model="relu-neuron", x=ds.Axis("lr", 0.05, 3.0, 13, "log"), y=ds.Axis("w0", -2.0, 2.0, 7),

@@ -154,7 +154,7 @@ def test_one_row_and_refined_maps(tmp_path):
     assert ax.get_yticks().size == 0 and ax.get_xlabel() == "learning rate lr"
     with pytest.raises(ds.SpecError, match="not refined"):
         row.plot("refine_level")
-    from descentsim.refine import refine_map
+    from descentsim import refine_map
 
     refined = refine_map(RELU.replace(model="quadratic", y=ds.Axis("a", 0.5, 2.0, 33), params={}), 3)
     labels = [t.get_text() for t in refined.plot("refine_level").get_legend().get_texts()]

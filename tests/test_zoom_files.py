@@ -6,7 +6,7 @@ from helpers import assert_same_fields
 
 import descentsim as ds
 from descentsim import cli
-from descentsim.refine import refine_map
+from descentsim import refine_map
 from descentsim.zoom import ZoomSettings, read_zoom, write_zoom, zoom
 
 SPEC = ds.MapSpec(model="quadratic", x=ds.Axis("lr", 0.05, 4.0, 24), y=ds.Axis("a", 0.5, 2.0, 12), steps=100)
