@@ -10,7 +10,6 @@ import inspect
 import os
 import signal
 import sys
-import threading
 import time
 import tomllib
 import warnings
@@ -80,11 +79,13 @@ class ProgressBar:
         self.interval = interval
         self.started = self.logged = time.perf_counter()
         self.before: int | None = None  # tiles done before this run (resumed ones), for the ETA
+        self.done: int | None = None  # tiles saved so far, once this run has finished one
 
     def __call__(self, done: int, total: int, trajectory_steps: int) -> None:
         now = time.perf_counter()
         if self.before is None:
             self.before = done - 1
+        self.done = done
         if not self.terminal and (now - self.logged < self.interval or done == total):
             return
         elapsed = now - self.started
@@ -222,6 +223,73 @@ Ready-made configs of the classic failures are in the examples/ folder of the so
 #: Exit status of a run stopped by SIGTERM with its finished tiles saved: "incomplete, resume me"
 #: (EX_TEMPFAIL of sysexits.h).
 EXIT_INCOMPLETE = 75
+#: Exit status of a run stopped by Ctrl-C (SIGINT; the shell's 128 + 2), its finished tiles saved too.
+EXIT_INTERRUPTED = 130
+
+
+class StopSignals:
+    """SIGTERM and SIGINT (Ctrl-C) ask a run to stop between tiles; calling this gives the number of the
+    first that came (0 while none has): the ``stop_requested`` of the runners.
+
+    A signal only asks: under MPI an exception raised in the middle of MPI calls would leave requests
+    outstanding, on which MPI_Finalize fails. In one process (``at_once``) a second Ctrl-C stops at once
+    (KeyboardInterrupt), for whoever cannot wait for the tile in progress; finished tiles stay in the journal.
+    """
+
+    HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, at_once: bool, stream: TextIO):
+        self.signum = 0
+        self.at_once = at_once
+        self.notice = ("\n" if stream.isatty() else "") + "descentsim-map: stopping after the work in progress; Ctrl-C again to stop at once\n"
+        self.previous = {signum: signal.signal(signum, self._received) for signum in self.HANDLED}
+
+    def __call__(self) -> int:
+        return self.signum
+
+    def _received(self, signum: int, frame) -> None:
+        if signum == signal.SIGINT and self.at_once:
+            if self.signum:
+                raise KeyboardInterrupt
+            os.write(2, self.notice.encode())  # print() could re-enter a write this signal interrupted
+        self.signum = self.signum or signum
+
+    def restore(self) -> None:
+        """The handlers from before."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def stopped_message(stopped: RunInterrupted, signum: int) -> str:
+    """What a run stopped by ``signum`` between tiles (or blocks) has saved, and how to go on."""
+    cause = "interrupted by Ctrl-C" if signum == signal.SIGINT else "stopped by SIGTERM"
+    if stopped.done == 0:
+        return f"{cause} before any {stopped.unit.rstrip('s')} was finished: {nothing_saved(stopped.partial)}"
+    return (f"{cause} after {stopped.progress}; they are saved in {str(stopped.partial)!r}: run the same command "
+            "with --resume to finish")
+
+
+def interrupted_message(output: str, done: int | None, resume: bool, refined: bool) -> str:
+    """What a run stopped at once (a second Ctrl-C) left: ``done`` tiles saved as its progress last said
+    (None if it finished none), on top of any an earlier run (``resume``) saved."""
+    from .journal import journal_path
+
+    partial = journal_path(output)
+    if done is not None:
+        return (f"interrupted at once; {done} finished tiles are saved in {str(partial)!r}: run the same command "
+                "with --resume to finish")
+    if refined:
+        return f"interrupted at once; the blocks of points already finished are saved in {str(partial)!r} for --resume"
+    if resume and partial.exists():
+        return f"interrupted at once before this run finished a tile; {str(partial)!r} keeps those of earlier runs for --resume"
+    return f"interrupted at once before any tile was finished: {nothing_saved(partial)}"
+
+
+def nothing_saved(partial) -> str:
+    """The end of a message for a run stopped with nothing finished, its journal ``partial`` empty or absent."""
+    if partial is None or not os.path.exists(partial):
+        return "nothing is saved"
+    return f"nothing is saved ({str(partial)!r} holds none); run the same command with --resume to start it again"
 
 
 def map_main(argv: Sequence[str] | None = None) -> int:
@@ -229,7 +297,8 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         prog="descentsim-map",
         description="Compute a convergence map: train one tiny model per grid point and record what happened.",
         epilog=CONFIG_HELP + f"\n\nExit status: 0 done, 2 bad input, {EXIT_INCOMPLETE} stopped by SIGTERM with the "
-        "finished tiles saved\n(run the same command with --resume to finish).",
+        f"finished tiles saved,\n{EXIT_INTERRUPTED} stopped by Ctrl-C (SIGINT) with the finished tiles saved (run the "
+        "same command with\n--resume to finish; a second Ctrl-C stops at once, without the tile in progress).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", help="TOML file with the map spec (same keys as descentsim.MapSpec; see below)")
@@ -261,18 +330,19 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _warnings_as_lines(parser.prog)
 
-    from .mpi import abort_on_exception, agree, run_map_mpi, world
+    from .mpi import abort_on_exception, agree, launcher_rank, launcher_size, run_map_mpi, world
     from .refine import refine_map_to_file
     from .runner import budget_warning, resumes_finished_map, run_map_to_file
 
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    comm, prefix, rank = None, "", 0
+    stop = StopSignals(at_once=launcher_size() is None, stream=sys.stderr)
+    comm, prefix, rank = None, "", launcher_rank()
+    progress = ProgressBar(sys.stderr) if rank == 0 else None
     already_complete = resumes_finished_map(args.output, args.resume)
     try:
         comm = world()
         if comm:
             rank, prefix = comm.Get_rank(), f"[{comm.Get_rank()}/{comm.Get_size()}] "
+            progress = ProgressBar(sys.stderr, prefix) if rank == 0 else None
             abort_on_exception(comm)
         common = dict(
             backend=args.backend,
@@ -280,8 +350,8 @@ def map_main(argv: Sequence[str] | None = None) -> int:
             tile_shape=_parse_tile(args.tile),
             resume=args.resume,
             force=args.force,
-            progress=ProgressBar(sys.stderr, prefix) if rank == 0 else None,
-            stop_requested=stop.is_set,
+            progress=progress,
+            stop_requested=stop,
         )
         if comm and args.refine is not None:
             raise SpecError("--refine runs in one process; run it without mpirun/mpiexec (use --threads for the cores)")
@@ -309,7 +379,7 @@ def map_main(argv: Sequence[str] | None = None) -> int:
                 log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
                 cmap = refine_map_to_file(
                     spec, args.output, args.refine, backend=args.backend, threads=args.threads, resume=args.resume,
-                    force=args.force, log=log, stop_requested=stop.is_set,
+                    force=args.force, log=log, stop_requested=stop,
                 )
     except OutOfSpace as exc:
         if rank == 0:
@@ -318,22 +388,21 @@ def map_main(argv: Sequence[str] | None = None) -> int:
     except DescentsimError as exc:
         return _fail(prefix + parser.prog, str(exc)) if rank == 0 else 2
     except RunInterrupted as stopped:
+        signum = stopped.signum or stop()
         if rank == 0:
-            print(
-                f"{prefix}{parser.prog}: stopped by SIGTERM after {stopped.progress}; they are "
-                f"saved in {str(stopped.partial)!r}: run the same command with --resume to finish",
-                file=sys.stderr,
-                flush=True,
-            )
-        return EXIT_INCOMPLETE
+            print(f"{prefix}{parser.prog}: {stopped_message(stopped, signum)}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_INCOMPLETE
     except MemoryError:
         return _fail(prefix + parser.prog, "not enough memory for this map; use fewer points or a smaller model")
-    except KeyboardInterrupt:
-        print(f"{prefix}{parser.prog}: interrupted; finished tiles are kept for --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C in one process (under MPI signals only ask)
+        if rank == 0:
+            done = progress.done if progress is not None else None
+            message = interrupted_message(args.output, done, args.resume, args.refine is not None)
+            print(f"{prefix}{parser.prog}: {message}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     finally:
-        if comm is None:  # under MPI the handler stays: a late SIGTERM must not kill a rank mid-exit
-            signal.signal(signal.SIGTERM, previous)
+        if comm is None:  # under MPI the handlers stay: a late signal must not kill a rank mid-exit
+            stop.restore()
     if cmap is None:  # ranks above 0
         return 0
     prov = cmap.provenance

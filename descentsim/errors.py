@@ -47,11 +47,12 @@ def write_error(exc: OSError, writing: str, partial=None) -> MapFileError:
 
 
 class RunInterrupted(Exception):
-    """A run stopped on request (SIGTERM) between tiles (or blocks of points, for a refined run); its
-    finished work is saved for --resume. ``total`` is None where it is not known in advance."""
+    """A run stopped on request (SIGTERM, Ctrl-C) between tiles (or blocks of points, for a refined run);
+    its finished work is saved for --resume. ``total`` is None where it is not known in advance;
+    ``signum`` is the signal that stopped it where the raiser knows it (under MPI), else 0."""
 
-    def __init__(self, done: int, total: int | None, partial=None, unit: str = "tiles"):
-        self.done, self.total, self.partial, self.unit = done, total, partial, unit
+    def __init__(self, done: int, total: int | None, partial=None, unit: str = "tiles", signum: int = 0):
+        self.done, self.total, self.partial, self.unit, self.signum = done, total, partial, unit, signum
         super().__init__(f"stopped after {self.progress}")
 
     @property

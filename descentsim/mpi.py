@@ -2,12 +2,13 @@
 
 Protocol, between rank 0 and each worker (ranks above 0):
 
-* ASSIGN, rank 0 → worker: a tile index; ``STOP`` (no more tiles: finish those held); ``HALT`` (drop
-  everything now: the run is being stopped). A worker holds up to ``PREFETCH`` assigned tiles, so it
-  never waits for rank 0 between tiles.
+* ASSIGN, rank 0 → worker: a tile index; ``STOP`` (no more tiles: finish those held); ``(HALT, signal)``
+  (drop everything now: the run is being stopped by that signal). A worker holds up to ``PREFETCH``
+  assigned tiles, so it never waits for rank 0 between tiles.
 * RESULT, worker → rank 0: the tile index (8 bytes) and the tile's fields packed as in the journal
   (journal.POINT_BYTES bytes a point); rank 0 appends it to the journal and assigns the worker its next tile.
-* STOPPING, worker → rank 0: this worker got SIGTERM; rank 0 then halts everyone.
+* STOPPING, worker → rank 0: the number of the signal (SIGTERM, SIGINT) this worker got; rank 0 then
+  halts everyone with it, so that every rank reports the same cause.
 * DONE, worker → rank 0, last: every result of this worker has been delivered; rank 0 answers with
   ``RELEASE`` on ASSIGN, after which nothing more passes between them.
 
@@ -18,9 +19,11 @@ computes, in slices of ``SLICE`` points between which it serves the workers, whe
 sleeps, so an idle rank does not spin a core a busy one could use; receives are non-blocking, and a
 worker moves its outgoing results along between slices, so no rank waits on another's computation.
 
-A stop (SIGTERM on any rank) halts every rank between slices: results already sent are received and
-journaled, and every rank returns normally, rank 0 raising RunInterrupted (the command exits 75).
-An error on one rank once the run has begun aborts the whole job.
+A stop (SIGTERM or SIGINT on any rank: ``stop_requested()`` returns the signal's number) halts every rank
+between slices: results already sent are received and journaled, every request is completed, and every
+rank raises RunInterrupted with that signal (the command exits 75, or 130 for Ctrl-C). No rank ever
+leaves with a request outstanding: MPI_Finalize would fail on it. An error on one rank once the run has
+begun aborts the whole job.
 
 Whatever the number of ranks, threads or tile shape, each tile is computed by the same pure function
 of (spec, tile), so the map's data are identical.
@@ -55,10 +58,20 @@ POLL_S = 0.0005
 ABORT_GRACE_S = 0.5
 INDEX = struct.Struct("<q")
 T = TypeVar("T")
+#: Asked between slices of work: the number of the signal that asks the run to stop, 0 while none has.
+StopRequest = Callable[[], int]
 
 #: Environment variables by which MPI launchers (mpiexec of MPICH, Open MPI, MVAPICH, Intel MPI; srun
 #: with PMI-2 or PMIx) tell a process it is one of several; the value is the world size where known.
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_RANK")
+
+
+#: Set by srun in every task of a job step: the step's number of tasks, and this task's number. srun
+#: starts the tasks whether or not it wires them into one MPI world (that takes ``--mpi=pmi2`` or
+#: ``pmix`` and an MPI built for it).
+SLURM_STEP_TASKS, SLURM_TASK = "SLURM_STEP_NUM_TASKS", "SLURM_PROCID"
+#: Where launchers put this process's rank (the last is srun's).
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK", SLURM_TASK)
 
 
 def launcher_size() -> int | None:
@@ -72,23 +85,54 @@ def launcher_size() -> int | None:
     return None
 
 
-def world():
-    """``MPI.COMM_WORLD`` when launched as several ranks, else None (mpi4py is then never imported)."""
-    launched = launcher_size()
-    if launched is None:
+def slurm_step_tasks() -> int | None:
+    """The number of tasks srun started in this job step when it is more than one and no MPI launcher
+    variable says how they are wired, else None."""
+    value = os.environ.get(SLURM_STEP_TASKS, "").strip()
+    if any(os.environ.get(name) for name in LAUNCHER_VARIABLES) or not value.isdigit() or int(value) < 2:
         return None
+    return int(value)
+
+
+def launcher_rank() -> int:
+    """This process's rank as its launcher numbers it (0 when not launched): which of several processes
+    that cannot talk to each other speaks for them."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def world():
+    """``MPI.COMM_WORLD`` when launched as several ranks, else None (mpi4py is then never imported).
+
+    Refused (SpecError) where the launcher started several processes that MPI does not join into one
+    world: each would compute, and write, the whole map.
+    """
+    launched, tasks = launcher_size(), slurm_step_tasks()
+    if launched is None and tasks is None:
+        return None
+    started = f"srun started {tasks} tasks" if tasks else f"the launcher started {launched or 'several'} ranks"
     try:
         from mpi4py import MPI
     except ImportError:
         raise SpecError(
-            "started by an MPI launcher with several ranks, but mpi4py is not installed; "
+            f"{started}, but mpi4py is not installed, so each would compute the whole map; "
             "pip install mpi4py (and an MPI, e.g. pip install mpich, if the machine has none)"
         ) from None
     comm = MPI.COMM_WORLD
-    if launched > 1 and comm.Get_size() == 1:
+    library = MPI.Get_library_version().splitlines()[0].strip()
+    if tasks and comm.Get_size() == 1:
         raise SpecError(
-            f"the launcher started {launched} ranks but mpi4py sees only this one: mpi4py was built for another "
-            f"MPI ({MPI.Get_library_version().splitlines()[0].strip()}); use that MPI's mpiexec, or rebuild mpi4py"
+            f"{started} but MPI sees a world of 1, so each would compute the whole map; give srun the "
+            f"--mpi plugin (pmi2 or pmix, see srun --mpi=list) that mpi4py's MPI supports ({library}), "
+            "or start one task"
+        )
+    if launched and comm.Get_size() == 1:
+        raise SpecError(
+            f"{started} but mpi4py sees only this one: mpi4py was built for another "
+            f"MPI ({library}); use that MPI's mpiexec, or rebuild mpi4py"
         )
     return comm if comm.Get_size() > 1 else None
 
@@ -157,16 +201,28 @@ def threads_per_rank(comm, threads: int | None) -> tuple[int, str | None]:
             threads = max(1, len(mine) // sharing)
         threads = effective_threads(threads)
         all_threads = node.allgather(threads)
-        cores = set().union(*everyone)
+        cores = len(set().union(*everyone))
         warning = None
-        if node.Get_rank() == 0 and sum(all_threads) > len(cores):
-            warning = (
-                f"{node.Get_size()} ranks with {sum(all_threads)} threads in all on {len(cores)} cores oversubscribe "
-                f"this node; set --threads (or OMP_NUM_THREADS) to {max(1, len(cores) // node.Get_size())}"
-            )
+        if node.Get_rank() == 0 and sum(all_threads) > cores:
+            warning = oversubscription(node.Get_size(), sum(all_threads), cores)
     finally:
         node.Free()
     return threads, warning
+
+
+def oversubscription(ranks: int, threads: int, cores: int) -> str:
+    """The warning for a node whose ``ranks`` run ``threads`` threads in all on fewer ``cores``, naming
+    the cause: more ranks than cores (no thread count helps), or too many threads per rank."""
+    if ranks > cores:
+        return (
+            f"{ranks} ranks on this node's {cores} core{'s' if cores > 1 else ''}: more ranks than cores oversubscribe "
+            f"it; start at most {cores} per node (mpiexec -n, srun --ntasks-per-node)"
+            + ("" if threads == ranks else ", each with --threads 1")
+        )
+    return (
+        f"{ranks} ranks with {threads} threads in all on {cores} cores oversubscribe this node; "
+        f"set --threads (or OMP_NUM_THREADS) to {cores // ranks}"
+    )
 
 
 def _affinity() -> set[int]:
@@ -184,7 +240,7 @@ class Coordinator:
     """Rank 0: hands out tiles, receives results into the journal, and computes when it has time."""
 
     def __init__(self, comm, spec: MapSpec, engine: Backend, threads: int, journal: TileJournal, schedule: str,
-                 progress: ProgressCallback | None, stop_requested: Callable[[], bool]):
+                 progress: ProgressCallback | None, stop_requested: StopRequest):
         self.comm, self.spec, self.engine, self.threads = comm, spec, engine, threads
         self.journal, self.progress, self.stop_requested = journal, progress, stop_requested
         self.tiles = {t.index: t for t in journal.tiles}
@@ -194,6 +250,7 @@ class Coordinator:
         self.finished: set[int] = set()  # workers that sent DONE
         self.incoming: list = []  # (request, buffer, source) of results being received
         self.halting = False
+        self.stop_signal = 0  # the signal stopping the run: this rank's, or the first worker's to report one
         self.trajectory_steps = 0
         self.coordination_s = 0.0
         self.remote_tiles = 0
@@ -254,7 +311,8 @@ class Coordinator:
                 buffer = np.empty(status.Get_count(MPI.BYTE), dtype=np.uint8)
                 self.incoming.append((self.comm.Irecv([buffer, MPI.BYTE], source=source, tag=tag), buffer, source))
             elif tag == TAG_STOPPING:
-                self.comm.recv(source=source, tag=tag)
+                signum = self.comm.recv(source=source, tag=tag)
+                self.stop_signal = self.stop_signal or signum
                 self.halting = True
             else:  # TAG_DONE: comes after all of that worker's results
                 self.comm.recv(source=source, tag=tag)
@@ -280,7 +338,8 @@ class Coordinator:
 
     def _serve_or_halt(self) -> None:
         self.serve()
-        if self.halting or self.stop_requested():
+        self.stop_signal = self.stop_signal or self.stop_requested()
+        if self.halting or self.stop_signal:
             raise _Halt
 
     def run(self) -> None:
@@ -299,13 +358,13 @@ class Coordinator:
             halted = self.halting = True  # no more assignments
             for w in self.workers:
                 if w not in self.finished:
-                    self.comm.send(HALT, dest=w, tag=TAG_ASSIGN)
+                    self.comm.send((HALT, self.stop_signal), dest=w, tag=TAG_ASSIGN)
         while len(self.finished) < len(self.workers) or self.incoming:  # every result in, every worker done
             self.serve()
             time.sleep(POLL_S)
         self.journal.sync()
         if halted:
-            raise RunInterrupted(len(self.journal.done), len(self.journal.tiles))
+            raise RunInterrupted(len(self.journal.done), len(self.journal.tiles), signum=self.stop_signal)
 
     def overhead(self) -> dict:
         """Measured cost of coordination per tile computed elsewhere: for the provenance and the logs.
@@ -324,12 +383,13 @@ class Coordinator:
 
 
 def work(comm, spec: MapSpec, engine: Backend, threads: int, layout: dict[int, Tile],
-         stop_requested: Callable[[], bool]) -> bool:
-    """Ranks above 0: compute assigned tiles and send them to rank 0; returns whether the run was halted."""
+         stop_requested: StopRequest) -> int:
+    """Ranks above 0: compute assigned tiles and send them to rank 0; returns the signal that halted the
+    run (rank 0's word, else this rank's own), 0 if it was not halted."""
     MPI = _mpi()
     queue: deque = deque()
     sending: list = []  # (request, buffer) of results on their way to rank 0
-    state = {"finished": False, "halted": False, "told": False}
+    state = {"finished": False, "halted": 0, "told": 0}  # halted by rank 0 / told rank 0: the signal
 
     def check() -> None:  # between tiles and between slices
         for request, _ in sending:
@@ -338,13 +398,14 @@ def work(comm, spec: MapSpec, engine: Backend, threads: int, layout: dict[int, T
             index = comm.recv(source=0, tag=TAG_ASSIGN)
             if index == STOP:
                 state["finished"] = True
-            elif index == HALT:
-                state["halted"] = True
+            elif isinstance(index, tuple):  # (HALT, signal)
+                state["halted"] = index[1]
             else:
                 queue.append(index)
-        if stop_requested() and not state["told"]:
-            comm.send(None, dest=0, tag=TAG_STOPPING)
-            state["told"] = True
+        if not state["told"]:
+            state["told"] = stop_requested()
+            if state["told"]:
+                comm.send(state["told"], dest=0, tag=TAG_STOPPING)
         if state["halted"] or state["told"]:
             raise _Halt
 
@@ -370,7 +431,8 @@ def work(comm, spec: MapSpec, engine: Backend, threads: int, layout: dict[int, T
         message = comm.recv(source=0, tag=TAG_ASSIGN)
         if message == RELEASE:
             break
-        state["halted"] |= message == HALT
+        if isinstance(message, tuple):
+            state["halted"] = message[1]
     return state["halted"] or state["told"]
 
 
@@ -385,14 +447,15 @@ def run_map_mpi(
     force: bool = False,
     schedule: str = "dynamic",
     progress: ProgressCallback | None = None,
-    stop_requested: Callable[[], bool] = lambda: False,
+    stop_requested: StopRequest = lambda: 0,
     log: Callable[[str], None] = print,
 ) -> MapData | None:
     """``run_map_to_file`` on every rank of ``comm``; returns the map on rank 0, None elsewhere.
 
     Every rank must be given rank 0's spec. Refusals before the run (a bad engine or thread count on
     any rank, the output or journal on rank 0) raise the same SpecError on every rank; an error once
-    the run has begun aborts the job. A stop raises RunInterrupted on every rank.
+    the run has begun aborts the job. A stop (``stop_requested()`` returning a signal's number on any rank)
+    raises RunInterrupted, carrying that signal, on every rank.
     """
     rank, size = comm.Get_rank(), comm.Get_size()
 
@@ -415,8 +478,9 @@ def run_map_mpi(
     try:
         if rank != 0:
             layout = {t.index: t for t in tiles(spec.shape, layout_shape)}
-            if work(comm, spec, engine, n_threads, layout, stop_requested):
-                raise RunInterrupted(0, 0)
+            signum = work(comm, spec, engine, n_threads, layout, stop_requested)
+            if signum:
+                raise RunInterrupted(0, 0, signum=signum)
             return None
         resumed = len(journal.done)
         coordinator = Coordinator(comm, spec, engine, n_threads, journal, schedule, progress, stop_requested)
@@ -431,7 +495,8 @@ def run_map_mpi(
         )
         return finish_journal(journal, output, run, history)
     except RunInterrupted as stop:
-        raise RunInterrupted(stop.done, stop.total, journal.path if journal is not None else None) from None
+        raise RunInterrupted(stop.done, stop.total, journal.path if journal is not None else None,
+                             signum=stop.signum) from None
     except DescentsimError as exc:
         fatal(comm, str(exc), 2)
     except MemoryError:

@@ -138,25 +138,104 @@ def test_kill_9_of_the_whole_job_then_resume_on_other_rank_counts(tmp_path, slow
     assert not journal_path(out).exists()
 
 
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 75), (signal.SIGINT, 130)])
 @pytest.mark.parametrize("who", ["job", "one worker"])
-def test_sigterm_saves_and_every_rank_exits_75(tmp_path, slow, slow_reference, who):
-    """SIGTERM to the whole job (what a scheduler does), or to one worker: all stop, 75, nothing lost."""
+def test_a_signal_saves_and_every_rank_exits_with_its_status(tmp_path, slow, slow_reference, who, signum, status):
+    """SIGTERM to the whole job (what a scheduler does) or Ctrl-C (mpiexec passes SIGINT to every rank), or
+    either to one worker alone: all stop with the same status, the count said is the count saved."""
     out = tmp_path / "map.h5"
     job = start_job(3, str(slow), "-o", str(out), *SLOW_ARGS, marker=str(tmp_path))
     wait_for_tiles(journal_path(out), 3)
     if who == "job":
-        os.killpg(job.pid, signal.SIGTERM)
+        os.killpg(job.pid, signum)
     else:
-        os.kill(rank_pid(str(tmp_path), 1), signal.SIGTERM)
+        os.kill(rank_pid(str(tmp_path), 1), signum)
     _, err = job.communicate(timeout=60)
-    assert job.returncode == 75, err
-    assert err.count("--resume") == 1 and "Traceback" not in err and "abort" not in err.lower()
+    assert job.returncode == status, err
+    assert_stopped_cleanly(err)
     assert not out.exists()
     saved = len(read_journal(journal_path(out))[2])
-    assert 3 <= saved < 32
+    assert 3 <= saved < 32 and f"after {saved} of 32 tiles; they are saved" in err
     result = run(2, str(slow), "-o", str(out), "--resume")
     assert result.returncode == 0, result.stderr
     assert_same_fields(slow_reference, ds.open_map(out))
+
+
+def assert_stopped_cleanly(err: str) -> None:
+    """One message, from rank 0 (besides warnings and mpiexec's own notes); no traceback, no abort, no MPI
+    complaint (such as requests left pending)."""
+    said = [line for line in err.splitlines() if " warning: " not in line and not line.startswith("[mpiexec@")]
+    assert len(said) == 1 and said[0].startswith("[0/") and "--resume" in said[0], err
+    assert "Traceback" not in err and "abort" not in err.lower() and "MPICH" not in err and "error" not in err.lower()
+
+
+#: Rank 0 sits a second on each tile it computed before taking in results: the workers' results then wait
+#: in MPI, sent but not received, when the signal comes.
+HOLD_RESULTS = """
+import time
+real = mpi.compute_tile
+def held(*args, **kw):
+    fields = real(*args, **kw)
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        time.sleep(1.0)
+    return fields
+mpi.compute_tile = held
+"""
+
+
+def test_ctrl_c_with_results_in_flight_completes_them_and_exits_130(tmp_path, slow, slow_reference):
+    """Ctrl-C on mpiexec while results are in flight: every request is completed before MPI_Finalize
+    (which fails on a pending one), every rank exits 130, and what was received is saved and resumable."""
+    out = tmp_path / "map.h5"
+    job = subprocess.Popen(
+        [*mpiexec(), "-n", "2", sys.executable, "-c", PATCHED.format(patch=HOLD_RESULTS), str(slow), "-o", str(out),
+         "--tile", "8x48", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=WORKDIR,
+    )
+    wait_for_tiles(journal_path(out), 1)
+    os.killpg(job.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the ranks run in sessions of their own
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 130, err
+    assert_stopped_cleanly(err)
+    saved = len(read_journal(journal_path(out))[2])
+    assert f"interrupted by Ctrl-C after {saved} of 8 tiles" in err
+    result = run(2, str(slow), "-o", str(out), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert_same_fields(slow_reference, ds.open_map(out))
+
+
+def test_more_ranks_than_cores_is_named_as_the_cause(tmp_path, config):
+    """Two one-thread ranks on one core: fewer threads cannot help, so the warning must not advise them."""
+    core = min(os.sched_getaffinity(0))
+    result = subprocess.run(
+        command(2, str(config), "-o", str(tmp_path / "map.h5"), "--threads", "1"),
+        capture_output=True, text=True, timeout=300, cwd=WORKDIR, preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "[0/2] warning: 2 ranks on this node's 1 core: more ranks than cores oversubscribe it; start at most 1 "
+        "per node (mpiexec -n, srun --ntasks-per-node)"
+    ]
+
+
+@pytest.mark.parametrize("task", [0, 1])
+def test_srun_tasks_outside_one_mpi_world_are_refused(tmp_path, config, task):
+    """srun started 4 tasks that MPI does not join (no --mpi plugin): each would compute the whole map into
+    the same file. Refused in one line (said by task 0), exit 2, nothing written."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI", "OMPI_", "MV2_", "SLURM_"))}
+    env.update(SLURM_STEP_NUM_TASKS="4", SLURM_NTASKS="4", SLURM_PROCID=str(task))
+    result = subprocess.run(
+        [sys.executable, "-m", "descentsim.cli", str(config), "-o", str(tmp_path / "o.h5")],
+        capture_output=True, text=True, timeout=120, cwd=WORKDIR, env=env,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    if task == 0:
+        assert len(lines) == 1 and lines[0].startswith("descentsim-map: error: srun started 4 tasks but MPI sees a world of 1")
+    else:
+        assert lines == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.toml"]
 
 
 def test_resume_with_another_spec_is_refused_on_every_rank(tmp_path, slow):
