@@ -4,11 +4,18 @@
 #   sbatch examples/batch/slurm_map.sh examples/relu_neuron.toml relu.h5
 #
 # Ranks × threads: --ntasks-per-node × --cpus-per-task should be the cores of a node.
-# Two minutes before the wall-time limit SLURM sends USR1 to this script (--signal=B:USR1@120); the
-# script passes SIGTERM to the ranks, descentsim-map saves its finished tiles in OUT.partial and
-# exits 75, and the script queues the same job again, which continues with --resume. A run killed
-# harder (node failure) resumes the same way when resubmitted by hand. scancel (SIGTERM) also stops
-# the run cleanly, but does not resubmit it.
+# Before the wall-time limit SLURM sends USR1 to this script (--signal=B:USR1@120; SLURM may send it up
+# to a minute earlier than asked, so leave room for that). The script then sends SIGTERM to the ranks
+# through SLURM (scancel --signal=TERM: srun itself must not get SIGTERM, it would kill them), they finish
+# the work in hand, save their finished tiles in OUT.partial and exit 75, and the script submits the same
+# job again, which continues with --resume. It resubmits only while each job saves new tiles, up to
+# MAX_SUBMISSIONS. A run killed harder (node failure) resumes the same way when resubmitted by hand.
+# scancel (SIGTERM) also stops the run cleanly, but does not resubmit it.
+#
+# The resubmitted job keeps the nodes, tasks, CPUs per task, time limit and partition of this one, even
+# those given on the sbatch command line (SLURM tells a job these); other options come from the #SBATCH
+# lines below, or from SBATCH_* variables exported when submitting (SBATCH_SIGNAL=B:USR1@300 sbatch ...),
+# which every resubmission inherits.
 #SBATCH --job-name=descentsim
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=8
@@ -31,27 +38,39 @@ SUBMISSION=${SUBMISSION:-1}
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
 export OMP_PROC_BIND=close OMP_PLACES=cores
 
-out_of_time=0
-trap 'out_of_time=1; kill -TERM "$pid" 2>/dev/null' USR1
+journal_bytes() { stat -c %s "$OUT.partial" 2>/dev/null || echo 0; }
+saved_before=$(journal_bytes)
 
-# srun in the background, so that this shell can take USR1 while it waits; srun passes SIGTERM on
-# to every rank. --kill-on-bad-exit ends the job if one rank dies.
+out_of_time=0
+trap 'out_of_time=1' USR1
+
+# srun in the background, so that this shell can take USR1 while it waits. --kill-on-bad-exit ends the
+# job if one rank dies.
 srun --cpus-per-task="$OMP_NUM_THREADS" --cpu-bind=cores --kill-on-bad-exit=1 \
     descentsim-map "$CONFIG" -o "$OUT" --threads "$OMP_NUM_THREADS" --resume &
 pid=$!
 wait "$pid"
 status=$?
-while [ "$out_of_time" -eq 1 ] && kill -0 "$pid" 2>/dev/null; do  # woken by USR1: let the ranks save
+if kill -0 "$pid" 2>/dev/null; then  # woken by USR1: SIGTERM to the ranks until they have saved and left
+    while kill -0 "$pid" 2>/dev/null; do  # (again: a step that had not started yet missed the first)
+        scancel --quiet --signal=TERM "$SLURM_JOB_ID"
+        sleep 2
+    done
     wait "$pid"
     status=$?
-done
+fi
 
-if [ "$status" -eq 75 ] && [ "$out_of_time" -eq 1 ]; then
-    if [ "$SUBMISSION" -lt "$MAX_SUBMISSIONS" ]; then
-        echo "descentsim-map stopped at the time limit; resubmitting (submission $((SUBMISSION + 1)))"
-        sbatch --export=ALL,SUBMISSION=$((SUBMISSION + 1)) "$0" "$CONFIG" "$OUT"
-    else
+if [ "$out_of_time" -eq 1 ] && [ ! -e "$OUT" ] && [ "$status" -ne 2 ]; then
+    if [ "$(journal_bytes)" -le "$saved_before" ]; then
+        echo "descentsim-map saved no tile in this job (the signal came too early for it); not resubmitting"
+    elif [ "$SUBMISSION" -ge "$MAX_SUBMISSIONS" ]; then
         echo "descentsim-map is still incomplete after $MAX_SUBMISSIONS submissions; not resubmitting"
+    else
+        echo "descentsim-map stopped at the time limit (exit $status); resubmitting (submission $((SUBMISSION + 1)))"
+        sbatch --export=ALL,SUBMISSION=$((SUBMISSION + 1)) --nodes="$SLURM_JOB_NUM_NODES" \
+            --ntasks="$SLURM_NTASKS" ${SLURM_NTASKS_PER_NODE:+--ntasks-per-node="$SLURM_NTASKS_PER_NODE"} \
+            ${SLURM_CPUS_PER_TASK:+--cpus-per-task="$SLURM_CPUS_PER_TASK"} --partition="$SLURM_JOB_PARTITION" \
+            --time="$(squeue -h -j "$SLURM_JOB_ID" -o %l)" "$0" "$CONFIG" "$OUT"
     fi
 fi
 exit "$status"
