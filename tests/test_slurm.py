@@ -81,6 +81,7 @@ def queued(env) -> list[str]:
     return subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
 
 
+@pytest.mark.slow
 def test_the_example_resubmits_itself_until_the_map_is_complete(cluster, tmp_path):
     config = write_config(tmp_path / "map.toml", CHAIN_CONFIG)
     out = tmp_path / "map.h5"
