@@ -19,7 +19,7 @@ from typing import Any, Sequence, TextIO
 import numpy as np
 
 from .map_data import package_version
-from .errors import DescentsimError, OutOfSpace, RunInterrupted, SpecError
+from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, DescentsimError, OutOfSpace, RunInterrupted, SpecError
 from .knobs import Knob
 from .models import MODELS
 from .optimizers import BATCH_KNOBS, OPTIMIZERS, SCHEDULE_KNOBS, SCHEDULES
@@ -220,11 +220,6 @@ CONFIG_HELP = """The config is a TOML file with the keys of descentsim.MapSpec:
 
 Ready-made configs of the classic failures are in the examples/ folder of the source (examples/*.toml)."""
 
-#: Exit status of a run stopped by SIGTERM with its finished tiles saved: "incomplete, resume me"
-#: (EX_TEMPFAIL of sysexits.h).
-EXIT_INCOMPLETE = 75
-#: Exit status of a run stopped by Ctrl-C (SIGINT; the shell's 128 + 2), its finished tiles saved too.
-EXIT_INTERRUPTED = 130
 
 
 class StopSignals:

@@ -17,6 +17,13 @@ class MapFileError(DescentsimError, OSError):
     """A file that is not a descentsim map this version can read, or that cannot be written."""
 
 
+#: Exit status of a run stopped by SIGTERM with its finished tiles saved: "incomplete, resume me"
+#: (EX_TEMPFAIL of sysexits.h).
+EXIT_INCOMPLETE = 75
+#: Exit status of a run stopped by Ctrl-C (SIGINT; the shell's 128 + 2), its finished tiles saved too.
+EXIT_INTERRUPTED = 130
+
+
 class OutOfSpace(MapFileError):
     """A write failed for want of disk space (or quota). ``partial`` is the journal that holds the work
     finished so far (a run can be resumed from it once space is freed), or None where nothing was kept."""

@@ -31,6 +31,7 @@ of (spec, tile), so the map's data are identical.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
@@ -42,8 +43,9 @@ import numpy as np
 
 from .backends import Backend, get_backend
 from .map_data import MapData
-from .errors import DescentsimError, RunInterrupted, SpecError
+from .errors import EXIT_INCOMPLETE, DescentsimError, OutOfSpace, RunInterrupted, SpecError
 from .journal import TileJournal, pack_fields, unpack_fields
+from .lock import output_lock
 from .runner import ProgressCallback, compute_tile, finish_journal, open_journal, record_history, run_provenance
 from .spec import MapSpec
 from .threads import effective_threads
@@ -468,6 +470,16 @@ def run_map_mpi(
     n_threads, warning = collectively(comm, lambda: threads_per_rank(comm, threads))
     if warning:
         log(f"warning: {warning}")
+    with contextlib.ExitStack() as held:  # rank 0 holds the output's lock from its checks to the file
+        collectively(comm, lambda: held.enter_context(output_lock(output)) if rank == 0 else None)
+        return _run_locked(comm, spec, output, engine, n_threads, tile_shape, resume, force, schedule, progress,
+                           stop_requested)
+
+
+def _run_locked(comm, spec: MapSpec, output: str, engine: Backend, n_threads: int, tile_shape, resume: bool,
+                force: bool, schedule: str, progress, stop_requested: StopRequest) -> MapData | None:
+    """``run_map_mpi`` once rank 0 holds the output's lock."""
+    rank, size = comm.Get_rank(), comm.Get_size()
     journal = collectively(comm, lambda: open_journal(spec, output, tile_shape, resume, force) if rank == 0 else None)
     finished = comm.bcast(isinstance(journal, MapData), root=0)
     layout_shape = None if finished else comm.bcast(journal.tile_shape if rank == 0 else None, root=0)

@@ -357,3 +357,17 @@ def test_an_exception_on_any_rank_ends_the_job_promptly(tmp_path, config, rank, 
     assert result.returncode != 0
     assert f"rank {rank} is cursed" in result.stderr and reported in result.stderr
     assert time.monotonic() - started < 60 and not out.exists()
+
+
+def test_a_second_mpi_run_on_one_output_is_refused_by_every_rank(tmp_path, config):
+    """Rank 0 takes the output's lock before its checks; a held lock is a refusal every rank shares."""
+    from descentsim.lock import lock_path, output_lock
+
+    out = tmp_path / "map.h5"
+    with output_lock(out):  # this process is the other run
+        result = run(2, str(config), "-o", str(out), "--set", "steps=50")
+    assert result.returncode == 2, result.stderr
+    assert "being written by another run" in result.stderr and f"pid {os.getpid()}" in result.stderr
+    assert not out.exists() and not (tmp_path / "map.h5.partial").exists()
+    assert run(2, str(config), "-o", str(out), "--set", "steps=50").returncode == 0
+    assert not lock_path(out).exists()
