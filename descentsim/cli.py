@@ -643,7 +643,7 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
         frames = zoom(spec, settings, args.backend, args.threads, done, on_frame=saved)
         images = render_frames(frames, settings.factor, args.field)
         for path in animations:
-            save_animation(images, path)
+            save_animation(images, path, frames_file=args.output)
     except OutOfSpace as exc:
         _fail(parser.prog, str(exc))
         return EXIT_INCOMPLETE if exc.partial is not None else 2

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from .errors import MapFileError
+from .errors import NO_SPACE, MapFileError, write_error
 
 #: Environment variable that switches locking off where the file system cannot lock ("off").
 LOCK_SWITCH = "DESCENTSIM_LOCK"
@@ -90,6 +90,8 @@ def _acquire(path: Path, output: str | Path) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise write_error(exc, path) from None
             raise MapFileError(
                 f"cannot create the lock file {str(path)!r} ({exc.strerror}); check that the output's directory "
                 "is writable"

@@ -351,9 +351,10 @@ def check_picture_size(figure, dpi: int) -> None:
                         f"({pixels / 1e6:.0f} megapixels, at most {MAX_PICTURE_PIXELS / 1e6:.0f}); give --dpi {most} or less")
 
 
-def write_picture(path: str | Path, write: Callable[[Path], None]) -> Path:
+def write_picture(path: str | Path, write: Callable[[Path], None], partial: str | Path | None = None) -> Path:
     """Run ``write(temporary path)`` and rename the result to ``path``: a picture appears whole or not at all.
-    Failures to write become MapFileError."""
+    Failures to write become MapFileError (OutOfSpace for a full disk; ``partial``: the file that keeps the
+    finished work, for --resume, as ``errors.write_error`` says)."""
     import os
     import tempfile
 
@@ -361,14 +362,14 @@ def write_picture(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent if str(path.parent) else ".")
     except OSError as exc:
-        raise write_error(exc, path) from None
+        raise write_error(exc, path, partial) from None
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
-        raise write_error(exc, path) from None
+        raise write_error(exc, path, partial) from None
     except (ValueError, RuntimeError) as exc:
         raise MapFileError(f"could not write {str(path)!r}: {exc}; check the path and the disk space") from None
     finally:

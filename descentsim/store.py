@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from .map_data import MapData
-from .errors import DescentsimError, MapFileError, write_error
+from .errors import NO_SPACE, DescentsimError, MapFileError, write_error
 from .filecheck import check_outcomes, check_same, check_values, read_dataset
 from .fields import FIELDS
 from .history import History, read_history, write_history
@@ -63,6 +63,8 @@ def check_output_path(path: str | Path) -> Path:
     try:  # a real probe: permission bits do not tell root, ACLs or read-only mounts
         fd, probe = tempfile.mkstemp(prefix=".ds-", suffix=".probe", dir=parent)
     except OSError as exc:
+        if exc.errno in NO_SPACE:  # no room for one more file: a full disk (or inode table, or quota)
+            raise write_error(exc, parent) from None
         raise MapFileError(
             f"output directory {str(parent)!r} is not writable ({exc.strerror}); choose another -o path"
         ) from None

@@ -204,18 +204,19 @@ def animation_paths(output: str | Path, requested: str | None = None) -> list[Pa
     return paths
 
 
-def save_animation(images: list[np.ndarray], path: str | Path, seconds_per_frame: float = 0.8) -> Path:
+def save_animation(images: list[np.ndarray], path: str | Path, seconds_per_frame: float = 0.8,
+                   frames_file: str | Path | None = None) -> Path:
     """Write ``images`` as an animation, atomically: a GIF (Pillow) or, for a .mp4 path, an H.264 video
-    (ffmpeg)."""
+    (ffmpeg). ``frames_file``: the zoom file holding the frames, named (for --resume) if the disk is full."""
     path = Path(path)
     if path.suffix.lower() == ".mp4":
-        return write_picture(path, lambda tmp: _save_mp4(images, tmp, seconds_per_frame))
+        return write_picture(path, lambda tmp: _save_mp4(images, tmp, seconds_per_frame), frames_file)
     from PIL import Image
 
     first, *rest = [Image.fromarray(image) for image in images]
     return write_picture(path, lambda tmp: first.save(
         tmp, format="GIF", save_all=True, append_images=rest, duration=int(seconds_per_frame * 1000), loop=0
-    ))
+    ), frames_file)
 
 
 def _save_mp4(images: list[np.ndarray], path: Path, seconds_per_frame: float) -> None:
@@ -230,4 +231,5 @@ def _save_mp4(images: list[np.ndarray], path: Path, seconds_per_frame: float) ->
     try:
         subprocess.run(command, input=frames, check=True, capture_output=True)
     except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"ffmpeg failed: {exc.stderr.decode(errors='replace').strip()[:200]}") from None
+        complaint = " ".join(exc.stderr.decode(errors="replace").split())  # ffmpeg's lines, as one
+        raise RuntimeError(f"ffmpeg failed: {complaint[:200]}") from None

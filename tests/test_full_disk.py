@@ -4,6 +4,7 @@ half-written, and the same map once space is freed.
 For real on a small tmpfs when the tests run as root (CI does); with ENOSPC simulated in the process
 otherwise (and always, for the places a real disk cannot be made to fill at the right moment)."""
 
+import contextlib
 import errno
 import os
 import shutil
@@ -50,19 +51,26 @@ class Disk:
         return sorted(p.name for p in self.path.iterdir() if p != self.filler)
 
 
-@pytest.fixture
-def disk(tmp_path):
+@contextlib.contextmanager
+def small_tmpfs(tmp_path, options):
+    """A tmpfs mounted with ``options`` below ``tmp_path`` (the test skipped where it cannot be)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root; the simulated-ENOSPC tests below cover the same paths")
     where = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True, text=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the simulated-ENOSPC tests cover it")
     try:
-        yield Disk(where)
+        yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    with small_tmpfs(tmp_path, "size=4m") as where:
+        yield Disk(where)
 
 
 def descentsim_map(config, out, *extra, wait=True):
@@ -215,3 +223,80 @@ def test_a_refined_run_on_a_full_disk_keeps_its_journal(tmp_path, monkeypatch):
             ds.refine.refine_map_to_file(spec, out, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
     assert_same_fields(ds.refine_map(spec, 2), ds.refine.refine_map_to_file(spec, out, 2, resume=True))
+
+
+def test_an_animation_on_a_full_disk_keeps_the_frames_for_resume(tmp_path, disk):
+    """The frames are saved in the zoom file: the line must not say "nothing was written, run it again"
+    (a rerun is refused: the output exists), but to free space and --resume, which draws the animation."""
+    config = write_config(tmp_path / "q.toml", 'model = "quadratic"\nsteps = 20\n[x]\nname = "lr"\nstart = 0.1\n'
+                          'stop = 3.0\nn = 32\n[y]\nname = "a"\nstart = 0.5\nstop = 2.0\nn = 32\n')
+    command = [shutil.which("descentsim-zoom"), str(config), "-o", str(tmp_path / "z.h5"), "--frames", "2",
+               "--animation", str(disk.path / "z.gif")]
+    disk.fill()
+    full = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    last = full.stderr.strip().splitlines()[-1]  # after a progress line per frame
+    assert full.returncode == 75 and "Traceback" not in full.stderr, full.stderr
+    assert "then run the same command with --resume" in last and "z.h5" in last and disk.files() == []
+    disk.free()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert disk.files() == ["z.gif"]
+
+
+@pytest.fixture
+def no_inodes(tmp_path):
+    """A tmpfs with room for bytes but no more files (its inodes used up), as a full disk can be."""
+    with small_tmpfs(tmp_path, "size=4m,nr_inodes=8") as where:
+        for n in range(64):
+            try:
+                (where / f".filler{n}").touch()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+        yield where
+
+
+def test_no_room_for_a_new_file_is_named_a_full_disk(tmp_path, no_inodes):
+    """It was "output directory ... is not writable; choose another -o path": the wrong cause and fix."""
+    config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
+    result = descentsim_map(config, no_inodes / "map.h5")
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert "no space left" in line and "free space" in line and "not writable" not in line
+    assert not any(p.name.startswith("map.h5") for p in no_inodes.iterdir())
+
+
+@pytest.mark.parametrize("where", ["probe", "lock"])
+def test_no_room_for_a_file_is_a_full_disk(tmp_path, monkeypatch, where):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if where == "probe":
+        monkeypatch.setattr(store.tempfile, "mkstemp", full)
+    else:
+        from descentsim import lock
+
+        real_open = lock.os.open
+        monkeypatch.setattr(lock.os, "open", lambda path, *a, **k: full() if str(path).endswith(".lock")
+                            else real_open(path, *a, **k))
+    spec = SPEC.replace(steps=10)
+    with pytest.raises(ds.errors.OutOfSpace, match="no space left.*free space") as refused:
+        ds.runner.run_map_to_file(spec, tmp_path / "map.h5")
+    assert refused.value.partial is None and list(tmp_path.iterdir()) == []
+
+
+def test_an_animation_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    """ffmpeg's complaint comes on several lines: the error keeps to one."""
+    import numpy as np
+
+    from descentsim import zoom
+
+    def ffmpeg_fails(command, **kwargs):
+        raise subprocess.CalledProcessError(1, command, stderr=b"[mp4 @ 0x1] first\nAv_interleaved: No space\nlast\n")
+
+    monkeypatch.setattr(zoom.subprocess, "run", ffmpeg_fails)
+    images = [np.zeros((4, 4, 3), np.uint8)] * 2
+    with pytest.raises(ds.MapFileError) as failed:
+        zoom.save_animation(images, tmp_path / "z.mp4")
+    assert "\n" not in str(failed.value) and "No space" in str(failed.value)
+    assert list(tmp_path.iterdir()) == []
