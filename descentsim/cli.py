@@ -540,7 +540,7 @@ def plot_main(argv: Sequence[str] | None = None) -> int:
                         help="zoom files: the frame to draw (0 the widest; default the last, the deepest)")
     args = parser.parse_args(argv)
     from .convergence_map import open_map
-    from .store import check_output_path
+    from .filesystem import check_output_path
 
     suffix = os.path.splitext(args.output)[1].lower()
     try:
@@ -607,7 +607,7 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
     from .plot import check_field
     from .refine import check_levels
     from .lock import output_lock
-    from .store import check_output_path
+    from .filesystem import check_output_path
     from .zoom import ZoomSettings, animation_paths, plan, read_zoom, render_frames, save_animation, write_zoom, zoom
 
     held = contextlib.ExitStack()  # the output's lock, from the checks to the last frame

@@ -28,8 +28,10 @@ stops; a crashed node can lose the records since the last sync.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import mmap
 import os
 import struct
 import time
@@ -41,7 +43,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import MapFileError, write_error
-from .store import fsync_directory
+from .filesystem import fsync_directory
 from .fields import FIELDS, POINT_BYTES, empty_fields
 from .spec import MapSpec
 from .tiles import Tile, tiles
@@ -96,22 +98,33 @@ def _create(path: Path, header: bytes) -> None:
     fsync_directory(path.parent)
 
 
-def _read_header(path: Path, layout: str) -> tuple[bytes, dict, MapSpec, int]:
-    """(file bytes, header table, spec, offset of the first record) of the journal at ``path``, which must
-    record its layout under the key ``layout`` (``tile_shape`` or ``refine``)."""
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
+    """The bytes of the journal at ``path``, mapped rather than read (a journal can be as large as its map)."""
     try:
-        data = path.read_bytes()
+        f = open(path, "rb")
     except OSError as exc:
         raise MapFileError(
             f"cannot read the partial run {str(path)!r}: {exc.strerror}; check its permissions, or use --force to start over"
         ) from None
+    with f:
+        if os.fstat(f.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield data
+
+
+def _read_header(data: bytes | mmap.mmap, path: Path, layout: str) -> tuple[dict, MapSpec, int]:
+    """(header table, spec, offset of the first record) of the journal ``data`` (read from ``path``), which must
+    record its layout under the key ``layout`` (``tile_shape`` or ``refine``)."""
     try:
         if data[:3] != MAGIC[:3]:
             raise ValueError("not a descentsim journal")
         if data[:4] != MAGIC:
             raise ValueError("written by another version of descentsim")
         _, length, crc = HEADER.unpack_from(data, 0)
-        body = data[HEADER.size : HEADER.size + length]
+        body = bytes(data[HEADER.size : HEADER.size + length])
         if len(body) != length or zlib.crc32(body) != crc:
             raise ValueError("its header is damaged")
         meta = json.loads(body)
@@ -125,7 +138,15 @@ def _read_header(path: Path, layout: str) -> tuple[bytes, dict, MapSpec, int]:
         raise MapFileError(
             f"{str(path)!r} is {kind} partial run; resume it with the options it was started with, or use --force"
         )
-    return data, meta, spec, HEADER.size + length
+    return meta, spec, HEADER.size + length
+
+
+def _compact(path: Path, header_end: int, keep: list[tuple[int, int]]) -> None:
+    """Rewrite the journal at ``path`` with its header and only the records spanning ``keep`` ((start, end)
+    byte ranges), atomically: damaged records (already dropped) are not found, and warned about, again."""
+    with _mapped(path) as data:
+        kept = [bytes(data[:header_end])] + [bytes(data[start:end]) for start, end in keep]
+    _create(path, b"".join(kept))
 
 
 def _refuse_other_spec(path: Path, stored: MapSpec, spec: MapSpec) -> None:
@@ -229,7 +250,12 @@ class TileJournal(_AppendOnly):
         stored, tile_shape, done, good_end, damaged = read_journal(path)
         _refuse_other_spec(path, stored, spec)
         _warn_damaged(path, damaged, "tiles")
-        if good_end < path.stat().st_size:
+        if damaged:
+            size = {t.index: t.size * POINT_BYTES for t in tiles(spec.shape, tile_shape)}
+            keep = sorted((start - RECORD_HEADER.size, start + size[index]) for index, start in done.items())
+            _compact(path, _header_end(path), keep)
+            stored, tile_shape, done, good_end, _ = read_journal(path)
+        elif good_end < path.stat().st_size:
             os.truncate(path, good_end)
         return cls(path, spec, tile_shape, done, good_end, damaged)
 
@@ -267,11 +293,12 @@ def read_journal(path: Path) -> tuple[MapSpec, tuple[int, int], dict[int, int], 
     A record whose CRC holds but that does not fit the layout (an index off the map, a wrong length)
     counts as damaged too; of two intact records of one tile the first is kept (they hold the same bytes).
     """
-    data, meta, spec, offset = _read_header(path, "tile_shape")
+    with _mapped(path) as data:
+        meta, spec, offset = _read_header(data, path, "tile_shape")
+        found, end, damaged = _records(data, offset, RECORD)
     tile_shape = tuple(meta["tile_shape"])
     layout = {t.index: t for t in tiles(spec.shape, tile_shape)}
     done: dict[int, int] = {}
-    found, end, damaged = _records(data, offset, RECORD)
     for index, start, length in found:
         tile = layout.get(index)
         if tile is None or length != tile.size * POINT_BYTES:
@@ -289,22 +316,29 @@ def _records(data: bytes, offset: int, kind: bytes) -> tuple[list[tuple[int, int
     covers its header, so a false start is as unlikely as a CRC collision); a damaged stretch at the end
     is a torn last record, cut off by the caller, and not counted.
     """
-    view = memoryview(data)
     found: list[tuple[int, int, int]] = []
     end, damaged, lost = offset, 0, False
-    while offset + RECORD_HEADER.size <= len(data):
-        magic, index, length, crc = RECORD_HEADER.unpack_from(data, offset)
-        start = offset + RECORD_HEADER.size
-        if magic == kind and start + length <= len(data) and record_crc(kind, index, view[start : start + length]) == crc:
-            found.append((index, start, length))
-            damaged += lost
-            end, offset, lost = start + length, start + length, False
-            continue
-        lost = True
-        offset = data.find(kind, offset + 1)
-        if offset < 0:
-            break
+    with memoryview(data) as view:
+        while offset + RECORD_HEADER.size <= len(data):
+            magic, index, length, crc = RECORD_HEADER.unpack_from(view, offset)
+            start = offset + RECORD_HEADER.size
+            if magic == kind and start + length <= len(data) and record_crc(kind, index, view[start : start + length]) == crc:
+                found.append((index, start, length))
+                damaged += lost
+                end, offset, lost = start + length, start + length, False
+                continue
+            lost = True
+            offset = data.find(kind, offset + 1)
+            if offset < 0:
+                break
     return found, end, damaged
+
+
+def _header_end(path: Path) -> int:
+    """Offset of the first record of the journal at ``path`` (its header read before)."""
+    with open(path, "rb") as f:
+        _, length, _ = HEADER.unpack(f.read(HEADER.size))
+    return HEADER.size + length
 
 
 def pack_fields(fields: dict[str, np.ndarray]) -> bytes:
@@ -343,26 +377,33 @@ class PointJournal(_AppendOnly):
     def resume(cls, path: Path, spec: MapSpec, refine: dict) -> "PointJournal":
         """The journal at ``path``, its torn tail cut off; refused if for another spec or refinement.
         Damaged records are skipped (their points are computed again)."""
-        data, meta, stored, offset = _read_header(path, "refine")
-        _refuse_other_spec(path, stored, spec)
-        if meta["refine"] != refine:
-            raise MapFileError(
-                f"{str(path)!r} is a partial run refined with {meta['refine']}, not {refine}; resume with the "
-                "same --refine, or use --force to start over"
-            )
         points = spec.shape[0] * spec.shape[1]
-        found, end, damaged = _records(data, offset, POINTS_RECORD)
-        records = []
-        for _, start, length in found:
-            count, rest = divmod(length, 8 + POINT_BYTES)
-            flat = np.frombuffer(data, dtype="<i8", count=count, offset=start)
-            if rest or (count and (flat.min() < 0 or flat.max() >= points)):
-                damaged += 1
-                continue
-            records.append((flat, unpack_fields(data, count, (count,), offset=start + 8 * count)))
-        if end < len(data):
-            os.truncate(path, end)
+        records, keep = [], []
+        with _mapped(path) as data:
+            meta, stored, offset = _read_header(data, path, "refine")
+            _refuse_other_spec(path, stored, spec)
+            if meta["refine"] != refine:
+                raise MapFileError(
+                    f"{str(path)!r} is a partial run refined with {meta['refine']}, not {refine}; resume with the "
+                    "same --refine, or use --force to start over"
+                )
+            found, end, damaged = _records(data, offset, POINTS_RECORD)
+            size = len(data)
+            for _, start, length in found:
+                count, rest = divmod(length, 8 + POINT_BYTES)
+                payload = bytes(data[start : start + length])
+                flat = np.frombuffer(payload, dtype="<i8", count=count)
+                if rest or (count and (flat.min() < 0 or flat.max() >= points)):
+                    damaged += 1
+                    continue
+                records.append((flat, unpack_fields(payload, count, (count,), offset=8 * count)))
+                keep.append((start - RECORD_HEADER.size, start + length))
         _warn_damaged(path, damaged, "points")
+        if damaged:
+            _compact(path, offset, keep)
+            end = offset + sum(stop - start for start, stop in keep)
+        elif end < size:
+            os.truncate(path, end)
         return cls(path, spec, refine, records, end, damaged)
 
     def append(self, level: int, flat: np.ndarray, fields: dict[str, np.ndarray]) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import NO_SPACE, MapFileError, write_error
+from .filesystem import check_name_room
 
 #: Environment variable that switches locking off where the file system cannot lock ("off").
 LOCK_SWITCH = "DESCENTSIM_LOCK"
@@ -73,6 +74,7 @@ def output_lock(output: str | Path) -> Iterator[None]:
         yield
         return
     path = lock_path(output)
+    check_name_room(Path(output), path)
     fd = _acquire(path, output)
     _held[key] = [fd, 1]
     try:

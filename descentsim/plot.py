@@ -31,7 +31,7 @@ from .errors import MapFileError, SpecError, unknown_name, write_error
 from .fields import FIELDS
 from .outcome import Outcome
 from .spec import Axis
-from .store import temporary_prefix
+from .filesystem import temporary_prefix
 
 #: Colour of each outcome (Okabe & Ito 2008), fixed so that pictures compare at a glance.
 OUTCOME_COLOURS: dict[Outcome, str] = {
@@ -367,6 +367,8 @@ def write_picture(path: str | Path, write: Callable[[Path], None], partial: str 
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o644)
+        with open(tmp, "rb") as written:  # on disk before it takes the name
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         raise write_error(exc, path, partial) from None

@@ -36,7 +36,8 @@ from .journal import PointJournal
 from .lock import output_lock
 from .runner import compute_points, open_journal, record_history, run_provenance
 from .spec import MapSpec
-from .store import check_output_path, write_map
+from .filesystem import check_output_path
+from .store import write_map
 from .threads import effective_threads
 from .tiles import TILE_POINTS
 

@@ -22,7 +22,8 @@ from .lock import output_lock
 from .optimizers import check_schedule_steps
 from .resources import THETA_BUDGET, check_disk, check_memory, grid_extremes
 from .spec import MapSpec
-from .store import check_name_room, check_output_path, read_map, write_tiles
+from .filesystem import check_name_room, check_output_path
+from .store import read_map, write_tiles
 from .threads import effective_threads
 from .tiles import TILE_POINTS, Tile, clamp_tile_shape, tiles
 
@@ -304,13 +305,14 @@ def resumes_finished_map(output: str | Path, resume: bool) -> bool:
     return resume and os.path.lexists(output) and not journal_path(output).exists()
 
 
-def check_runnable(spec: MapSpec, tile_shape: tuple[int, int], refined: bool = False,
+def check_runnable(spec: MapSpec, tile_shape: tuple[int, int], refined: bool = False, to_file: bool = False,
                    output: Path | None = None) -> None:
     """Every refusal a run of ``spec`` can meet, raised before any work and before any file is made: a
-    schedule too long to tabulate, more memory than the process may use (``resources.check_memory``),
-    and, for a run writing ``output``, more disk space for its journal than is free."""
+    schedule too long to tabulate, more memory than the process may use (``resources.check_memory``;
+    ``to_file``: the run writes a file), and, for a new run writing ``output``, more disk space for its
+    journal than is free."""
     check_schedule_steps(grid_extremes(spec), spec.steps)
-    check_memory(spec, tile_shape, refined)
+    check_memory(spec, tile_shape, refined, to_file=to_file or output is not None)
     if output is not None:
         check_disk(spec, output)
 
@@ -351,6 +353,7 @@ def open_journal(
             f"an interrupted run of {str(output)!r} is in {str(partial)!r}; "
             "add --resume to finish it, or --force to start over"
         )
+    journal_temporary(partial).unlink(missing_ok=True)  # a new journal's, left by a run killed while making it
     resuming = resume and partial.exists()
     if refine is not None:
         if resuming:
@@ -365,7 +368,8 @@ def open_journal(
         check_runnable(spec, tile_shape, output=output)
         return TileJournal.create(partial, spec, tile_shape)
     try:
-        check_runnable(spec, getattr(journal, "tile_shape", (1, TILE_POINTS)), refined=refine is not None)
+        check_runnable(spec, getattr(journal, "tile_shape", (1, TILE_POINTS)), refined=refine is not None,
+                       to_file=True)
     except SpecError:
         journal.close()
         raise

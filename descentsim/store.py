@@ -22,7 +22,6 @@ import errno
 import io
 import os
 import tempfile
-import zlib
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -30,11 +29,13 @@ import h5py
 import numpy as np
 
 from .map_data import MapData
-from .errors import NO_SPACE, DescentsimError, MapFileError, write_error
+from .errors import DescentsimError, MapFileError, write_error
 from .filecheck import check_outcomes, check_same, check_values, read_dataset
 from .fields import FIELDS
 from .history import History, read_history, write_history
-from .lock import lock_path, output_lock
+from .filesystem import check_output_path, fsync_directory, temporary_prefix, umask
+from .lock import output_lock
+from .resources import release_freed_memory
 from .outcome import Outcome
 from .spec import MapSpec
 from .tiles import Tile, default_tile_shape
@@ -48,47 +49,6 @@ ADDED_IN = {"batch_loss": 2, "classes_predicted": 2}
 REFINE_LEVEL = "refine_level"
 HISTORY = "history"
 REFINE_DESCRIPTION = "refined maps: level (stride 2^level) at which the point was computed; -1 where copied"
-
-
-def check_output_path(path: str | Path) -> Path:
-    """Fail early, before any work, if ``path`` cannot be written."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise MapFileError(f"output {str(path)!r} is a directory; give a file name such as {str(path / 'map.h5')!r}")
-    if not parent.is_dir():
-        raise MapFileError(f"output directory {str(parent)!r} does not exist; create it first")
-    if os.path.lexists(path) and not path.is_file():
-        raise MapFileError(f"output {str(path)!r} exists and is not a regular file; choose another -o path")
-    try:  # a real probe: permission bits do not tell root, ACLs or read-only mounts
-        fd, probe = tempfile.mkstemp(prefix=".ds-", suffix=".probe", dir=parent)
-    except OSError as exc:
-        if exc.errno in NO_SPACE:  # no room for one more file: a full disk (or inode table, or quota)
-            raise write_error(exc, parent) from None
-        raise MapFileError(
-            f"output directory {str(parent)!r} is not writable ({exc.strerror}); choose another -o path"
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
-    check_name_room(path, lock_path(path))
-    return path
-
-
-def check_name_room(path: Path, derived: Path) -> None:
-    """MapFileError if ``derived``, a file descentsim makes beside the output ``path`` (its lock, its
-    journal), would have a longer name than the file system allows."""
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        most = os.pathconf(parent, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        most = 255
-    excess = len(os.fsencode(derived.name)) - most
-    if excess > 0:
-        raise MapFileError(
-            f"output name {path.name[:24]!r}… is {len(os.fsencode(path.name))} bytes long, and descentsim writes "
-            f"{derived.name[len(path.name):]!r} beside it under the same name, which would exceed the file "
-            f"system's {most}; shorten the name by {excess} bytes"
-        )
 
 
 def write_map(cmap: MapData, path: str | Path, partial: Path | None = None) -> None:
@@ -136,8 +96,11 @@ def write_atomically(path: str | Path, fill: Callable[[h5py.File], None], partia
     path = check_output_path(path)
     with output_lock(path):
         image = io.BytesIO()
-        with h5py.File(image, "w") as f:
-            fill(f)
+        try:
+            with h5py.File(image, "w") as f:
+                fill(f)  # may read a journal: a failing disk shows here
+        except OSError as exc:
+            raise write_error(exc, path, partial) from None
         _remove_stale_temporaries(path)
         try:
             fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
@@ -145,7 +108,7 @@ def write_atomically(path: str | Path, fill: Callable[[h5py.File], None], partia
             raise write_error(exc, path, partial) from None
         try:
             try:
-                os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; a map is meant to be shared
+                os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes it private; a map is meant to be shared
                 _write_all(fd, image.getbuffer())
                 del image
                 os.fsync(fd)
@@ -158,6 +121,7 @@ def write_atomically(path: str | Path, fill: Callable[[h5py.File], None], partia
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        release_freed_memory()  # the image's memory, before the caller reads the map back
         fsync_directory(path.parent)
 
 
@@ -172,35 +136,11 @@ def _write_all(fd: int, data: memoryview) -> None:
             written += step
 
 
-def temporary_prefix(path: Path) -> str:
-    """Hidden temporary files for ``path`` start with this (short, whatever the length of the name)."""
-    return f".ds-{zlib.crc32(path.name.encode()):08x}-"
-
-
 def _remove_stale_temporaries(path: Path) -> None:
     """Temporary files of ``path`` left by a writer killed mid-write (the caller holds the output's lock,
     so no other writer of ``path`` is at work)."""
     for stale in path.parent.glob(temporary_prefix(path) + "*.tmp"):
         stale.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_node(f: h5py.Group, cmap: MapData) -> None:

@@ -31,7 +31,7 @@ from .convergence_map import ConvergenceMap, refine_map, run_map
 from .errors import MapFileError, SpecError
 from .plot import plot, write_picture
 from .spec import Axis, MapSpec
-from .store import check_output_path
+from .filesystem import check_output_path
 from . import zoom_file
 from .zoom_file import FORMAT_NAME, ZoomSettings, write_zoom  # noqa: F401 (the zoom API in one place)
 

@@ -3,6 +3,7 @@ tile computed again, a damaged header refuses the resume, never trusted."""
 
 import shutil
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -109,5 +110,23 @@ def test_a_damaged_point_record_is_recomputed(tmp_path):
         resumed = PointJournal.resume(journal_path(out), spec, {"levels": 2, "margin": 1})
     resumed.close()
     assert resumed.damaged == 1 and resumed.points == 40
-    with pytest.warns(DamagedJournal):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DamagedJournal)  # the damaged record was dropped from the file: said once
         assert_same_fields(whole, ds.refine.refine_map_to_file(spec, out, 2, resume=True))
+
+
+def test_a_damaged_record_is_warned_about_once(tmp_path, reference):
+    """The damaged record is dropped from the file, so a later resume neither warns again nor loses a tile."""
+    path = journal_path(tmp_path / "map.h5")
+    journal_with_tiles(path, SPEC, reference, 6, TILE)
+    flip(path, record_offset(path, 1) + 300, 0x08)
+    with pytest.warns(DamagedJournal, match="1 damaged record"):
+        journal = ds.journal.TileJournal.resume(path, SPEC)
+    journal.append(journal.tiles[1], {n: v[journal.tiles[1].region] for n, v in reference.fields.items()})
+    journal.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DamagedJournal)
+        again = ds.journal.TileJournal.resume(path, SPEC)
+    again.close()
+    assert sorted(again.done) == [0, 1, 2, 3, 4, 5] and again.damaged == 0
+    assert_same_fields(reference, ds.runner.run_map_to_file(SPEC, tmp_path / "map.h5", resume=True, tile_shape=TILE))

@@ -10,7 +10,7 @@ from helpers import SLOW_CONFIG, assert_same_fields, journal_with_tiles, wait_fo
 
 import descentsim as ds
 from descentsim.journal import POINT_BYTES, RECORD_HEADER, journal_path, read_journal
-from descentsim.store import temporary_prefix
+from descentsim.filesystem import temporary_prefix
 
 # SLOW_CONFIG takes about 1.5 s on one thread, in 32 tiles of 2 rows: long enough to kill in the middle.
 ARGS = ["--threads", "1", "--tile", "2x48"]
