@@ -1,7 +1,7 @@
 """The tile journal: finished tiles of a map in progress, safe against kill -9 at any moment.
 
 A run that writes ``OUT.h5`` appends every finished tile to ``OUT.h5.partial`` and renames nothing
-until the map is complete; then it assembles the HDF5 file (written atomically, see ``store``) and
+until the map is complete; then it writes the HDF5 file from the journal, tile by tile (written atomically, see ``store``) and
 deletes the journal. ``--resume`` reads the journal back and computes only the missing tiles.
 
 File layout (all integers little-endian uint32):
@@ -44,7 +44,7 @@ import numpy as np
 
 from .errors import MapFileError, write_error
 from .filesystem import fsync_directory
-from .fields import FIELDS, POINT_BYTES, empty_fields
+from .fields import FIELDS, POINT_BYTES
 from .spec import MapSpec
 from .tiles import Tile, tiles
 
@@ -277,13 +277,6 @@ class TileJournal(_AppendOnly):
                     f.seek(self.done[tile.index])
                     yield tile, unpack_fields(f.read(tile.size * POINT_BYTES), tile.size, tile.shape)
 
-    def assemble(self) -> dict[str, np.ndarray]:
-        """The map's fields from the finished tiles (missing ones stay NOT_COMPUTED)."""
-        out = empty_fields(self.spec.shape)
-        for tile, fields in self.finished_tiles():
-            for name in FIELDS:
-                out[name][tile.region] = fields[name]
-        return out
 
 
 def read_journal(path: Path) -> tuple[MapSpec, tuple[int, int], dict[int, int], int, int]:

@@ -14,6 +14,9 @@ which locks one node only, or without either option, where locking fails). Where
 cannot lock, the run is refused with a line saying so; setting ``DESCENTSIM_LOCK=off`` then runs
 without a lock (never start two runs on one output that way).
 
+A POSIX lock belongs to its process, and closing any descriptor of the file releases it: only this
+module opens the lock file, and only once per process (the lock is re-entrant instead).
+
 The lock file is removed when the writer finishes. A writer that finds the file it locked already
 removed (its previous holder finishing in between) takes the lock again on a fresh file.
 """

@@ -459,7 +459,7 @@ def run_map_mpi(
     the run has begun aborts the job. A stop (``stop_requested()`` returning a signal's number on any rank)
     raises RunInterrupted, carrying that signal, on every rank.
     """
-    rank, size = comm.Get_rank(), comm.Get_size()
+    rank = comm.Get_rank()
 
     def choose_engine():
         if schedule not in ("dynamic", "static"):
@@ -509,6 +509,8 @@ def _run_locked(comm, spec: MapSpec, output: str, engine: Backend, n_threads: in
     except RunInterrupted as stop:
         raise RunInterrupted(stop.done, stop.total, journal.path if journal is not None else None,
                              signum=stop.signum) from None
+    except OutOfSpace as exc:  # the journal is intact: resumable once space is freed
+        fatal(comm, str(exc), EXIT_INCOMPLETE if exc.partial is not None else 2)
     except DescentsimError as exc:
         fatal(comm, str(exc), 2)
     except MemoryError:

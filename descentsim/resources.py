@@ -12,7 +12,6 @@ the address-space and data limits (``ulimit -v``, ``ulimit -d``) and the cgroup 
 from __future__ import annotations
 
 import ctypes
-import os
 import resource
 import shutil
 from pathlib import Path

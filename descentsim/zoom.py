@@ -28,7 +28,7 @@ import numpy as np
 
 from . import boundary
 from .convergence_map import ConvergenceMap, refine_map, run_map
-from .errors import MapFileError, SpecError
+from .errors import SpecError
 from .plot import plot, write_picture
 from .spec import Axis, MapSpec
 from .filesystem import check_output_path

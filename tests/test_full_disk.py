@@ -300,3 +300,23 @@ def test_an_animation_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
         zoom.save_animation(images, tmp_path / "z.mp4")
     assert "\n" not in str(failed.value) and "No space" in str(failed.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_under_mpi_ends_the_job_resumable(tmp_path, disk, slow_reference):
+    """Rank 0's journal append fails: the job ends with 75 (a batch chain resubmits), the journal intact."""
+    mpiexec = shutil.which("mpiexec")
+    assert mpiexec, "mpiexec comes with the test extras"
+    config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
+    out = disk.path / "map.h5"
+    command = [mpiexec, "-n", "2", shutil.which("descentsim-map"), str(config), "-o", str(out), *ARGS]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    wait_for_tiles(journal_path(out), 2)
+    disk.fill()
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 75, err
+    assert "no space left" in err and "--resume" in err
+    _, _, done, end, damaged = read_journal(journal_path(out))
+    assert 2 <= len(done) < 32 and damaged == 0 and end == journal_path(out).stat().st_size
+    disk.free()
+    assert descentsim_map(config, out, "--resume").returncode == 0
+    assert_same_fields(slow_reference, ds.open_map(out))
