@@ -17,6 +17,15 @@ the engines agree bit for bit. Updates (g = ∇L(θ_t), on the trainable paramet
 * ``nesterov``:  v ← β·v + g;  θ ← θ − lr_t·(g + β·v)              (as PyTorch's SGD)
 * ``adam``:      m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;  c₁ ← c₁·β₁;  c₂ ← c₂·β₂ (c = 1 at first);
                  θ ← θ − lr_t·(m/(1 − c₁)) / (√(v/(1 − c₂)) + ε)
+* ``rmsprop``:   v ← α·v + (1 − α)·g²;  θ ← θ − lr_t·g/(√v + ε)           (as PyTorch's RMSprop)
+* ``adamw``:     θ ← θ·(1 − lr_t·λ), then adam's update with g            (decoupled weight decay,
+                 Loshchilov & Hutter 2019, in PyTorch's order)
+
+Weight decay: every optimiser but adamw takes ``weight_decay`` λ (0 by default) as PyTorch does, as an
+L2 penalty added to the gradient first, g ← g + λ·θ (where λ = 0, g itself: the same bits as without);
+adamw's λ (0.01 by default) decays θ directly instead. The outcome rules judge the model's own loss L,
+not L + λ/2·|θ|², as PyTorch reports it. With per-parameter learning rates (``lr_scale``) lr_t is each
+parameter's own.
 """
 
 from __future__ import annotations
@@ -115,6 +124,10 @@ class Optimizer:
         names = ("lr", *(k.name for k in self.own_knobs))
         return np.stack([per_point(values[name], n) for name in names], axis=1)
 
+    def column(self, knob: str) -> int:
+        """The column of ``hyper`` that holds ``knob``."""
+        return ("lr", *(k.name for k in self.own_knobs)).index(knob)
+
     def initial_state(self, n: int, p: int, dtype) -> dict[str, np.ndarray]:
         return {name: np.zeros((n, p), dtype=dtype) for name in self.state_names}
 
@@ -127,14 +140,27 @@ def _column(hyper: np.ndarray, k: int, dtype) -> np.ndarray:
     return hyper[:, k : k + 1].astype(dtype, copy=False)
 
 
+def weight_decay_knob(default: float = 0.0, meaning: str = "L2 weight decay λ: g ← g + λ·θ before the update "
+                      "(PyTorch's weight_decay)") -> Knob:
+    return Knob("weight_decay", default, meaning, minimum=0.0)
+
+
+def l2_decayed(optimizer: "Optimizer", theta: np.ndarray, grad: np.ndarray, hyper: np.ndarray) -> np.ndarray:
+    """g + λ·θ where the optimiser's ``weight_decay`` λ is not 0, and g itself where it is (so that a map
+    without weight decay keeps its bits even where θ·0 would not be +0)."""
+    wd = _column(hyper, optimizer.column("weight_decay"), theta.dtype)
+    return np.where(wd != 0, grad + wd * theta, grad)
+
+
 class GradientDescent(Optimizer):
     """Gradient descent: θ ← θ − lr_t·∇L(θ) (stochastic with a ``batch_size``)."""
 
     name = "gd"
     kernel = "gd"
+    own_knobs = (weight_decay_knob(),)
 
     def step(self, theta, grad, lr, hyper, state):
-        return theta - lr * grad, state
+        return theta - lr * l2_decayed(self, theta, grad, hyper), state
 
 
 class Momentum(Optimizer):
@@ -142,10 +168,11 @@ class Momentum(Optimizer):
 
     name = "momentum"
     kernel = "momentum"
-    own_knobs = (Knob("momentum", 0.9, "momentum coefficient β"),)
+    own_knobs = (Knob("momentum", 0.9, "momentum coefficient β"), weight_decay_knob())
     state_names = ("velocity",)
 
     def step(self, theta, grad, lr, hyper, state):
+        grad = l2_decayed(self, theta, grad, hyper)
         velocity = _column(hyper, 1, theta.dtype) * state["velocity"] + grad
         return theta - lr * velocity, {"velocity": velocity}
 
@@ -157,6 +184,7 @@ class Nesterov(Momentum):
     kernel = "nesterov"
 
     def step(self, theta, grad, lr, hyper, state):
+        grad = l2_decayed(self, theta, grad, hyper)
         beta = _column(hyper, 1, theta.dtype)
         velocity = beta * state["velocity"] + grad
         return theta - lr * (grad + beta * velocity), {"velocity": velocity}
@@ -178,6 +206,7 @@ class Adam(Optimizer):
         Knob("beta1", 0.9, "decay of the first moment", minimum=0.0, below=1.0, why=MOMENT_AT_ONE),
         Knob("beta2", 0.999, "decay of the second moment", minimum=0.0, below=1.0, why=MOMENT_AT_ONE),
         Knob("eps", 1e-8, "added to √v̂", above=0.0, why="at 0 a vanishing gradient gives 0/0"),
+        weight_decay_knob(),
     )
     state_names = ("m", "v", "c1", "c2")
 
@@ -188,6 +217,10 @@ class Adam(Optimizer):
         return state
 
     def step(self, theta, grad, lr, hyper, state):
+        return self.moment_step(theta, l2_decayed(self, theta, grad, hyper), lr, hyper, state)
+
+    def moment_step(self, theta, grad, lr, hyper, state):
+        """Adam's update with the gradient ``grad`` (weight decay already applied, or none)."""
         dtype = theta.dtype
         beta1, beta2, eps = (_column(hyper, k, dtype) for k in (1, 2, 3))
         m = beta1 * state["m"] + (1 - beta1) * grad
@@ -198,7 +231,45 @@ class Adam(Optimizer):
         return theta - lr * update, {"m": m, "v": v, "c1": c1, "c2": c2}
 
 
-OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in (GradientDescent(), Momentum(), Nesterov(), Adam())}
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, "Decoupled weight decay regularization", 2019), in PyTorch's order:
+    θ ← θ·(1 − lr_t·λ), then Adam's update with the plain gradient. Knobs: lr, beta1, beta2, eps,
+    weight_decay λ (0.01, PyTorch's default), schedule."""
+
+    name = "adamw"
+    kernel = "adamw"
+    own_knobs = (*Adam.own_knobs[:3], weight_decay_knob(0.01, "decoupled weight decay λ: θ ← θ·(1 − lr_t·λ) "
+                                                            "before each update (PyTorch's AdamW)"))
+
+    def step(self, theta, grad, lr, hyper, state):
+        wd = _column(hyper, self.column("weight_decay"), theta.dtype)
+        return self.moment_step(theta * (1 - lr * wd), grad, lr, hyper, state)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton 2012), as PyTorch's without momentum or centring: v ← α·v + (1 − α)·g²;
+    θ ← θ − lr_t·g/(√v + ε). Knobs: lr, alpha (0.99), eps (1e-8), weight_decay (0), schedule."""
+
+    name = "rmsprop"
+    kernel = "rmsprop"
+    own_knobs = (
+        Knob("alpha", 0.99, "decay of the mean square of g", minimum=0.0, below=1.0,
+             why="at 1 the mean square never moves from 0 and the first step divides by ε"),
+        Knob("eps", 1e-8, "added to √v", above=0.0, why="at 0 a vanishing gradient gives 0/0"),
+        weight_decay_knob(),
+    )
+    state_names = ("v",)
+
+    def step(self, theta, grad, lr, hyper, state):
+        grad = l2_decayed(self, theta, grad, hyper)
+        alpha, eps = (_column(hyper, k, theta.dtype) for k in (1, 2))
+        v = alpha * state["v"] + (1 - alpha) * (grad * grad)
+        return theta - lr * (grad / (np.sqrt(v) + eps)), {"v": v}
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    o.name: o for o in (GradientDescent(), Momentum(), Nesterov(), Adam(), AdamW(), RMSprop())
+}
 
 
 def knob_owners(name: str) -> list[str]:

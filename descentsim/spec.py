@@ -212,7 +212,8 @@ class MapSpec:
         optimiser says which one to choose."""
         owners = knob_owners(name)
         if owners:
-            choices = " or ".join(f'"{owner}"' for owner in owners)
+            quoted = [f'"{owner}"' for owner in owners]
+            choices = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
             return SpecError(f"knob {name!r}{where} belongs to optimizer {choices}, not \"{self.optimizer}\"; "
                              f"set optimizer = \"{owners[0]}\" to use it, or remove {name}")
         settings = [f.name for f in fields(MapSpec)]

@@ -31,6 +31,8 @@ cdef extern from "kernels.h" nogil:
         DS_MOMENTUM
         DS_NESTEROV
         DS_ADAM
+        DS_ADAMW
+        DS_RMSPROP
     Py_ssize_t ds_work_vectors(int model, int optimizer, Py_ssize_t p, Py_ssize_t n_consts, Py_ssize_t n_hyper,
                                Py_ssize_t data_rows, Py_ssize_t k_max)
     ctypedef struct ds_rules:
@@ -87,7 +89,8 @@ cdef extern from "kernels.h" nogil:
 # Kernel ids; the Python models and optimisers refer to them by name.
 MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON,
              "mlp": DS_MLP, "softmax_mlp": DS_SOFTMAX_MLP}
-OPTIMIZER_IDS = {"gd": DS_GD, "momentum": DS_MOMENTUM, "nesterov": DS_NESTEROV, "adam": DS_ADAM}
+OPTIMIZER_IDS = {"gd": DS_GD, "momentum": DS_MOMENTUM, "nesterov": DS_NESTEROV, "adam": DS_ADAM, "adamw": DS_ADAMW,
+                 "rmsprop": DS_RMSPROP}
 OPENMP = bool(DS_OPENMP)
 # The score's constants as the kernels use them (tests check them against descentsim.outcome).
 SCORE_CLIP = DS_SCORE_CLIP

@@ -36,7 +36,7 @@ static const double DS_ATANH_R[10] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.
 static const double DS_EXP_P[3] = {1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1};
 static const double DS_EXP_Q[4] = {3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
                                    2.00000000000000000009e0};
-enum { DS_GD = 0, DS_MOMENTUM = 1, DS_NESTEROV = 2, DS_ADAM = 3 };
+enum { DS_GD = 0, DS_MOMENTUM = 1, DS_NESTEROV = 2, DS_ADAM = 3, DS_ADAMW = 4, DS_RMSPROP = 5 };
 enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRESOLVED = 5 };
 
 #define DS_SCORE_CLIP 1e6 /* normalised losses above this (and non-finite ones) count as this */
@@ -117,14 +117,17 @@ static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_
 }
 
 /* Optimiser state per trajectory, in vectors of lanes: momentum and nesterov a velocity per parameter;
- * adam the moments m and v per parameter, then the bias-correction products c1 and c2. */
+ * rmsprop the mean square v per parameter; adam and adamw the moments m and v per parameter, then the
+ * bias-correction products c1 and c2. */
 static inline ptrdiff_t ds_state_vectors(int optimizer, ptrdiff_t p)
 {
     switch (optimizer) {
     case DS_MOMENTUM:
     case DS_NESTEROV:
+    case DS_RMSPROP:
         return p;
     case DS_ADAM:
+    case DS_ADAMW:
         return 2 * p + 2;
     default:
         return 0;

@@ -724,17 +724,25 @@ DS_INLINE vec DS_NAME(ds_sqrt)(vec x)
     return x;
 }
 
-/* gd: θ ← θ − lr·g;  momentum: v ← β·v + g, θ ← θ − lr·v;  nesterov: v ← β·v + g, θ ← θ − lr·(g + β·v) */
+/* The L2 weight decay of descentsim.optimizers.l2_decayed: g + λ·θ where λ ≠ 0, g itself where λ = 0. */
+DS_INLINE vec DS_NAME(ds_l2_decayed)(vec grad, vec theta, vec wd)
+{
+    return vselect(wd != 0, grad + wd * theta, grad);
+}
+
+/* gd: θ ← θ − lr·g;  momentum: v ← β·v + g, θ ← θ − lr·v;  nesterov: v ← β·v + g, θ ← θ − lr·(g + β·v);
+ * g with its L2 weight decay (hyper column 1 for gd, 2 for momentum and nesterov) */
 DS_INLINE void DS_NAME(ds_sgd_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, DS_T *state,
                                     const DS_T *scale, vec lr, vmask go)
 {
     const int with_velocity = pb->optimizer != DS_GD, nesterov = pb->optimizer == DS_NESTEROV;
     const vec beta = with_velocity ? vload(hyper + DS_LANES) : lr * 0;
+    const vec wd = vload(hyper + (with_velocity ? 2 : 1) * DS_LANES);
     ptrdiff_t i;
     for (i = 0; i < pb->p; i++) {
         DS_T *theta = th + i * DS_LANES;
         if (pb->trainable[i]) {
-            const vec old = vload(theta), grad = vload(g + i * DS_LANES);
+            const vec old = vload(theta), grad = DS_NAME(ds_l2_decayed)(vload(g + i * DS_LANES), old, wd);
             vec step = grad;
             if (with_velocity) {
                 const vec velocity = beta * vload(state + i * DS_LANES) + grad;
@@ -747,36 +755,61 @@ DS_INLINE void DS_NAME(ds_sgd_step)(const ds_problem *pb, DS_T *th, const DS_T *
 }
 
 /* adam: m ← β₁·m + (1 − β₁)·g; v ← β₂·v + (1 − β₂)·g²; c₁ ← c₁·β₁; c₂ ← c₂·β₂;
- * θ ← θ − lr·(m/(1 − c₁)) / (√(v/(1 − c₂)) + ε) */
+ * θ ← θ − lr·(m/(1 − c₁)) / (√(v/(1 − c₂)) + ε), g with its L2 weight decay λ (hyper column 4);
+ * adamw: θ ← θ·(1 − lr·λ) first, and g without decay */
 DS_INLINE void DS_NAME(ds_adam_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper, DS_T *state,
                                      const DS_T *scale, vec lr, vmask go)
 {
     const ptrdiff_t p = pb->p;
+    const int decoupled = pb->optimizer == DS_ADAMW;
     const vec beta1 = vload(hyper + DS_LANES), beta2 = vload(hyper + 2 * DS_LANES), eps = vload(hyper + 3 * DS_LANES);
+    const vec wd = vload(hyper + 4 * DS_LANES);
     DS_T *c1p = state + 2 * p * DS_LANES, *c2p = c1p + DS_LANES;
     const vec c1 = vload(c1p) * beta1, c2 = vload(c2p) * beta2;
     ptrdiff_t i;
     for (i = 0; i < p; i++) {
         DS_T *theta = th + i * DS_LANES, *mp = state + i * DS_LANES, *vp = state + (p + i) * DS_LANES;
         if (pb->trainable[i]) {
-            const vec old = vload(theta), grad = vload(g + i * DS_LANES);
+            const vec old = vload(theta), rate = lr * vload(scale + i * DS_LANES);
+            const vec grad = decoupled ? vload(g + i * DS_LANES) : DS_NAME(ds_l2_decayed)(vload(g + i * DS_LANES), old, wd);
+            const vec start = decoupled ? old * (1 - rate * wd) : old;
             const vec m = beta1 * vload(mp) + (1 - beta1) * grad;
             const vec v = beta2 * vload(vp) + (1 - beta2) * (grad * grad);
             const vec update = (m / (1 - c1)) / (DS_NAME(ds_sqrt)(v / (1 - c2)) + eps);
             vstore(mp, vselect(go, m, vload(mp)));
             vstore(vp, vselect(go, v, vload(vp)));
-            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - (lr * vload(scale + i * DS_LANES)) * update), old));
+            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(start - rate * update), old));
         }
     }
     vstore(c1p, vselect(go, c1, vload(c1p)));
     vstore(c2p, vselect(go, c2, vload(c2p)));
 }
 
+/* rmsprop: v ← α·v + (1 − α)·g²; θ ← θ − lr·g/(√v + ε), g with its L2 weight decay (hyper column 3) */
+DS_INLINE void DS_NAME(ds_rmsprop_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
+                                        DS_T *state, const DS_T *scale, vec lr, vmask go)
+{
+    const vec alpha = vload(hyper + DS_LANES), eps = vload(hyper + 2 * DS_LANES), wd = vload(hyper + 3 * DS_LANES);
+    ptrdiff_t i;
+    for (i = 0; i < pb->p; i++) {
+        DS_T *theta = th + i * DS_LANES, *vp = state + i * DS_LANES;
+        if (pb->trainable[i]) {
+            const vec old = vload(theta), grad = DS_NAME(ds_l2_decayed)(vload(g + i * DS_LANES), old, wd);
+            const vec v = alpha * vload(vp) + (1 - alpha) * (grad * grad);
+            const vec step = grad / (DS_NAME(ds_sqrt)(v) + eps);
+            vstore(vp, vselect(go, v, vload(vp)));
+            vstore(theta, vselect(go, DS_NAME(ds_flush_subnormal)(old - (lr * vload(scale + i * DS_LANES)) * step), old));
+        }
+    }
+}
+
 DS_INLINE void DS_NAME(ds_optimizer_step)(const ds_problem *pb, DS_T *th, const DS_T *g, const DS_T *hyper,
                                           DS_T *state, const DS_T *scale, vec lr, vmask go)
 {
-    if (pb->optimizer == DS_ADAM)
+    if (pb->optimizer == DS_ADAM || pb->optimizer == DS_ADAMW)
         DS_NAME(ds_adam_step)(pb, th, g, hyper, state, scale, lr, go);
+    else if (pb->optimizer == DS_RMSPROP)
+        DS_NAME(ds_rmsprop_step)(pb, th, g, hyper, state, scale, lr, go);
     else
         DS_NAME(ds_sgd_step)(pb, th, g, hyper, state, scale, lr, go);
 }
@@ -821,7 +854,7 @@ DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptr
         scale[i * DS_LANES + k] = pb->lr_scale == NULL ? 1 : ((const DS_T *)pb->lr_scale)[row * pb->p + i];
     for (i = 0; i < ds_state_vectors(pb->optimizer, pb->p); i++)
         state[i * DS_LANES + k] = 0;
-    if (pb->optimizer == DS_ADAM) /* the bias-correction products start at 1 */
+    if (pb->optimizer == DS_ADAM || pb->optimizer == DS_ADAMW) /* the bias-correction products start at 1 */
         state[2 * pb->p * DS_LANES + k] = state[(2 * pb->p + 1) * DS_LANES + k] = 1;
 }
 

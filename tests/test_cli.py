@@ -154,10 +154,10 @@ def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, case):
         (["-o", "out.h5", "--set", "optimizer=adam", "--set", "momentum=0.5"],
          "knob 'momentum' belongs to optimizer \"momentum\" or \"nesterov\", not \"adam\"; "
          "set optimizer = \"momentum\" to use it, or remove momentum"),
-        (["-o", "out.h5", "--set", "beta2=0.99"], "knob 'beta2' belongs to optimizer \"adam\", not \"gd\"; "
+        (["-o", "out.h5", "--set", "beta2=0.99"], "knob 'beta2' belongs to optimizer \"adam\" or \"adamw\", not \"gd\"; "
          "set optimizer = \"adam\""),
         (["-o", "out.h5", "--set", "x.name=eps", "--set", "optimizer=nesterov"],
-         "knob 'eps' on an axis belongs to optimizer \"adam\", not \"nesterov\""),
+         "knob 'eps' on an axis belongs to optimizer \"adam\", \"adamw\" or \"rmsprop\", not \"nesterov\""),
         (["-o", "out.h5", "--set", "optimizer=adam", "--set", "beta1=1"], "knob 'beta1' must be < 1, got 1"),
         (["-o", "out.h5", "--set", "optimizer=adam", "--set", "eps=0"], "knob 'eps' must be > 0, got 0"),
         (["-o", "out.h5", "--set", "schedule=step", "--set", "decay_rate=0"], "knob 'decay_rate' must be > 0"),

@@ -9,6 +9,7 @@ from helpers import assert_same_fields, run_both
 
 import descentsim as ds
 from descentsim import Axis, MapSpec
+from descentsim import optimizers
 from descentsim.optimizers import OPTIMIZERS, schedule_factors
 
 
@@ -44,14 +45,21 @@ def test_nesterov_first_steps_by_hand():
     assert quadratic_after(3, "nesterov", momentum=0.9) == pytest.approx(0.5 * w * w, rel=1e-14)
 
 
-def test_adam_first_steps_by_hand():
+def adam_by_hand(steps, decoupled_decay=0.0):
+    """w after ``steps`` Adam updates (lr 0.1, PyTorch's defaults) of ½w² from w = 1; AdamW's decay first."""
     w, m, v, c1, c2 = 1.0, 0.0, 0.0, 1.0, 1.0
-    for _ in range(4):
+    for _ in range(steps):
         g = w
+        w = w * (1 - 0.1 * decoupled_decay)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
         c1, c2 = c1 * 0.9, c2 * 0.999
         w = w - 0.1 * (m / (1 - c1)) / (math.sqrt(v / (1 - c2)) + 1e-8)
+    return w
+
+
+def test_adam_first_steps_by_hand():
+    w = adam_by_hand(4)
     assert quadratic_after(4, "adam") == pytest.approx(0.5 * w * w, rel=1e-12)
     # the first Adam step moves every parameter by about lr, whatever its gradient's size
     assert quadratic_after(1, "adam", lr=0.25, lr_=0.25) == pytest.approx(0.5 * 0.75**2, rel=1e-7)
@@ -98,6 +106,12 @@ OPTIMIZER_SETTINGS = {
     "momentum": {"momentum": 0.8},
     "nesterov": {"momentum": 0.7},
     "adam": {"beta1": 0.85, "beta2": 0.99},
+    "adamw": {"beta1": 0.85, "weight_decay": 0.05},
+    "rmsprop": {"alpha": 0.9},
+    "gd-decay": {"weight_decay": 0.02},
+    "momentum-decay": {"momentum": 0.8, "weight_decay": 0.01},
+    "adam-decay": {"weight_decay": 0.03},
+    "rmsprop-decay": {"weight_decay": 0.01},
 }
 
 
@@ -105,8 +119,42 @@ OPTIMIZER_SETTINGS = {
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_cython_matches_reference_for_every_model_and_optimizer(model, optimizer, dtype):
     base = MODELS[model]
-    spec = base.replace(optimizer=optimizer, params={**base.params, **OPTIMIZER_SETTINGS[optimizer]}, dtype=dtype)
+    spec = base.replace(optimizer=optimizer.split("-")[0], params={**base.params, **OPTIMIZER_SETTINGS[optimizer]},
+                        dtype=dtype)
     assert_same_fields(*run_both(spec))
+
+
+def test_rmsprop_first_steps_by_hand():
+    w, v = 1.0, 0.0
+    for _ in range(4):
+        g = w
+        v = 0.9 * v + 0.1 * g * g
+        w = w - 0.05 * g / (math.sqrt(v) + 1e-8)
+    assert quadratic_after(4, "rmsprop", lr=0.05, lr_=0.05, alpha=0.9) == pytest.approx(0.5 * w * w, rel=1e-12)
+
+
+def test_weight_decay_first_steps_by_hand():
+    """L2 decay: g ← g + λ·w, so gradient descent on ½w² multiplies w by 1 − lr·(1 + λ) each step."""
+    w = 1.0
+    for _ in range(5):
+        w = w - 0.1 * (w + 0.5 * w)
+    assert quadratic_after(5, "gd", weight_decay=0.5) == pytest.approx(0.5 * w * w, rel=1e-14)
+
+
+def test_adamw_decays_before_the_adam_step():
+    """PyTorch's AdamW: θ ← θ·(1 − lr·λ), then Adam's update with the plain gradient."""
+    w = adam_by_hand(4, decoupled_decay=0.2)
+    assert quadratic_after(4, "adamw", weight_decay=0.2) == pytest.approx(0.5 * w * w, rel=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "nesterov", "adam", "rmsprop"])
+def test_no_weight_decay_keeps_the_bits(optimizer, dtype, monkeypatch):
+    """Without weight decay (λ = 0) every optimiser is as it was: the compiled engine gives the bits of the
+    reference with the decay taken out altogether (a kernel reading λ from the wrong column fails here)."""
+    spec = MODELS["relu-neuron"].replace(optimizer=optimizer, dtype=dtype)
+    compiled = ds.run_map(spec, backend="cython")
+    monkeypatch.setattr(optimizers, "l2_decayed", lambda optimizer, theta, grad, hyper: grad)
+    assert_same_fields(ds.run_map(spec, backend="numpy"), compiled)
 
 
 @pytest.mark.parametrize(
@@ -142,12 +190,13 @@ def test_optimizer_knobs_are_validated():
 
 @pytest.mark.parametrize("optimizer, knob, owners", [
     ("gd", "momentum", '"momentum" or "nesterov"'), ("adam", "momentum", '"momentum" or "nesterov"'),
-    ("gd", "beta1", '"adam"'), ("momentum", "beta2", '"adam"'), ("nesterov", "eps", '"adam"'),
+    ("gd", "beta1", '"adam" or "adamw"'), ("momentum", "beta2", '"adam" or "adamw"'),
+    ("nesterov", "eps", '"adam", "adamw" or "rmsprop"'), ("adam", "alpha", '"rmsprop"'),
 ])
 def test_knob_of_another_optimizer_names_it(optimizer, knob, owners):
     """In params and on an axis: one line saying whose knob it is and which optimizer to set."""
     told = re.escape(f'knob {knob!r} belongs to optimizer {owners}, not "{optimizer}"; set optimizer = '
-                     f'{owners.split()[0]} to use it')
+                     f'"{owners.split(chr(34))[1]}" to use it')
     with pytest.raises(ds.SpecError, match=told):
         MapSpec(model="quadratic", x=Axis("lr", 0.1, 1.0, 2), optimizer=optimizer, params={knob: 0.5})
     with pytest.raises(ds.SpecError, match=told.replace(re.escape(f"{knob!r}"), re.escape(f"{knob!r} on an axis"))):
