@@ -437,6 +437,8 @@ BUNDLED_LOADERS: dict[str, Callable[[Settings], Drawn]] = {
 # ----------------------------------------------------------------------------------------------- files
 
 SUFFIXES = (".npz", ".npy", ".csv")
+#: The first bytes of every .npy file (NumPy's format, ``numpy.lib.format.MAGIC_PREFIX``).
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def _file_name(settings: Settings) -> str:
@@ -490,6 +492,9 @@ def _unreadable(path: Path, exc: BaseException, hint: str) -> DataError:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    with path.open("rb") as stream:
+        if stream.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise DataError(f"{str(path)!r} is not a .npy file; save the array with numpy.save")
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -497,6 +502,9 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{str(path)!r} is not a .npz file (a zip of .npy arrays); save it with "
+                        "numpy.savez(path, X=X, y=y)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [name for name in ("X", "y") if name not in archive.files]
@@ -534,7 +542,7 @@ def _read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{where} has a label column only; add at least one feature column")
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise DataError(f"row {line} of {where} has {len(row)} fields, the header {len(header)}; "
+            raise DataError(f"row {line} of {where} has {len(row)} values but the header {len(header)} columns; "
                             "give every row a value in every column")
     table = np.array(rows[1:], dtype=str)
     empty = np.argwhere(np.char.strip(table) == "")
@@ -560,7 +568,7 @@ def _numbers(cells: np.ndarray, names: list[str], where: str) -> np.ndarray:
             try:
                 float(text)
             except ValueError:
-                raise DataError(f"row {line + 2}, column {names[column]!r} of {where} is {text!r}, not a number; "
+                raise DataError(f"row {line + 2}, column {names[column]!r} of {where} is {str(text)!r}, not a number; "
                                 "features must be numbers (name the label column in label_column)") from None
         raise DataError(f"{where} holds a feature that is not a number; features must be numbers") from None
 
@@ -625,7 +633,7 @@ def checked_arrays(x: np.ndarray, y: np.ndarray, task: str, source: str, classes
         y = _class_labels(y, source, inferred=not classes)
         classes = classes or int(y.max()) + 1
     if len(np.unique(y)) < 2:
-        raise DataError(f"{source} holds one class only ({classes} declared); a classifier needs two or more")
+        raise DataError(f"{source} holds one class only; a classifier needs two or more")
     return x, y, classes
 
 
