@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -443,3 +444,10 @@ def test_provenance_and_the_size_that_fits_in_a_map_file(monkeypatch):
     assert datasets.fits_in_map_file(ds)
     monkeypatch.setattr(datasets, "EMBED_LIMIT_BYTES", ds.nbytes - 1)
     assert not datasets.fits_in_map_file(ds)
+
+
+def test_the_readme_names_every_data_set_and_knob():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Data\n", 1)[1].split("\n## ", 1)[0]
+    for name in (*datasets.DATA_NAMES, *DATA_SHAPE_KNOBS):
+        assert f"`{name}`" in section, name
