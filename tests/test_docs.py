@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import descentsim
-from descentsim import boundary, convergence_map, errors, knobs, refine, runner, spec, zoom
+from descentsim import boundary, convergence_map, datasets, errors, knobs, refine, runner, spec, zoom
 
-MODULES = [descentsim, spec, runner, convergence_map, refine, zoom, boundary, errors, knobs]
+MODULES = [descentsim, spec, runner, convergence_map, refine, zoom, boundary, errors, knobs, datasets]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
