@@ -254,6 +254,20 @@ def xor_data(settings: Settings) -> Drawn:
     return Drawn(x, XOR_LABELS[corner], 2, f"XOR corners, noise {noise:g}")
 
 
+def draw_clusters(rng: np.random.Generator, classes: int, features: int, per_class: int, separation: float,
+                  cluster_std: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X (n, features), labels (n,), centres (classes, features)) of Gaussian clusters drawn from ``rng``, in
+    this order: centres = separation · rng.standard_normal((classes, features)); labels = 0..classes−1, each
+    per_class times (class by class); X = centres[labels] + cluster_std · rng.standard_normal((n, features));
+    both shuffled by rng.permutation(n), n = classes · per_class. The softmax-mlp then draws its initial
+    weights from the same ``rng``."""
+    centres = separation * rng.standard_normal((classes, features))
+    labels = np.repeat(np.arange(classes), per_class)
+    x = centres[labels] + cluster_std * rng.standard_normal((len(labels), features))
+    order = rng.permutation(len(labels))
+    return x[order], labels[order], centres
+
+
 def clusters_data(settings: Settings) -> Drawn:
     """Gaussian clusters, one a class: the softmax-mlp's data, drawn the same way (byte for byte alike).
 
@@ -265,13 +279,10 @@ def clusters_data(settings: Settings) -> Drawn:
     separation, cluster_std, data_seed.
     """
     classes, features, per_class = int(settings["classes"]), int(settings["features"]), int(settings["per_class"])
-    rng = _rng(settings)
-    centres = float(settings["separation"]) * rng.standard_normal((classes, features))
-    labels = np.repeat(np.arange(classes), per_class)
-    x = centres[labels] + float(settings["cluster_std"]) * rng.standard_normal((len(labels), features))
-    order = rng.permutation(len(labels))
+    x, labels, _ = draw_clusters(_rng(settings), classes, features, per_class, float(settings["separation"]),
+                                 float(settings["cluster_std"]))
     what = f"Gaussian clusters, separation {settings['separation']:g}, spread {settings['cluster_std']:g}"
-    return Drawn(x[order], labels[order], classes, what)
+    return Drawn(x, labels, classes, what)
 
 
 def linear_data(settings: Settings) -> Drawn:

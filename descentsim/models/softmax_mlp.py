@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..datasets import draw_clusters
 from ..knobs import MAX_SEED, Knob
 from ..numerics import exp_nonpositive, log_at_least_one
 from .base import KnobValues, Model, Problem, per_point
@@ -20,18 +21,16 @@ def softmax_mlp_arrays(values: KnobValues) -> dict[str, np.ndarray]:
     ``rng = numpy.random.default_rng(seed)``; then, in this order: centres = separation ·
     rng.standard_normal((classes, d)); labels = 0..classes−1, each per_class times (class by class);
     X = centres[labels] + cluster_std · rng.standard_normal((n, d)); both shuffled by
-    rng.permutation(n); then W1 = rng.standard_normal((d, width1)), W2 = rng.standard_normal((width1,
+    rng.permutation(n) (``datasets.draw_clusters``); then W1 = rng.standard_normal((d, width1)), W2 = rng.standard_normal((width1,
     width2)), W3 = rng.standard_normal((width2, classes)).
     """
     d, width1, width2, classes = softmax_mlp_shape(values)
     rng = np.random.default_rng(int(values["seed"]))
-    centres = float(values["separation"]) * rng.standard_normal((classes, d))
-    labels = np.repeat(np.arange(classes), int(values["per_class"]))
-    x = centres[labels] + float(values["cluster_std"]) * rng.standard_normal((len(labels), d))
-    order = rng.permutation(len(labels))
+    x, labels, centres = draw_clusters(rng, classes, d, int(values["per_class"]), float(values["separation"]),
+                                       float(values["cluster_std"]))
     return {
-        "X": x[order],
-        "labels": labels[order],
+        "X": x,
+        "labels": labels,
         "centres": centres,
         "W1": rng.standard_normal((d, width1)),
         "W2": rng.standard_normal((width1, width2)),
