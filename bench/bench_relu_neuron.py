@@ -63,15 +63,12 @@ from common import (
     UNDECIDED,
     Measurement,
     argument_parser,
-    class_fractions,
+    bench_engines,
     import_jax,
     jax_rules,
     jax_rules_start,
     parse_checked,
-    print_jax_agreement,
     print_jax_status,
-    time_cython_and_reference,
-    time_jax,
 )
 from descentsim.map_data import package_version
 from descentsim.threads import available_cores
@@ -172,17 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None) -> list[Measurement]:
     """Time every engine in one precision, printing outcomes and agreement checks as it goes."""
-    spec = relu_map_spec(args.grid, args.steps, dtype)
-    small = relu_map_spec(args.numpy_grid, args.steps, dtype)
-    cython, cython_map, reference = time_cython_and_reference(spec, small, args.threads, args.repeats)
-    if jax is None:
-        return [cython, reference]
-
-    jax_run = time_jax(jax, spec, jax_relu_map_fn(jax, spec), args.jax_chunk_rows, args.repeats)
-    print(f"  jax {args.grid}×{args.grid}: compile {jax_run.compile_s:.3f} s, run {jax_run.measurement.wall_s:.3f} s; "
-          f"{class_fractions(jax_run.outcome)}")
-    print_jax_agreement(cython_map, jax_run)
-    return [cython, reference, jax_run.measurement]
+    return bench_engines(args, dtype, jax, relu_map_spec, jax_relu_map_fn)
 
 
 def main(argv: list[str] | None = None) -> int:

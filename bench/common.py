@@ -253,3 +253,20 @@ def parse_checked(parser: argparse.ArgumentParser, argv: list[str] | None, sizes
     ) < 0:
         parser.error("sizes, threads and repeats must be >= 1 and steps >= 0")
     return args
+
+
+def bench_engines(args: argparse.Namespace, dtype: str, jax: ModuleType | None,
+                  make_spec: Callable[[int, int, str], ds.MapSpec],
+                  jax_map_fn: Callable[[ModuleType, ds.MapSpec], Callable]) -> list[Measurement]:
+    """Time Cython (``args.grid``), NumPy (``args.numpy_grid``) and, when present, JAX on the maps
+    ``make_spec(grid, steps, dtype)`` in one precision, printing outcomes and agreement checks as it goes."""
+    spec = make_spec(args.grid, args.steps, dtype)
+    small = make_spec(args.numpy_grid, args.steps, dtype)
+    cython, cython_map, reference = time_cython_and_reference(spec, small, args.threads, args.repeats)
+    if jax is None:
+        return [cython, reference]
+    jax_run = time_jax(jax, spec, jax_map_fn(jax, spec), args.jax_chunk_rows, args.repeats)
+    print(f"  jax {args.grid}×{args.grid}: compile {jax_run.compile_s:.3f} s, run {jax_run.measurement.wall_s:.3f} s; "
+          f"{class_fractions(jax_run.outcome)}")
+    print_jax_agreement(cython_map, jax_run)
+    return [cython, reference, jax_run.measurement]

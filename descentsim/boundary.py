@@ -9,7 +9,8 @@ these functions measure it on the grid, in grid cells:
 * ``boundary_mask``: the points with a neighbour (left, right, up, down) on the other side.
 * ``box_counting``: N(s) = the number of boxes of side s cells (the (s+1)×(s+1) points [i·s, i·s + s] ×
   [j·s, j·s + s], tiling the grid from its first point, neighbours sharing their edge points; the ragged
-  edge is dropped) that hold points of both sides, for s = 2, 4, 8, ...; the boundary's
+  edge is dropped; on a one-row map the s + 1 points [i·s, i·s + s] of the row) that hold points of both
+  sides, for s = 2, 4, 8, ...; the boundary's
   box-counting dimension is the slope of log N(s) against log(1/s), fitted by least squares over a
   range of s, with the slope's standard error as its uncertainty. As in Attractors.jl's
   ``basins_fractal_dimension``.
@@ -357,13 +358,18 @@ def _fit(sizes: np.ndarray, counts: np.ndarray, fit: tuple[float, float] | None,
 
 
 def box_sizes(shape: tuple[int, int]) -> np.ndarray:
-    """The default box sizes: 2, 4, 8, ... up to an eighth of the shorter side (at least 2)."""
-    top = max(2, min(shape) // 8)
+    """The default box sizes: 2, 4, 8, ... up to an eighth of the shorter side (at least 2); of the row's
+    length for a one-row map (or of the column's, for one column)."""
+    sides = [n for n in shape if n > 1] or [1]
+    top = max(2, min(sides) // 8)
     return 2 ** np.arange(1, int(np.log2(top)) + 1)
 
 
 def box_counting(mask: np.ndarray, sizes=None, fit: tuple[float, float] | None = None) -> ScalingFit:
-    """Box-counting dimension of the boundary of ``mask`` (2-D bool): N(s) ∝ s^(−D) (module docstring)."""
+    """Box-counting dimension of the boundary of ``mask`` (2-D bool): N(s) ∝ s^(−D) (module docstring). A
+    one-row (or one-column) mask is measured in one dimension: boxes are the s + 1 points [i·s, i·s + s] of the
+    line, and D (between 0 for a few isolated changes and 1) is the dimension of the set of points where the
+    side changes, as Liu (2024) measures the learning-rate boundary of a one-dimensional loss."""
     mask = np.asarray(mask, dtype=bool)
     sizes = box_sizes(mask.shape) if sizes is None else np.asarray(sizes, dtype=int)
     counts = [np.count_nonzero(_pooled_any(mask, s) & _pooled_any(~mask, s)) for s in sizes]
@@ -374,6 +380,8 @@ def _pooled_any(mask: np.ndarray, s: int) -> np.ndarray:
     """any() over the boxes of points [i·s, i·s + s] × [j·s, j·s + s]: neighbouring boxes share their
     edge points, so that a box of side s holds every change of side within it."""
     for axis in (0, 1):
+        if mask.shape[axis] == 1:  # a one-row (one-column) map: boxes along the other axis alone
+            continue
         blocks = (mask.shape[axis] - 1) // s
         body = np.take(mask, np.arange(blocks * s), axis=axis)
         starts = np.arange(0, blocks * s, s)

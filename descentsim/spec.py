@@ -188,6 +188,11 @@ class MapSpec:
                 knob.sweep_values(axis.values())
             except SpecError as exc:
                 raise SpecError(f"{exc}; change the bounds of axis {which} ({axis.start:g} to {axis.stop:g})") from None
+        unset = [k for k in knobs.values() if k.default is None and k.name not in self.params and k.name not in
+                 {axis.name for axis in self.axes}]
+        if unset:
+            raise SpecError(f"knob {unset[0].name!r} ({unset[0].doc}) has no default; fix it in [params] "
+                            f"(e.g. {unset[0].name} = 1.0) or sweep it on an axis")
         if self.params.get("batch_size", 0) and not model.minibatches:
             raise SpecError(f"model {model.name!r} has no data samples to draw minibatches from; leave batch_size at 0")
         swept = {axis.name for axis in self.axes}
@@ -226,7 +231,9 @@ class MapSpec:
     # --- derived --------------------------------------------------------------------------------
     @property
     def model_def(self) -> Model:
-        return get_model(self.model)
+        """The model, made for this spec's fixed knobs (``Model.for_params``: the formula model's loss)."""
+        reserved = frozenset({*(k.name for k in self.optimizer_def.knobs), *(f.name for f in fields(MapSpec))})
+        return get_model(self.model).for_params(self.params, reserved)
 
     @property
     def optimizer_def(self) -> Optimizer:

@@ -27,6 +27,9 @@ cdef extern from "kernels.h" nogil:
         DS_RELU_NEURON
         DS_MLP
         DS_SOFTMAX_MLP
+        DS_FORMULA
+        DS_OP_CONST
+        DS_OP_TANH
         DS_GD
         DS_MOMENTUM
         DS_NESTEROV
@@ -88,7 +91,9 @@ cdef extern from "kernels.h" nogil:
 
 # Kernel ids; the Python models and optimisers refer to them by name.
 MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON,
-             "mlp": DS_MLP, "softmax_mlp": DS_SOFTMAX_MLP}
+             "mlp": DS_MLP, "softmax_mlp": DS_SOFTMAX_MLP, "formula": DS_FORMULA}
+#: The formula model's operation codes run from DS_OP_CONST to DS_OP_TANH (descentsim.formula.OPS, tested).
+FORMULA_OP_COUNT = DS_OP_TANH - DS_OP_CONST + 1
 OPTIMIZER_IDS = {"gd": DS_GD, "momentum": DS_MOMENTUM, "nesterov": DS_NESTEROV, "adam": DS_ADAM, "adamw": DS_ADAMW,
                  "rmsprop": DS_RMSPROP}
 OPENMP = bool(DS_OPENMP)

@@ -23,7 +23,13 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4, DS_SOFTMAX_MLP = 5 };
+enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4, DS_SOFTMAX_MLP = 5, DS_FORMULA = 6 };
+/* The formula model's operations (descentsim.formula.OPS, in this order): instruction k of the program writes
+ * register k from registers a, b (or parameter/knob a, or its literal) */
+enum {
+    DS_OP_CONST, DS_OP_PARAM, DS_OP_KNOB, DS_OP_COPY, DS_OP_ADD, DS_OP_SUB, DS_OP_MUL, DS_OP_DIV, DS_OP_NEG,
+    DS_OP_SQRT, DS_OP_ABS, DS_OP_SIGN, DS_OP_SIN, DS_OP_COS, DS_OP_EXP, DS_OP_LOG, DS_OP_TANH
+};
 enum { DS_TANH = 0, DS_RELU = 1, DS_IDENTITY = 2 }; /* the mlp's nonlinearity, consts[2] */
 
 /* tanh, exp and log from + − × ÷ alone (Cephes' exp, atanh series): the constants of descentsim.numerics */
@@ -36,6 +42,12 @@ static const double DS_ATANH_R[10] = {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.
 static const double DS_EXP_P[3] = {1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1};
 static const double DS_EXP_Q[4] = {3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
                                    2.00000000000000000009e0};
+/* sin and cos (descentsim.numerics: Cephes sin.c's polynomials, reduction by π/2) */
+static const double DS_TWO_OVER_PI = 0.63661977236758134308;
+static const double DS_SIN_C[6] = {1.58962301576546568060e-10, -2.50507477628578072866e-8, 2.75573136213857245213e-6,
+                                   -1.98412698295895385996e-4, 8.33333333332211858878e-3, -1.66666666666666307295e-1};
+static const double DS_COS_C[6] = {-1.13585365213876817300e-11, 2.08757008419747316778e-9, -2.75573141792967388112e-7,
+                                   2.48015872888517045348e-5, -1.38888888888730564116e-3, 4.16666666666665929218e-2};
 enum { DS_GD = 0, DS_MOMENTUM = 1, DS_NESTEROV = 2, DS_ADAM = 3, DS_ADAMW = 4, DS_RMSPROP = 5 };
 enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRESOLVED = 5 };
 
@@ -111,6 +123,8 @@ static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_
         return 3 * DS_MLP_POINTS * (p / data_rows) + 2 * p;
     case DS_SOFTMAX_MLP:
         return 2 * p;
+    case DS_FORMULA: /* one register per instruction of the program (the data's rows) */
+        return data_rows;
     default:
         return 0;
     }
@@ -186,6 +200,13 @@ DS_INLINE double ds_clip_ratio(double ratio)
 #define DS_SQRT sqrtf
 #define DS_EXPONENT_BIAS 127
 #define DS_MANTISSA_BITS 23
+/* descentsim.numerics' per-precision constants: EXP_RANGE, SIN_COS_PIO2, SIN_COS_MAX */
+#define DS_EXP_LOW (-104.0)
+#define DS_EXP_HIGH 89.0
+#define DS_PIO2_1 1.5703125
+#define DS_PIO2_2 4.837512969970703125e-4
+#define DS_PIO2_3 7.54978995489188216e-8
+#define DS_SIN_COS_MAX 32768.0
 #include "trajectory.h"
 
 #define DS_T double
@@ -195,6 +216,12 @@ DS_INLINE double ds_clip_ratio(double ratio)
 #define DS_SQRT sqrt
 #define DS_EXPONENT_BIAS 1023
 #define DS_MANTISSA_BITS 52
+#define DS_EXP_LOW (-746.0)
+#define DS_EXP_HIGH 710.0
+#define DS_PIO2_1 1.57079625129699707031e0
+#define DS_PIO2_2 7.54978941586159635335e-8
+#define DS_PIO2_3 5.39030285815811905290e-15
+#define DS_SIN_COS_MAX 536870912.0
 #include "trajectory.h"
 
 #endif

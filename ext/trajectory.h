@@ -233,24 +233,146 @@ DS_INLINE vec DS_NAME(ds_exp_nonpositive)(vec x)
     return vselect(floor, x * 0, (two_k * (q + p)) / (q - p));
 }
 
-/* log(s) for s >= 1 as descentsim.numerics.log_at_least_one: s = m·2^e with m in [√½, √2) from the
- * bits (frexp), log m = 2u + 2u·w·R(w), u = (m − 1)/(m + 1), w = u², log s = (e·ln2_lo + log m) + e·ln2_hi;
- * a non-finite s is returned as it is. e becomes a float by the round-to-nearest trick in reverse. */
-DS_INLINE vec DS_NAME(ds_log_at_least_one)(vec s)
+/* log(s) of a positive normal s (descentsim.numerics._log_split), its exponent lowered by `lower`:
+ * s = m·2^e with m in [√½, √2) from the bits (frexp), log m = 2u + 2u·w·R(w), u = (m − 1)/(m + 1), w = u²,
+ * log = (e·ln2_lo + log m) + e·ln2_hi. e becomes a float by the round-to-nearest trick in reverse. */
+DS_INLINE vec DS_NAME(ds_log_normal)(vec s, vmask lower)
 {
     const DS_T magic = DS_ROUND_MAGIC;
-    const vmask finite = (s - s) == 0;
-    const vmask bits = (vmask)vselect(finite, s, s * 0 + 1);
+    const vmask bits = (vmask)s;
     const vmask mantissa = ((vmask)(s * 0) + 1) << DS_MANTISSA_BITS;
     const vmask e_frexp = ((bits >> DS_MANTISSA_BITS) & (2 * DS_EXPONENT_BIAS + 1)) - (DS_EXPONENT_BIAS - 1);
     const vec m_frexp = (vec)((bits & (mantissa - 1)) | ((vmask)(s * 0) + ((DS_MASK_T)(DS_EXPONENT_BIAS - 1) << DS_MANTISSA_BITS)));
     const vmask low = m_frexp < (DS_T)DS_SQRT_HALF;
     const vec m = vselect(low, m_frexp * 2, m_frexp);
-    const vec e = (vec)((vmask)(s * 0 + magic) + (e_frexp + low)) - magic; /* low is −1 where true */
+    const vec e = (vec)((vmask)(s * 0 + magic) + (e_frexp + low - lower)) - magic; /* low is −1 where true */
     const vec u = (m - 1) / (m + 1);
     const vec w = u * u;
     const vec log_m = 2 * u + (2 * u) * w * DS_NAME(ds_horner)(DS_ATANH_R, 10, w);
-    return vselect(finite, (e * (DS_T)DS_LN2_LO + log_m) + e * (DS_T)DS_LN2_HI, s);
+    return (e * (DS_T)DS_LN2_LO + log_m) + e * (DS_T)DS_LN2_HI;
+}
+
+/* log(s) for s >= 1 as descentsim.numerics.log_at_least_one; a non-finite s is returned as it is. */
+DS_INLINE vec DS_NAME(ds_log_at_least_one)(vec s)
+{
+    const vmask finite = (s - s) == 0, none = {0};
+    const vec one = {0};
+    return vselect(finite, DS_NAME(ds_log_normal)(vselect(finite, s, one + 1), none), s);
+}
+
+/* log(x) as descentsim.numerics.log: a subnormal x is scaled by 2^(mantissa bits + 2) into the normal numbers
+ * first (exact; its exponent lowered as much); log(±0) = −inf, log(+inf) = +inf, NaN for x < 0 and NaN. */
+DS_INLINE vec DS_NAME(ds_log)(vec x)
+{
+    const vec zero = {0};
+    const vmask ok = (x > zero) & (x < (DS_T)INFINITY);
+    const vmask subnormal = ok & (x < (DS_T)DS_TINY);
+    const vec scale = zero + (DS_T)((DS_MASK_T)1 << (DS_MANTISSA_BITS + 2));
+    const vec s = vselect(subnormal, x * scale, vselect(ok, x, zero + 1));
+    const vec value = DS_NAME(ds_log_normal)(s, subnormal & (DS_MANTISSA_BITS + 2));
+    const vec edge = vselect(x == zero, zero - (DS_T)INFINITY, vselect(x == (DS_T)INFINITY, x, zero + (DS_T)NAN));
+    return vselect(ok, value, edge);
+}
+
+/* exp(x) as descentsim.numerics.exp: x clamped to [DS_EXP_LOW, DS_EXP_HIGH], exp = ((q + p)/(q − p)·2^k₁)·2^k₂
+ * with k₁ = k >> 1 (⌊k/2⌋), k₂ = k − k₁, both powers normal: overflow gives +inf, underflow rounds once. */
+DS_INLINE vec DS_NAME(ds_exp)(vec x)
+{
+    const vec zero = {0}, low = zero + (DS_T)DS_EXP_LOW, high = zero + (DS_T)DS_EXP_HIGH;
+    const vec t = vselect(x > high, high, vselect(x < low, low, x));
+    vec p, q, two_k;
+    const vmask k = DS_NAME(ds_exp_parts)(t, &p, &q, &two_k), k1 = k >> 1, k2 = k - k1;
+    return ((q + p) / (q - p) * (vec)((k1 + DS_EXPONENT_BIAS) << DS_MANTISSA_BITS)) *
+           (vec)((k2 + DS_EXPONENT_BIAS) << DS_MANTISSA_BITS);
+}
+
+/* x = j·π/2 + r, |r| <= π/4, as descentsim.numerics._sin_cos_reduced: j = rint(x·2/π), r = ((x − j·D₁) − j·D₂) −
+ * j·D₃; sin r = r + r·(z·S(z)), cos r = (1 − z/2) + (z·z)·C(z), z = r². Sets *quadrant (j mod 4), *cos_r and
+ * *beyond (|x| > DS_SIN_COS_MAX, where x is taken as 0 and the caller gives NaN); returns sin r. */
+DS_INLINE vec DS_NAME(ds_sin_cos_reduced)(vec x, vmask *quadrant, vec *cos_r, vmask *beyond)
+{
+    const DS_T magic = DS_ROUND_MAGIC;
+    const vec zero = {0};
+    const vmask sign = (vmask)(-zero); /* −0: the sign bit alone */
+    const vec magnitude = (vec)((vmask)x & ~sign);
+    vec y, shifted, j, r, z;
+    *beyond = ~(magnitude <= (DS_T)DS_SIN_COS_MAX) & (x == x);
+    y = vselect(*beyond, zero, x);
+    shifted = y * (DS_T)DS_TWO_OVER_PI + magic;
+    j = shifted - magic;
+    *quadrant = ((vmask)shifted - (vmask)(zero + magic)) & 3;
+    r = ((y - j * (DS_T)DS_PIO2_1) - j * (DS_T)DS_PIO2_2) - j * (DS_T)DS_PIO2_3;
+    z = r * r;
+    *cos_r = (1 - z * (DS_T)0.5) + (z * z) * DS_NAME(ds_horner)(DS_COS_C, 6, z);
+    return r + r * (z * DS_NAME(ds_horner)(DS_SIN_C, 6, z));
+}
+
+/* sin and cos as descentsim.numerics.sin, cos: by quadrant sin r, cos r, −sin r, −cos r (sin) and cos r, −sin r,
+ * −cos r, sin r (cos); NaN beyond DS_SIN_COS_MAX, for ±inf and NaN. */
+DS_INLINE vec DS_NAME(ds_sin)(vec x)
+{
+    vmask quadrant, beyond;
+    vec c, zero = {0};
+    const vec s = DS_NAME(ds_sin_cos_reduced)(x, &quadrant, &c, &beyond);
+    const vec value = vselect((quadrant & 1) == 1, c, s);
+    return vselect(beyond, zero + (DS_T)NAN, vselect((quadrant & 2) == 2, -value, value));
+}
+
+DS_INLINE vec DS_NAME(ds_cos)(vec x)
+{
+    vmask quadrant, beyond;
+    vec c, zero = {0};
+    const vec s = DS_NAME(ds_sin_cos_reduced)(x, &quadrant, &c, &beyond);
+    const vec value = vselect((quadrant & 1) == 1, s, c);
+    return vselect(beyond, zero + (DS_T)NAN, vselect(((quadrant + 1) & 2) == 2, -value, value));
+}
+
+DS_INLINE vec DS_NAME(ds_sqrt)(vec x)
+{
+    ptrdiff_t k;
+    for (k = 0; k < DS_LANES; k++)
+        x[k] = DS_SQRT(x[k]);
+    return x;
+}
+
+/* the formula model (descentsim.formula): its program is the data, one instruction (op, a, b, literal) a row;
+ * instruction k writes register k (work, one vector each) from registers a and b, parameter a (θ), knob a (c) or
+ * its literal, with the operations of descentsim.numerics. The last p + 1 registers are L and ∇L. */
+DS_INLINE vec DS_NAME(ds_formula)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *r)
+{
+    const DS_T *code = (const DS_T *)pb->data;
+    const ptrdiff_t length = pb->data_rows, p = pb->p;
+    const vec zero = {0};
+    ptrdiff_t k, i;
+    for (k = 0; k < length; k++) {
+        const DS_T *ins = code + 4 * k;
+        const ptrdiff_t a = (ptrdiff_t)ins[1], b = (ptrdiff_t)ins[2];
+        const vec x = vload(r + (a < k ? a : 0) * DS_LANES), y = vload(r + (b < k ? b : 0) * DS_LANES);
+        vec v;
+        switch ((int)ins[0]) {
+        case DS_OP_CONST: v = zero + ins[3]; break;
+        case DS_OP_PARAM: v = vload(th + a * DS_LANES); break;
+        case DS_OP_KNOB: v = vload(c + a * DS_LANES); break;
+        case DS_OP_ADD: v = x + y; break;
+        case DS_OP_SUB: v = x - y; break;
+        case DS_OP_MUL: v = x * y; break;
+        case DS_OP_DIV: v = x / y; break;
+        case DS_OP_NEG: v = -x; break;
+        case DS_OP_SQRT: v = DS_NAME(ds_sqrt)(x); break;
+        case DS_OP_ABS: v = (vec)((vmask)x & ~(vmask)(-zero)); break;
+        case DS_OP_SIGN: v = vselect(x > zero, zero + 1, vselect(x < zero, zero - 1, x)); break;
+        case DS_OP_SIN: v = DS_NAME(ds_sin)(x); break;
+        case DS_OP_COS: v = DS_NAME(ds_cos)(x); break;
+        case DS_OP_EXP: v = DS_NAME(ds_exp)(x); break;
+        case DS_OP_LOG: v = DS_NAME(ds_log)(x); break;
+        case DS_OP_TANH: v = DS_NAME(ds_tanh)(x); break;
+        default: v = x; break; /* DS_OP_COPY */
+        }
+        vstore(r + k * DS_LANES, v);
+    }
+    for (i = 0; g != NULL && i < p; i++)
+        vstore(g + i * DS_LANES, vload(r + (length - p + i) * DS_LANES));
+    return vload(r + (length - p - 1) * DS_LANES);
 }
 
 /* value of data row `row` at sample n (all lanes), or at each lane's own sample index[k] (minibatches) */
@@ -671,6 +793,8 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
         return DS_NAME(ds_mlp)(pb, th, g, c, work, keys);
     case DS_SOFTMAX_MLP:
         return DS_NAME(ds_softmax_mlp)(pb, th, g, work, keys);
+    case DS_FORMULA:
+        return DS_NAME(ds_formula)(pb, th, g, c, work);
     default:
         return DS_NAME(ds_relu_neuron)(pb, th, g, keys);
     }
@@ -715,14 +839,6 @@ DS_INLINE vec DS_NAME(ds_flush_subnormal)(vec value)
 /* The updates of descentsim.optimizers, on the trainable parameters, in the lanes of `go`; lr is this
  * step's learning rate lr·f(t), times scale (per parameter) for each parameter; hyper = (lr, own
  * knobs...); state as in ds_state_vectors. */
-
-DS_INLINE vec DS_NAME(ds_sqrt)(vec x)
-{
-    ptrdiff_t k;
-    for (k = 0; k < DS_LANES; k++)
-        x[k] = DS_SQRT(x[k]);
-    return x;
-}
 
 /* The L2 weight decay of descentsim.optimizers.l2_decayed: g + λ·θ where λ ≠ 0, g itself where λ = 0. */
 DS_INLINE vec DS_NAME(ds_l2_decayed)(vec grad, vec theta, vec wd)
@@ -1087,3 +1203,9 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
 #undef DS_SQRT
 #undef DS_EXPONENT_BIAS
 #undef DS_MANTISSA_BITS
+#undef DS_EXP_LOW
+#undef DS_EXP_HIGH
+#undef DS_PIO2_1
+#undef DS_PIO2_2
+#undef DS_PIO2_3
+#undef DS_SIN_COS_MAX

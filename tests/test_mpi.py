@@ -255,7 +255,7 @@ def test_bad_config_under_mpi_is_one_line(tmp_path):
     result = run(2, str(tmp_path / "bad.toml"), "-o", str(tmp_path / "o.h5"), timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "[0/2] descentsim-map: error: unknown model 'transformer'; valid models: quadratic, double-well, uv, relu-neuron, mlp, softmax-mlp"
+        f"[0/2] descentsim-map: error: unknown model 'transformer'; valid models: {', '.join(ds.MODELS)}"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 

@@ -79,6 +79,13 @@ class Model:
     #: minima (``"attractor"``) also split the converged points of the outcome picture.
     value_words: Mapping[str, Mapping[int, str]] = MappingProxyType({})
 
+    def for_params(self, params: Mapping[str, object], reserved: frozenset[str] = frozenset()) -> "Model":
+        """The model a spec with fixed knobs ``params`` trains: itself, or for models whose knobs depend on a
+        knob's value (the formula model's symbols) a model made for that value. ``reserved``: names a derived
+        knob may not take (the optimisers' knobs and the spec's settings). SpecError if ``params`` cannot
+        make one."""
+        return self
+
     def problem(self, values: KnobValues, n: int) -> Problem:
         """The problem of ``n`` grid points. ``values`` holds every knob: a shape knob (``shape_knobs``) as one
         Python scalar for all the points (``backends.problems`` splits a map into groups alike in them, and
