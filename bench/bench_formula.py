@@ -33,17 +33,7 @@ from types import ModuleType
 from typing import Callable
 
 import descentsim as ds
-from common import (
-    UNDECIDED,
-    Measurement,
-    argument_parser,
-    bench_engines,
-    import_jax,
-    jax_rules,
-    jax_rules_start,
-    parse_checked,
-    print_jax_status,
-)
+from common import Measurement, argument_parser, bench_engines, import_jax, jax_scalar_gd, parse_checked, print_jax_status
 from bench_relu_neuron import print_table
 from descentsim.map_data import package_version
 from descentsim.threads import available_cores
@@ -64,29 +54,12 @@ def formula_map_spec(grid: int, steps: int, dtype: str) -> ds.MapSpec:
 def jax_formula_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
     """(lr, x0) → (outcome, decided_step) over a batch of grid points: vmap of a scan of value_and_grad steps."""
     jnp = jax.numpy
-    dtype = jnp.dtype(spec.dtype)
-    rules = spec.resolved_thresholds
-    steps = spec.steps
     k = 2 * math.pi / LAM
 
     def loss(x):
         return x * x * (1 + EPS * jnp.cos(k * x))
 
-    loss_and_grad = jax.value_and_grad(loss)
-
-    def trajectory(lr, x0):
-        def step(carry, t):
-            x, decision = carry
-            loss_t, grad = loss_and_grad(x)
-            decision = jax_rules(jnp, rules, t, loss_t, decision)
-            x = jnp.where((decision[1] == UNDECIDED) & (t < steps), x - lr * grad, x)
-            return (x, decision), None
-
-        start = (x0, jax_rules_start(jnp, dtype, steps))
-        (_, (_, outcome, decided_step, _)), _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
-        return outcome, decided_step
-
-    return jax.vmap(trajectory)
+    return jax_scalar_gd(jax, spec, loss)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -56,20 +56,9 @@ import sys
 from types import ModuleType
 from typing import Callable
 
-import numpy as np
 
 import descentsim as ds
-from common import (
-    UNDECIDED,
-    Measurement,
-    argument_parser,
-    bench_engines,
-    import_jax,
-    jax_rules,
-    jax_rules_start,
-    parse_checked,
-    print_jax_status,
-)
+from common import Measurement, argument_parser, bench_engines, import_jax, jax_scalar_gd, parse_checked, print_jax_status
 from descentsim.map_data import package_version
 from descentsim.threads import available_cores
 
@@ -106,11 +95,9 @@ def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
     """
     jnp = jax.numpy
     dtype = jnp.dtype(spec.dtype)
-    rules = spec.resolved_thresholds
     model = ds.problem(spec)  # the data (shared: samples and data_seed are fixed in a bench spec)
     x, y = (jnp.asarray(row, dtype=dtype) for row in model.data)
     _, b, a, c = (float(v) for v in model.theta0[0])  # fixed: only w is trainable
-    steps = spec.steps
 
     def loss(w):
         z = w * x + b
@@ -118,21 +105,7 @@ def jax_relu_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
         error = a * hidden + c - y
         return 0.5 * jnp.mean(error * error)
 
-    loss_and_grad = jax.value_and_grad(loss)
-
-    def trajectory(lr, w0):
-        def step(carry, t):
-            w, decision = carry
-            loss_t, grad = loss_and_grad(w)
-            decision = jax_rules(jnp, rules, t, loss_t, decision)
-            w = jnp.where((decision[1] == UNDECIDED) & (t < steps), w - lr * grad, w)
-            return (w, decision), None
-
-        start = (w0, jax_rules_start(jnp, dtype, steps))
-        (_, (_, outcome, decided_step, _)), _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
-        return outcome, decided_step
-
-    return jax.vmap(trajectory)
+    return jax_scalar_gd(jax, spec, loss)
 
 
 # ---- report --------------------------------------------------------------------------------------

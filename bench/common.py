@@ -40,6 +40,30 @@ def jax_rules(jnp: ModuleType, rules: ds.Thresholds, t, loss_t, carry: tuple) ->
     return loss0, outcome, jnp.where(diverged | converged, t, decided_step), below
 
 
+def jax_scalar_gd(jax: ModuleType, spec: ds.MapSpec, loss: Callable) -> Callable:
+    """(lr, w0) → (outcome, decided_step) over a batch of grid points: the vmap of a scan of gradient descent
+    on the scalar ``loss(w)`` (through ``jax.value_and_grad``) with descentsim's outcome rules (``jax_rules``),
+    updating while t < steps and the point is undecided; the carry is (w, rules' state), nothing is stacked
+    per step."""
+    jnp = jax.numpy
+    rules, steps = spec.resolved_thresholds, spec.steps
+    loss_and_grad = jax.value_and_grad(loss)
+
+    def trajectory(lr, w0):
+        def step(carry, t):
+            w, decision = carry
+            loss_t, grad = loss_and_grad(w)
+            decision = jax_rules(jnp, rules, t, loss_t, decision)
+            w = jnp.where((decision[1] == UNDECIDED) & (t < steps), w - lr * grad, w)
+            return (w, decision), None
+
+        start = (w0, jax_rules_start(jnp, jnp.dtype(spec.dtype), steps))
+        (_, (_, outcome, decided_step, _)), _ = jax.lax.scan(step, start, jnp.arange(steps + 1, dtype=jnp.int32))
+        return outcome, decided_step
+
+    return jax.vmap(trajectory)
+
+
 def import_jax(enable_x64: bool) -> ModuleType | None:
     """``jax``, configured for float64 when asked (float32 arrays stay float32), or None if missing."""
     try:
