@@ -60,12 +60,19 @@ class Knob:
                   ((">=", self.minimum), (">", self.above), ("<=", self.maximum), ("<", self.below)) if bound is not None]
         return f"{kind} {', '.join(bounds)}" if bounds else f"any {kind}"
 
+    @property
+    def switch(self) -> bool:
+        """Whether the knob is an on/off switch (a whole number 0 or 1): then true and false are accepted."""
+        return self.kind is int and self.minimum == 0 and self.maximum == 1
+
     def coerce(self, value: object) -> KnobValue:
-        """A fixed value from a spec, checked; raises SpecError naming the knob."""
+        """A fixed value from a spec, checked (a switch also takes true/false); raises SpecError naming the knob."""
         if self.kind is str:
             if not isinstance(value, str) or (self.choices and value not in self.choices):
                 raise SpecError(f"knob {self.name!r} must be one of {', '.join(self.choices)}; got {value!r}")
             return value
+        if isinstance(value, bool) and self.switch:
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"knob {self.name!r} must be a number, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):

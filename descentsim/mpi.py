@@ -502,7 +502,7 @@ def _run_locked(comm, spec: MapSpec, output: str, engine: Backend, n_threads: in
             journal.close()
         history = record_history(spec, engine, n_threads)  # a few trajectories: rank 0 runs them
         run = run_provenance(
-            engine, n_threads, started, coordinator.trajectory_steps,
+            spec, engine, n_threads, started, coordinator.trajectory_steps,
             ranks=size, schedule=schedule, tiles_resumed=resumed, **coordinator.overhead(),
         )
         return finish_journal(journal, output, run, history)

@@ -267,7 +267,7 @@ def _refine(
     history = record_history(spec, engine, n_threads)
     computed = int(np.count_nonzero(computed_at >= 0))
     run = run_provenance(
-        engine, n_threads, started, steps, refine_levels=levels, refine_margin=margin, computed_points=computed,
+        spec, engine, n_threads, started, steps, refine_levels=levels, refine_margin=margin, computed_points=computed,
         **({"points_resumed": resumed} if journal is not None else {}),
     )
     return MapData(spec, fields, provenance(**run), refinement=computed_at, history=history)

@@ -217,10 +217,13 @@ def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
     return made
 
 
-def run_provenance(engine: Backend, threads: int, started: float, trajectory_steps: int, **more) -> dict:
-    """The facts of a run for its map's provenance: engine, threads that really ran (1 rank unless
-    ``more`` says otherwise), wall time since ``started`` (``time.perf_counter``), steps run."""
+def run_provenance(spec: MapSpec, engine: Backend, threads: int, started: float, trajectory_steps: int,
+                   **more) -> dict:
+    """The facts of a run of ``spec`` for its map's provenance: engine, threads that really ran (1 rank unless
+    ``more`` says otherwise), wall time since ``started`` (``time.perf_counter``), steps run, and what the
+    model records of itself (``Model.provenance``)."""
     return {
+        **spec.model_def.provenance(),
         "backend": engine.name,
         "threads": threads if engine.parallel else 1,
         "ranks": 1,
@@ -295,7 +298,7 @@ def run_map(
     started = time.perf_counter()
     trajectory_steps = run_tiles(spec, engine, layout, n_threads, keep, progress)
     history = record_history(spec, engine, n_threads)
-    run = run_provenance(engine, n_threads, started, trajectory_steps, tile_shape=layout[0].shape)
+    run = run_provenance(spec, engine, n_threads, started, trajectory_steps, tile_shape=layout[0].shape)
     return MapData(spec, fields, provenance(**run), history=history)
 
 
@@ -426,5 +429,5 @@ def run_map_to_file(
             journal.close()
         history = record_history(spec, engine, n_threads)
         return finish_journal(
-            journal, output, run_provenance(engine, n_threads, started, trajectory_steps, tiles_resumed=resumed), history
+            journal, output, run_provenance(spec, engine, n_threads, started, trajectory_steps, tiles_resumed=resumed), history
         )

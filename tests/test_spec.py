@@ -170,3 +170,16 @@ def specs(draw):
 @given(specs())
 def test_toml_round_trip_property(spec):
     assert MapSpec.from_toml_text(spec.to_toml()) == spec
+
+
+def test_switch_knobs_take_true_and_false():
+    """Whole-number knobs from 0 to 1 are switches: TOML's true/false work (batch_per_point, standardize)."""
+    spec = ds.MapSpec.from_toml_text('model = "relu-neuron"\nsteps = 5\n[x]\nname = "lr"\nstart = 0.1\nstop = 1.0\n'
+                                     'n = 2\n[params]\nbatch_size = 4\nbatch_per_point = true\n')
+    assert spec.knobs["batch_per_point"].coerce(True) == 1 and spec.knobs["batch_per_point"].coerce(False) == 0
+    assert ds.MapSpec.from_toml_text(spec.to_toml()) == spec
+    with pytest.raises(ds.SpecError, match="must be a number, got True"):
+        spec.knobs["samples"].coerce(True)  # not a switch
+    from descentsim.datasets import load_data
+
+    assert load_data({"data": "xor", "standardize": True}).X.mean(axis=0) == pytest.approx([0, 0], abs=1e-12)

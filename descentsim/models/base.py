@@ -96,6 +96,11 @@ class Model:
         """P, the number of parameters of one trajectory (the largest, where a shape knob is swept)."""
         raise NotImplementedError
 
+    def provenance(self) -> dict[str, str]:
+        """Facts a map of this model records about how its problem was made, beyond the spec (the version of a
+        library that compiled it, say); most models have none."""
+        return {}
+
     def data_size(self, values: KnobValues) -> int:
         """Values (float64) of the shared data and initial weights a problem of ``values`` holds while it is
         built (the largest, where a shape knob is swept): for the memory a run needs."""

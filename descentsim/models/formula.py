@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import SpecError
-from ..formula import CompiledFormula, compile_formula, evaluate
+from ..formula import CompiledFormula, compile_formula, evaluate, sympy_module
 from ..knobs import Knob
 from .base import KnobValues, Model, Problem, per_point
 
@@ -72,6 +72,11 @@ class FormulaLoss(Formula):
 
     def parameter_count(self, values: KnobValues) -> int:
         return len(self.compiled.parameters)
+
+    def provenance(self) -> dict[str, str]:
+        """The SymPy that derived and simplified the program: another version may compile another program
+        (the same maths, other bits)."""
+        return {"sympy_version": sympy_module().__version__}
 
     def data_size(self, values: KnobValues) -> int:
         """The program."""
