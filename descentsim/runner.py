@@ -95,7 +95,7 @@ def run_points(
     replaced point by point by ``overrides`` (for refinement between grid points); a pure function of its
     input."""
     iy, ix, overrides = _flat_points(spec, iy, ix, overrides)
-    return compute_points(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides)
+    return compute_points(spec, get_backend(backend, spec.model_def), iy, ix, effective_threads(threads), overrides)
 
 
 def _flat_points(spec: MapSpec, iy, ix, overrides) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -156,7 +156,7 @@ def trajectories(
         raise SpecError("no points given; pass the grid indices (and overrides) of at least one trajectory")
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
         raise SpecError(f"stride must be a whole number >= 1, got {stride!r}")
-    return _trajectories(spec, get_backend(backend), iy, ix, effective_threads(threads), overrides, int(stride), theta)
+    return _trajectories(spec, get_backend(backend, spec.model_def), iy, ix, effective_threads(threads), overrides, int(stride), theta)
 
 
 def _trajectories(spec: MapSpec, engine: Backend, iy: np.ndarray, ix: np.ndarray, threads: int,
@@ -285,7 +285,7 @@ def run_map(
     >>> run_map(spec).fraction(Outcome.DIVERGED)  # lr = 2.5 and 3 exceed 2/a = 2
     0.3333333333333333
     """
-    engine = get_backend(backend)
+    engine = get_backend(backend, spec.model_def)
     n_threads = effective_threads(threads)
     layout = tiles(spec.shape, tile_shape)
     check_runnable(spec, layout[0].shape)
@@ -411,7 +411,7 @@ def run_map_to_file(
     ``stop_requested()`` turns true (say, on SIGTERM) the run stops between tiles, keeps its journal and
     raises RunInterrupted.
     """
-    engine = get_backend(backend)
+    engine = get_backend(backend, spec.model_def)
     n_threads = effective_threads(threads)
     with output_lock(check_output_path(output)):
         journal = open_journal(spec, output, tile_shape, resume, force)

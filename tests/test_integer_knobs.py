@@ -19,6 +19,7 @@ SMALL = {
     "uv": {"m": 4},
     "softmax-mlp": {"d": 2, "width1": 3, "width2": 3, "classes": 3, "per_class": 2},
     "relu-neuron": {"samples": 6},
+    "network": {"widths": "3", "data": "xor", "samples": 4},
 }
 #: The two values each knob is swept over: whole numbers for integer knobs (a seed far from 0, to show that
 #: it is not cut short), and the settings it needs to mean anything.
@@ -26,6 +27,9 @@ SWEEPS = {
     "width": (2, 3), "d": (2, 3), "n_data": (3, 4), "depth": (2, 3), "seed": (2**40, 2**40 + 1),
     "m": (2, 3), "classes": (2, 3), "per_class": (2, 3), "width1": (2, 4), "width2": (2, 4),
     "separation": (0.5, 1.5), "cluster_std": (0.5, 1.5), "samples": (4, 5), "data_seed": (2**40, 2**40 + 1),
+    "bias": (0, 1), "features": (2, 3), "noise": (0.0, 0.1), "input_low": (0.0, 0.5), "input_high": (1.0, 2.0),
+    "slope": (1.0, 2.0), "intercept": (0.0, 1.0), "inner_radius": (0.5, 0.6), "teacher_width": (2, 3),
+    "standardize": (0, 1), "train_samples": (3, 4),
 }
 #: The optimisers' integer and shape knobs, swept on a model with data, with what they need.
 OPTIMIZER_SWEEPS = {

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import SpecError, unknown_name
 from ..history import Recording
-from ..models import Problem
+from ..models import Model, Problem
 from ..optimizers import schedule_factors
 from ..spec import MapSpec
 
@@ -95,11 +95,24 @@ def _kernels_fix() -> str:
     return "reinstall descentsim with 'pip install .' (the build compiles them)"
 
 
-def get_backend(name: str) -> Backend:
+def no_kernel(model: Model | None) -> str | None:
+    """Why the compiled engine cannot train ``model`` (its kernel has not landed yet), in one line; None when it
+    can, or when no model is given."""
+    if model is None:
+        return None
+    from .. import _kernels
+
+    if model.kernel in _kernels.MODEL_IDS:
+        return None
+    return f"the {model.name} model runs in the NumPy reference only until its kernel lands"
+
+
+def get_backend(name: str, model: Model | None = None) -> Backend:
     """``"auto"`` (compiled when available, else the NumPy reference with a warning saying why), ``"cython"``
-    (SpecError when unavailable) or ``"numpy"``."""
+    (SpecError when unavailable) or ``"numpy"``. With ``model``, a model the compiled engine has no kernel for
+    (``no_kernel``) also falls back (auto) or is refused (cython)."""
     if name in ("auto", "cython"):
-        problem = compiled_unavailable()
+        problem = compiled_unavailable() or no_kernel(model)
         if problem is None:
             from .compiled import CythonBackend
 

@@ -6,13 +6,14 @@ from ..errors import unknown_name
 from .base import Model, Problem
 from .formula import Formula
 from .mlp import MLP
+from .network import Network
 from .relu_neuron import ReluNeuron
 from .scalar import DoubleWell, Quadratic
 from .softmax_mlp import SoftmaxMLP
 from .uv import UV
 
 MODELS: dict[str, Model] = {
-    m.name: m for m in (Quadratic(), DoubleWell(), UV(), ReluNeuron(), MLP(), SoftmaxMLP(), Formula())
+    m.name: m for m in (Quadratic(), DoubleWell(), UV(), ReluNeuron(), MLP(), SoftmaxMLP(), Formula(), Network())
 }
 
 

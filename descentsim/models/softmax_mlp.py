@@ -85,6 +85,21 @@ def first_argmax(z: np.ndarray) -> np.ndarray:
     return best
 
 
+def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray, count) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's ℓ (m, B) and ∂ℓ/∂z divided by ``count`` (m, B, classes), at logits z (m, B, classes) and
+    int labels (m, B): μ = the first largest logit, s = Σ_c exp(z_c − μ) in class order, ℓ = (μ + log s) − z_y,
+    ∂ℓ/∂z_c = (exp(z_c − μ)/s − [c = y])/count."""
+    with np.errstate(invalid="ignore"):
+        top = np.take_along_axis(z, first_argmax(z)[..., None], axis=-1)[..., 0]
+        e = exp_nonpositive(z - top[..., None])
+    s = np.zeros_like(top)
+    for c in range(z.shape[-1]):
+        s = s + e[..., c]
+    picked = np.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
+    onehot = labels[..., None] == np.arange(z.shape[-1])
+    return (top + log_at_least_one(s)) - picked, (e / s[..., None] - onehot.astype(z.dtype)) / count
+
+
 class SoftmaxMLP(Model):
     """LINEAR→RELU→LINEAR→RELU→LINEAR→SOFTMAX with cross-entropy, on Gaussian clusters of ``classes`` classes.
 
@@ -166,16 +181,7 @@ class SoftmaxMLP(Model):
         x = np.moveaxis(data[:d][:, columns], 0, -1)  # (m, B, d)
         labels = data[d][columns].astype(np.int64)  # (m, B)
         pre1, a1, pre2, a2, z = forward(layers, x)
-        with np.errstate(invalid="ignore"):
-            top = np.take_along_axis(z, first_argmax(z)[..., None], axis=-1)[..., 0]
-            e = exp_nonpositive(z - top[..., None])
-        s = np.zeros_like(top)
-        for c in range(z.shape[-1]):
-            s = s + e[..., c]
-        picked = np.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
-        terms = (top + log_at_least_one(s)) - picked
-        onehot = labels[..., None] == np.arange(z.shape[-1])
-        dz = (e / s[..., None] - onehot.astype(dtype)) / dtype.type(count)
+        terms, dz = softmax_cross_entropy(z, labels, dtype.type(count))
 
         # back-propagation of every sample at once (its own sums in index order) ...
         dpre2 = np.zeros_like(a2)
