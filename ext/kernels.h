@@ -23,7 +23,10 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4, DS_SOFTMAX_MLP = 5, DS_FORMULA = 6 };
+enum {
+    DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4, DS_SOFTMAX_MLP = 5, DS_FORMULA = 6,
+    DS_NETWORK = 7
+};
 /* The formula model's operations (descentsim.formula.OPS, in this order): instruction k of the program writes
  * register k from registers a, b (or parameter/knob a, or its literal) */
 enum {
@@ -31,6 +34,27 @@ enum {
     DS_OP_SQRT, DS_OP_ABS, DS_OP_SIGN, DS_OP_SIN, DS_OP_COS, DS_OP_EXP, DS_OP_LOG, DS_OP_TANH
 };
 enum { DS_TANH = 0, DS_RELU = 1, DS_IDENTITY = 2 }; /* the mlp's nonlinearity, consts[2] */
+/* The network (descentsim.models.network): hidden activations and losses by their codes (ACTIVATIONS, LOSSES),
+ * and the columns of its consts: codes, leaky_slope, L, then the widths n_0 … n_L, L × 1/√fan_in, L × √fan_in */
+enum {
+    DS_NET_IDENTITY, DS_NET_RELU, DS_NET_LEAKY_RELU, DS_NET_TANH, DS_NET_SIGMOID, DS_NET_TANH_SQRT2, DS_NET_RELU_SQRT2
+};
+enum { DS_NET_MSE, DS_NET_SOFTMAX_CE, DS_NET_SIGMOID_BCE };
+enum {
+    DS_NET_ACTIVATION, DS_NET_LOSS, DS_NET_BIAS, DS_NET_PARAM, DS_NET_CLASSIFIER, DS_NET_SLOPE, DS_NET_LAYERS,
+    DS_NET_WIDTHS
+};
+#define DS_NET_MAX_LAYERS 64 /* network.MAX_LAYERS */
+
+/* A network's shape (row 0 of its consts: alike in every row) and where things are: θ's W_l and b_l, and in the
+ * work space (vectors of lanes) the activations a_0 … a_{L−1}, the pre-activations z_1 … z_L and two buffers of
+ * errors, each as wide as the widest layer (ds_model_vectors). Layers are counted from 0 here: layer l maps
+ * n_l inputs to n_{l+1} outputs. */
+typedef struct {
+    int activation, loss, bias, mean_field, classifier;
+    ptrdiff_t layers, widest, width[DS_NET_MAX_LAYERS + 1], w_at[DS_NET_MAX_LAYERS], b_at[DS_NET_MAX_LAYERS],
+        act_at[DS_NET_MAX_LAYERS], z_at[DS_NET_MAX_LAYERS], errors_at;
+} ds_network_shape;
 
 /* tanh, exp and log from + − × ÷ alone (Cephes' exp, atanh series): the constants of descentsim.numerics */
 static const double DS_LOG2E = 1.4426950408889634, DS_LN2_HI = 6.93145751953125e-1,
@@ -123,6 +147,8 @@ static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_
         return 3 * DS_MLP_POINTS * (p / data_rows) + 2 * p;
     case DS_SOFTMAX_MLP:
         return 2 * p;
+    case DS_NETWORK: /* a_0 … a_{L−1} (<= the weights), z_1 … z_L (<= the weights), two error buffers (<= 2·p) */
+        return 4 * p;
     case DS_FORMULA: /* one register per instruction of the program (the data's rows) */
         return data_rows;
     default:

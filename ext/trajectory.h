@@ -779,6 +779,261 @@ DS_INLINE void DS_NAME(ds_softmax_evaluate)(const ds_problem *pb, const DS_T *th
     *classes_predicted = finite ? distinct : 0;
 }
 
+/* ---- the network (descentsim.models.network) ------------------------------------------------------ */
+
+/* The network's shape from row 0 of the consts, θ's layout (per layer W_l, then b_l where bias) and the work
+ * space's (ds_network_shape). */
+DS_INLINE void DS_NAME(ds_network_layout)(const ds_problem *pb, ds_network_shape *net)
+{
+    const DS_T *row = (const DS_T *)pb->consts;
+    ptrdiff_t l, at = 0, work_at = 0;
+    net->activation = (int)row[DS_NET_ACTIVATION];
+    net->loss = (int)row[DS_NET_LOSS];
+    net->bias = row[DS_NET_BIAS] != 0;
+    net->mean_field = row[DS_NET_PARAM] != 0;
+    net->classifier = row[DS_NET_CLASSIFIER] != 0;
+    net->layers = (ptrdiff_t)row[DS_NET_LAYERS];
+    net->widest = 0;
+    for (l = 0; l <= net->layers; l++) {
+        net->width[l] = (ptrdiff_t)row[DS_NET_WIDTHS + l];
+        net->widest = net->width[l] > net->widest ? net->width[l] : net->widest;
+    }
+    for (l = 0; l < net->layers; l++) {
+        net->w_at[l] = at;
+        at += net->width[l] * net->width[l + 1];
+        net->b_at[l] = at;
+        at += net->bias ? net->width[l + 1] : 0;
+        net->act_at[l] = work_at;
+        work_at += net->width[l];
+    }
+    for (l = 0; l < net->layers; l++) {
+        net->z_at[l] = work_at;
+        work_at += net->width[l + 1];
+    }
+    net->errors_at = work_at;
+}
+
+/* φ (network.activation) and ∂L/∂z from ∂L/∂h = dh at z with h = φ(z) (network.activation_backward) */
+DS_INLINE vec DS_NAME(ds_network_phi)(int code, vec z, vec slope)
+{
+    const vec zero = {0};
+    switch (code) {
+    case DS_NET_RELU: return (vec)((z > zero) & (vmask)z);
+    case DS_NET_LEAKY_RELU: return vselect(z > zero, z, slope * z);
+    case DS_NET_TANH: return DS_NAME(ds_tanh)(z);
+    case DS_NET_SIGMOID: return 1 / (1 + DS_NAME(ds_exp)(-z));
+    case DS_NET_TANH_SQRT2: return DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
+    case DS_NET_RELU_SQRT2: return (DS_T)DS_SQRT2 * (vec)((z > zero) & (vmask)z);
+    default: return z;
+    }
+}
+
+DS_INLINE vec DS_NAME(ds_network_phi_backward)(int code, vec dh, vec z, vec h, vec slope)
+{
+    const vec zero = {0};
+    switch (code) {
+    case DS_NET_RELU: return (vec)((z > zero) & (vmask)dh);
+    case DS_NET_LEAKY_RELU: return vselect(z > zero, dh, dh * slope);
+    case DS_NET_TANH: return dh * (1 - h * h);
+    case DS_NET_SIGMOID: return dh * (h * (1 - h));
+    case DS_NET_TANH_SQRT2: return dh * ((DS_T)DS_SQRT2 * (1 - h * h));
+    case DS_NET_RELU_SQRT2: return (vec)((z > zero) & (vmask)(dh * (DS_T)DS_SQRT2));
+    default: return dh;
+    }
+}
+
+/* The forward pass of one sample per lane, a_0 (the inputs) already in work: per layer acc_j = Σ_i a_i·W_ij
+ * (from 0, in index order), then ·(1/√n_in) (mean_field, hidden) or /√n_in/√n_in (mean_field, output), then
+ * + b_j (bias); z into work, a = φ(z) for the hidden layers. c: the lanes' consts. */
+DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS_T *th, const DS_T *c, DS_T *work)
+{
+    const vec zero = {0}, slope = vload(c + DS_NET_SLOPE * DS_LANES);
+    const ptrdiff_t last = net->layers - 1;
+    ptrdiff_t l, i, j;
+    for (l = 0; l <= last; l++) {
+        const ptrdiff_t fan_in = net->width[l], fan_out = net->width[l + 1];
+        const DS_T *in = work + net->act_at[l] * DS_LANES, *w = th + net->w_at[l] * DS_LANES,
+                   *b = th + net->b_at[l] * DS_LANES;
+        DS_T *z = work + net->z_at[l] * DS_LANES;
+        const vec scale = vload(c + (DS_NET_WIDTHS + net->layers + 1 + l) * DS_LANES),
+                  root = vload(c + (DS_NET_WIDTHS + 2 * net->layers + 1 + l) * DS_LANES);
+        for (j = 0; j < fan_out; j++)
+            vstore(z + j * DS_LANES, zero);
+        for (i = 0; i < fan_in; i++) {
+            const vec a = vload(in + i * DS_LANES);
+            const DS_T *wi = w + i * fan_out * DS_LANES;
+            for (j = 0; j < fan_out; j++)
+                vstore(z + j * DS_LANES, vload(z + j * DS_LANES) + a * vload(wi + j * DS_LANES));
+        }
+        for (j = 0; j < fan_out; j++) {
+            vec v = vload(z + j * DS_LANES);
+            if (net->mean_field)
+                v = l == last ? v / root / root : v * scale;
+            if (net->bias)
+                v = v + vload(b + j * DS_LANES);
+            vstore(z + j * DS_LANES, v);
+            if (l < last)
+                vstore(work + (net->act_at[l + 1] + j) * DS_LANES, DS_NAME(ds_network_phi)(net->activation, v, slope));
+        }
+    }
+}
+
+/* network: per sample (in order; each lane's own with minibatches), the forward pass, the loss term ℓ and
+ * δ_L = ∂ℓ/∂z_L divided by the count (network._loss_terms), then back-propagation layer by layer with every
+ * gradient entry getting the sample's term, as network.NetworkFor.loss_grad. Frozen layers (trainable 0) get no
+ * gradient, and errors go no further down than the lowest layer that trains. work: ds_network_shape's. keys =
+ * NULL: the full-data loss over the first eval_count samples; g = NULL: the loss alone (no backward pass). */
+DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
+                                  const uint64_t *keys)
+{
+    ds_network_shape net;
+    const ptrdiff_t samples = pb->samples, batch = keys != NULL ? pb->batch_size : 0;
+    const ptrdiff_t count = batch > 0 ? batch : pb->eval_count;
+    const vec zero = {0}, n_terms = zero + (DS_T)count, slope = vload(c + DS_NET_SLOPE * DS_LANES);
+    vec loss = zero;
+    ptrdiff_t n, i, j, l, k, lowest, index[DS_LANES];
+    DS_T *errors[2], *xs;
+    const DS_T *x = (const DS_T *)pb->data, *y;
+    DS_NAME(ds_network_layout)(pb, &net);
+    y = x + net.width[0] * samples;
+    xs = work + net.act_at[0] * DS_LANES;
+    errors[0] = work + net.errors_at * DS_LANES;
+    errors[1] = errors[0] + net.widest * DS_LANES;
+    for (lowest = 0; lowest < net.layers - 1 && !pb->trainable[net.w_at[lowest]]; lowest++)
+        ;
+    for (i = 0; g != NULL && i < pb->p; i++)
+        vstore(g + i * DS_LANES, zero);
+    for (n = 0; n < count; n++) {
+        const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index);
+        const ptrdiff_t outputs = net.width[net.layers];
+        const DS_T *out = work + net.z_at[net.layers - 1] * DS_LANES;
+        const vec target = DS_NAME(ds_sample)(y, n, at);
+        DS_T *delta = errors[0];
+        for (i = 0; i < net.width[0]; i++)
+            vstore(xs + i * DS_LANES, DS_NAME(ds_sample)(x + i * samples, n, at));
+        DS_NAME(ds_network_forward)(&net, th, c, work);
+        if (net.loss == DS_NET_MSE) {
+            const vec e = vload(out) - target;
+            loss = loss + e * e;
+            vstore(delta, ((DS_T)2 * e) / n_terms);
+        } else if (net.loss == DS_NET_SIGMOID_BCE) {
+            const vec v = vload(out);
+            const vec a = DS_NAME(ds_exp_nonpositive)((vec)((vmask)v | (vmask)(-zero))); /* −|v| */
+            const vec sigma = vselect(v >= zero, 1 / (1 + a), a / (1 + a));
+            loss = loss + (((vec)((v > zero) & (vmask)v) - v * target) + DS_NAME(ds_log_at_least_one)(1 + a));
+            vstore(delta, (sigma - target) / n_terms);
+        } else { /* softmax_ce, as ds_softmax_mlp */
+            vec top = vload(out), s = zero, picked = zero;
+            ptrdiff_t cl;
+            for (cl = 1; cl < outputs; cl++)
+                top = vselect(vload(out + cl * DS_LANES) > top, vload(out + cl * DS_LANES), top);
+            for (cl = 0; cl < outputs; cl++) {
+                const vec e = DS_NAME(ds_exp_nonpositive)(vload(out + cl * DS_LANES) - top);
+                vstore(delta + cl * DS_LANES, e);
+                s = s + e;
+            }
+            for (k = 0; k < DS_LANES; k++)
+                picked[k] = out[(ptrdiff_t)target[k] * DS_LANES + k];
+            loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - picked);
+            for (cl = 0; g != NULL && cl < outputs; cl++) {
+                const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
+                vstore(delta + cl * DS_LANES, (vload(delta + cl * DS_LANES) / s - onehot) / n_terms);
+            }
+        }
+        if (g == NULL)
+            continue;
+        for (l = net.layers - 1; l >= lowest; l--) { /* delta: δ of layer l's outputs */
+            const ptrdiff_t fan_in = net.width[l], fan_out = net.width[l + 1];
+            const DS_T *inputs = work + net.act_at[l] * DS_LANES, *w = th + net.w_at[l] * DS_LANES;
+            const vec scale = vload(c + (DS_NET_WIDTHS + net.layers + 1 + l) * DS_LANES),
+                      root = vload(c + (DS_NET_WIDTHS + 2 * net.layers + 1 + l) * DS_LANES);
+            DS_T *dacc = delta, *next;
+            if (net.mean_field) { /* ∂acc: δ·(1/√n_in) (hidden) or δ/√n_in/√n_in (output), as the forward */
+                dacc = delta == errors[0] ? errors[1] : errors[0];
+                for (j = 0; j < fan_out; j++) {
+                    const vec dl = vload(delta + j * DS_LANES);
+                    vstore(dacc + j * DS_LANES, l == net.layers - 1 ? dl / root / root : dl * scale);
+                }
+            }
+            if (pb->trainable[net.w_at[l]]) {
+                for (i = 0; i < fan_in; i++) {
+                    const vec a = vload(inputs + i * DS_LANES);
+                    DS_T *gw = g + (net.w_at[l] + i * fan_out) * DS_LANES;
+                    for (j = 0; j < fan_out; j++)
+                        vstore(gw + j * DS_LANES, vload(gw + j * DS_LANES) + a * vload(dacc + j * DS_LANES));
+                }
+                for (j = 0; net.bias && j < fan_out; j++)
+                    vstore(g + (net.b_at[l] + j) * DS_LANES,
+                           vload(g + (net.b_at[l] + j) * DS_LANES) + vload(delta + j * DS_LANES));
+            }
+            if (l == lowest)
+                break;
+            next = dacc == errors[0] ? errors[1] : errors[0]; /* δ of layer l's inputs: φ'(Σ_j W_ij·∂acc_j) */
+            for (i = 0; i < fan_in; i++) {
+                vec acc = zero;
+                for (j = 0; j < fan_out; j++)
+                    acc = acc + vload(w + (i * fan_out + j) * DS_LANES) * vload(dacc + j * DS_LANES);
+                vstore(next + i * DS_LANES,
+                       DS_NAME(ds_network_phi_backward)(net.activation, acc,
+                                                        vload(work + (net.z_at[l - 1] + i) * DS_LANES),
+                                                        vload(inputs + i * DS_LANES), slope));
+            }
+            delta = next;
+        }
+    }
+    return loss / n_terms;
+}
+
+/* The network's accuracy, collapse and number of classes predicted (network.NetworkFor.evaluate) for lane k at
+ * θ = th on the whole training set: the forward pass of every lane (one input at a time), read at lane k. The
+ * prediction: the first largest logit (softmax_ce), z > 0 (sigmoid_bce), z > 0.5 (mse). Regression: nothing.
+ * work: ds_network_shape's (the error buffers hold the classes seen). */
+DS_INLINE void DS_NAME(ds_network_evaluate)(const ds_problem *pb, const DS_T *th, const DS_T *c, ptrdiff_t k,
+                                            DS_T *work, double *accuracy, signed char *collapsed,
+                                            short *classes_predicted)
+{
+    ds_network_shape net;
+    const ptrdiff_t samples = pb->samples;
+    const DS_T *x = (const DS_T *)pb->data;
+    ptrdiff_t n, i, cl, correct = 0, first = -1, outputs, classes;
+    DS_T *seen, *xs;
+    const DS_T *out;
+    short distinct = 0;
+    int same = 1, finite = 1;
+    DS_NAME(ds_network_layout)(pb, &net);
+    if (!net.classifier)
+        return;
+    outputs = net.width[net.layers];
+    classes = net.loss == DS_NET_SOFTMAX_CE ? outputs : 2;
+    xs = work + net.act_at[0] * DS_LANES;
+    out = work + net.z_at[net.layers - 1] * DS_LANES + k;
+    seen = work + net.errors_at * DS_LANES; /* 2·widest·DS_LANES values >= classes */
+    for (cl = 0; cl < classes; cl++)
+        seen[cl] = 0;
+    for (n = 0; n < samples; n++) {
+        ptrdiff_t best = 0;
+        for (i = 0; i < net.width[0]; i++)
+            vstore(xs + i * DS_LANES, DS_NAME(ds_sample)(x + i * samples, n, NULL));
+        DS_NAME(ds_network_forward)(&net, th, c, work);
+        for (cl = 0; cl < outputs; cl++) {
+            finite &= isfinite(out[cl * DS_LANES]) != 0;
+            if (out[cl * DS_LANES] > out[best * DS_LANES])
+                best = cl;
+        }
+        if (net.loss != DS_NET_SOFTMAX_CE)
+            best = out[0] > (net.loss == DS_NET_SIGMOID_BCE ? (DS_T)0 : (DS_T)0.5);
+        correct += best == (ptrdiff_t)x[net.width[0] * samples + n];
+        distinct += seen[best] == 0;
+        seen[best] = 1;
+        if (first < 0)
+            first = best;
+        same &= best == first;
+    }
+    *accuracy = finite ? (double)correct / (double)samples : NAN;
+    *collapsed = (signed char)(finite && same);
+    *classes_predicted = finite ? distinct : 0;
+}
+
 DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
                                      const uint64_t *keys)
 {
@@ -795,6 +1050,8 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
         return DS_NAME(ds_softmax_mlp)(pb, th, g, work, keys);
     case DS_FORMULA:
         return DS_NAME(ds_formula)(pb, th, g, c, work);
+    case DS_NETWORK:
+        return DS_NAME(ds_network)(pb, th, g, c, work, keys);
     default:
         return DS_NAME(ds_relu_neuron)(pb, th, g, keys);
     }
@@ -809,17 +1066,21 @@ DS_INLINE vec DS_NAME(ds_loss_full)(const ds_problem *pb, const DS_T *th, const 
         return DS_NAME(ds_mlp)(pb, th, NULL, c, work, NULL);
     case DS_SOFTMAX_MLP:
         return DS_NAME(ds_softmax_mlp)(pb, th, NULL, work, NULL);
+    case DS_NETWORK:
+        return DS_NAME(ds_network)(pb, th, NULL, c, work, NULL);
     default:
         return DS_NAME(ds_relu_neuron)(pb, th, NULL, NULL);
     }
 }
 
 /* classifiers: accuracy, collapse and classes predicted of lane k's network (other models leave NaN, −1, −1) */
-DS_INLINE void DS_NAME(ds_evaluate)(const ds_problem *pb, const DS_T *th, ptrdiff_t k, DS_T *work, double *accuracy,
-                                    signed char *collapsed, short *classes_predicted)
+DS_INLINE void DS_NAME(ds_evaluate)(const ds_problem *pb, const DS_T *th, const DS_T *c, ptrdiff_t k, DS_T *work,
+                                    double *accuracy, signed char *collapsed, short *classes_predicted)
 {
     if (pb->model == DS_SOFTMAX_MLP)
         DS_NAME(ds_softmax_evaluate)(pb, th, k, work, accuracy, collapsed, classes_predicted);
+    else if (pb->model == DS_NETWORK)
+        DS_NAME(ds_network_evaluate)(pb, th, c, k, work, accuracy, collapsed, classes_predicted);
 }
 
 /* index of the minimum a converged trajectory reached: double-well 0 for w = −1, 1 for w = +1 */
@@ -1042,7 +1303,7 @@ DS_INLINE void DS_NAME(ds_finish)(const DS_NAME(ds_lanes) *s, const ds_rules *ru
 /* The recorded curves of the lanes in flight at their step t (before update t): L_t, θ_t, and the accuracy
  * at multiples of the stride (ds_outputs). */
 DS_INLINE void DS_NAME(ds_record)(const DS_NAME(ds_lanes) *s, const ds_problem *pb, const ds_rules *rules,
-                                  const DS_T *th, const dvec *losses, DS_T *work, const ds_outputs *out)
+                                  const DS_T *th, const DS_T *c, const dvec *losses, DS_T *work, const ds_outputs *out)
 {
     const ptrdiff_t p = pb->p, length = rules->steps + 1, marks = rules->steps / out->stride + 1;
     ptrdiff_t k, i;
@@ -1057,7 +1318,7 @@ DS_INLINE void DS_NAME(ds_record)(const DS_NAME(ds_lanes) *s, const ds_problem *
             double accuracy = NAN;
             signed char collapsed = -1;
             short classes = -1;
-            DS_NAME(ds_evaluate)(pb, th, k, work, &accuracy, &collapsed, &classes);
+            DS_NAME(ds_evaluate)(pb, th, c, k, work, &accuracy, &collapsed, &classes);
             out->accuracy_path[row * marks + t / out->stride] = accuracy;
         }
     }
@@ -1140,7 +1401,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
         }
         memcpy(&go, go_quads, sizeof go);
         if (out->loss_path != NULL)
-            DS_NAME(ds_record)(s, pb, rules, th, losses, work_model, out);
+            DS_NAME(ds_record)(s, pb, rules, th, c, losses, work_model, out);
         {
             vec lr = vload(hyper);
             if (pb->lr_factors != NULL) /* lanes are at different steps: lr·f(t) lane by lane */
@@ -1171,7 +1432,7 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
             } else {
                 DS_NAME(ds_classify_end)(s, pb, rules, k, th, history, &outcome, &period);
             }
-            DS_NAME(ds_evaluate)(pb, th, k, work_model, &accuracy, &collapsed, &classes_predicted);
+            DS_NAME(ds_evaluate)(pb, th, c, k, work_model, &accuracy, &collapsed, &classes_predicted);
             DS_NAME(ds_finish)(s, rules, k, losses[k / 4][k % 4], batch_losses[k / 4][k % 4], outcome, period,
                                attractor, accuracy, collapsed, classes_predicted, out);
             if (next < last) {

@@ -114,3 +114,16 @@ def random_specs(draw):
 def test_cython_matches_reference_on_random_specs(spec, threads):
     reference, compiled = run_both(spec, threads=threads)
     assert_same_fields(reference, compiled)
+
+
+def test_a_model_without_a_kernel_is_refused_in_one_line():
+    """Every model has its kernel today; one added to descentsim.models before its kernel still gets the line."""
+    from types import SimpleNamespace
+
+    from descentsim.backends import get_backend, no_kernel
+
+    pending = SimpleNamespace(name="pending", kernel="pending")
+    assert no_kernel(pending) == "the pending model runs in the NumPy reference only until its kernel lands"
+    assert all(no_kernel(model) is None for model in ds.MODELS.values())
+    with pytest.raises(ds.SpecError, match="until its kernel lands$"):
+        get_backend("cython", pending)

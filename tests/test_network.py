@@ -1,5 +1,5 @@
 """The network model (issue 12): gradients, θ₀'s layout and draws, the mlp and softmax-mlp presets' frozen bits in
-the NumPy reference, the compiled engine's fallback, and one-line refusals."""
+both engines, the compiled kernel bit for bit with the reference, and one-line refusals."""
 
 import warnings
 from pathlib import Path
@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 from test_presets_frozen import FROZEN, PRESET_SPECS
 
+from helpers import assert_same_fields, run_both
+
 import descentsim as ds
+from descentsim import _kernels
 from descentsim.errors import SpecError
 from descentsim.models.mlp import mlp_problem_arrays
+from descentsim.models import network
 from descentsim.models.network import ACTIVATIONS, LOSSES
 from descentsim.models.softmax_mlp import softmax_mlp_arrays
 from descentsim.runner import run_points
@@ -126,9 +130,10 @@ def test_data_rows_and_layer_rates():
     assert made.lr_scale is not None and made.theta0.shape[1] == sum(sizes)
 
 
-def test_frozen_layer_never_moves():
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_frozen_layer_never_moves(backend):
     spec = network_spec(widths="3", lr_layers="0,1", loss="mse", **LOSS_DATA["mse"]).replace(steps=4)
-    traj = ds.trajectories(spec, [0], [1], theta=True, backend="numpy")
+    traj = ds.trajectories(spec, [0], [1], theta=True, backend=backend)
     theta = np.asarray(traj.theta)[0]
     frozen = 2 * 3 + 3
     assert np.array_equal(theta[:, :frozen], np.broadcast_to(theta[:1, :frozen], theta[:, :frozen].shape))
@@ -173,19 +178,20 @@ def as_network(spec: ds.MapSpec, where: Path) -> ds.MapSpec:
 EVERY_STEP = "the network has no every-step W1 offset (w1_offset_mode = every_step) yet"
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=EVERY_STEP))
                                   if n == "mlp-offset" else n for n in sorted(PRESET_SPECS)])
-def test_network_as_preset_keeps_the_frozen_bits(name, dtype, tmp_path):
+def test_network_as_preset_keeps_the_frozen_bits(name, dtype, backend, tmp_path):
     net = as_network(PRESET_SPECS[name], tmp_path).replace(dtype=dtype)
     with np.load(FROZEN / f"{name}-{dtype}.npz") as npz:
         frozen = {field: npz[field] for field in npz.files if field != "spec"}
     if name == "mlp-deep":  # the mlp's third layer learns at lr1 (its odd layers share a rate): lr3 follows lr1
         iy, ix = (a.ravel() for a in np.indices(net.shape))
-        fields = run_points(net, iy, ix, overrides={"lr3": net.point_values(iy, ix)["lr1"]}, backend="numpy")
+        fields = run_points(net, iy, ix, overrides={"lr3": net.point_values(iy, ix)["lr1"]}, backend=backend)
         fields = {k: v.reshape(net.shape) for k, v in fields.items()}
     else:
-        fields = ds.run_map(net, backend="numpy").fields
+        fields = ds.run_map(net, backend=backend).fields
     for field, values in frozen.items():
         assert np.array_equal(values, fields[field], equal_nan=True), field
 
@@ -193,20 +199,60 @@ def test_network_as_preset_keeps_the_frozen_bits(name, dtype, tmp_path):
 # ------------------------------------------------------------------------------------------------ engines
 
 
-def test_auto_falls_back_to_the_reference_with_one_line():
+def test_the_kernel_reads_the_models_codes_and_columns():
+    assert _kernels.NETWORK_ACTIVATION_IDS == {name: code for code, name in enumerate(ACTIVATIONS)}
+    assert _kernels.NETWORK_LOSS_IDS == {name: code for code, name in enumerate(LOSSES)}
+    assert _kernels.NETWORK_COLUMNS == (network.C_ACTIVATION, network.C_LOSS, network.C_BIAS, network.C_PARAM,
+                                        network.C_CLASSIFIER, network.C_SLOPE, network.C_LAYERS, network.C_WIDTHS)
+    assert _kernels.NETWORK_MAX_LAYERS == network.MAX_LAYERS
+
+
+def test_auto_runs_the_compiled_kernel():
     spec = network_spec(widths="2", loss="mse", **LOSS_DATA["mse"])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         m = ds.run_map(spec)
-    messages = [str(w.message) for w in caught if "NumPy reference" in str(w.message)]
-    assert messages == ["descentsim falls back to the NumPy reference, tens of times slower: the network model runs "
-                        "in the NumPy reference only until its kernel lands"]
-    assert m.provenance["backend"] == "numpy"
+    assert m.provenance["backend"] == "cython"
 
 
-def test_cython_refuses_the_network_in_one_line():
-    with pytest.raises(SpecError, match="the network model runs in the NumPy reference only until its kernel lands$"):
-        ds.run_map(network_spec(widths="2", loss="mse", **LOSS_DATA["mse"]), backend="cython")
+def engine_spec(dtype: str, **params) -> ds.MapSpec:
+    """A small map across lr (some points diverge) and init_scale, every field exercised."""
+    return ds.MapSpec(model="network", x=ds.Axis("lr", 0.01, 3.0, 5, "log"), y=ds.Axis("init_scale", 0.5, 2.0, 3),
+                      steps=30, dtype=dtype, params={"init": "normal", "leaky_slope": 0.3, **params})
+
+
+@pytest.mark.parametrize("bias", [0, 1])
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_engines_agree_bit_for_bit(activation, loss, bias):
+    for parameterization in ("standard", "mean_field"):
+        for dtype in ("float32", "float64"):
+            spec = engine_spec(dtype, widths="3,2", activation=activation, loss=loss, bias=bias,
+                               parameterization=parameterization, **LOSS_DATA[loss])
+            reference, compiled = run_both(spec)
+            assert_same_fields(reference, compiled)
+            if loss == "mse":
+                assert np.all(np.isnan(compiled.fields["accuracy"]))  # regression: no classifier fields
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("lr_layers", ["1,1,1", "0,1,1", "1,0,1", "1,1,0"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_engines_agree_with_minibatches_adam_and_frozen_layers(loss, lr_layers, dtype):
+    data = {**LOSS_DATA[loss], "classes": 2, "data": "clusters"} if loss == "mse" else LOSS_DATA[loss]
+    spec = engine_spec(dtype, widths="4,3", activation="leaky_relu", loss=loss, lr_layers=lr_layers, batch_size=3,
+                       batch_per_point=1, **data).replace(optimizer="adam")
+    reference, compiled = run_both(spec)
+    assert_same_fields(reference, compiled)
+    assert np.all(np.isfinite(compiled.fields["accuracy"][compiled.fields["outcome"] != ds.Outcome.DIVERGED]))
+
+
+def test_engines_record_the_same_curves():
+    spec = engine_spec("float32", widths="3", activation="sigmoid", loss="sigmoid_bce", **LOSS_DATA["sigmoid_bce"])
+    runs = [ds.trajectories(spec, [0, 2], [1, 4], stride=3, backend=backend) for backend in ("numpy", "cython")]
+    for name in ("loss", "theta", "accuracy"):
+        np.testing.assert_array_equal(getattr(runs[0], name), getattr(runs[1], name), err_msg=name)
+    assert np.isfinite(runs[1].accuracy[0, 0])
 
 
 def test_classifier_fields():

@@ -60,9 +60,11 @@ NETWORK_SHAPE_KNOBS = frozenset({"widths", "activation", "bias", "loss", "init",
 _DEFAULTS = {knob.name: knob.default for knob in (*NETWORK_KNOBS, *DATA_KNOBS)}
 
 # The columns of a network problem's consts (the same in every row but leaky_slope, which may be swept):
-# activation code, loss code, bias (0/1), parameterization code, leaky_slope, L (weight layers), then the L + 1
-# widths n_0 (input) ... n_L (output), then L values 1/√fan_in, then L values √fan_in (float64, rounded once).
-C_ACTIVATION, C_LOSS, C_BIAS, C_PARAM, C_SLOPE, C_LAYERS, C_WIDTHS = range(7)
+# activation code, loss code, bias (0/1), parameterization code, classifier (1: the data are classes, and the
+# accuracy fields are computed), leaky_slope, L (weight layers), then the L + 1 widths n_0 (input) ... n_L
+# (output), then L values 1/√fan_in, then L values √fan_in (float64, rounded once). The compiled kernel reads
+# them by these positions (ext/kernels.h: DS_NET_ACTIVATION ... DS_NET_WIDTHS).
+C_ACTIVATION, C_LOSS, C_BIAS, C_PARAM, C_CLASSIFIER, C_SLOPE, C_LAYERS, C_WIDTHS = range(8)
 
 
 def _text(name: str, value: object) -> str:
@@ -413,7 +415,7 @@ class NetworkFor(Network):
         theta0 = np.concatenate(initial_layers(arch, widths, values, n), axis=1)
         fans = widths[:-1]
         head = [ACTIVATIONS.index(arch.activation), LOSSES.index(arch.loss), arch.bias,
-                PARAMETERIZATIONS.index(arch.parameterization), 0.0, arch.layers]
+                PARAMETERIZATIONS.index(arch.parameterization), int(self.classifier), 0.0, arch.layers]
         row = np.array([*head, *widths, *(1 / math.sqrt(f) for f in fans), *(math.sqrt(f) for f in fans)])
         consts = np.tile(row, (n, 1))
         consts[:, C_SLOPE] = per_point(values["leaky_slope"], n)
