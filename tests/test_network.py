@@ -289,3 +289,25 @@ def test_init_file_of_the_wrong_shape_is_refused(tmp_path):
     np.savez(tmp_path / "init.npz", W1=np.zeros((3, 4)), b1=np.zeros(4), W2=np.zeros((4, 2)), b2=np.zeros(2))
     with pytest.raises(SpecError, match=r"W1 must be numbers shaped \(2, 4\)"):
         ds.problem(network_spec(widths="4", init="file", init_file=str(tmp_path / "init.npz")), 0, 0)
+
+
+def test_linear_regression_blows_up_exactly_above_2_over_lambda_max():
+    """examples/linear_regression.toml: gradient descent on a mean squared error diverges exactly where
+    lr > 2/λ_max of its Hessian 2·E[(x, 1)(x, 1)ᵀ], computed from each row's own data."""
+    from pathlib import Path
+
+    from descentsim.cli import load_config
+
+    example = Path(__file__).parent.parent / "examples" / "linear_regression.toml"
+    spec = load_config(str(example), ["x.n=64", "y.n=6", "steps=600"])
+    m = ds.run_map(spec)
+    for iy in range(spec.shape[0]):
+        x = ds.problem(spec, iy, 0).data[0]
+        hessian = 2 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
+        critical = 2 / np.linalg.eigvalsh(hessian).max()
+        diverged = m.outcome[iy] == ds.Outcome.DIVERGED
+        assert diverged.any() and not diverged.all()
+        assert not diverged[m.x < critical].any(), (iy, critical)  # never below 2/λ_max
+        # above it the error grows by |1 − lr·λ_max| > 1 a step: within the budget once clear of the edge
+        assert diverged[m.x > 1.05 * critical].all(), (iy, critical)
+        assert not (m.outcome[iy][m.x > critical] == ds.Outcome.CONVERGED).any()
