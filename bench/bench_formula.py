@@ -33,10 +33,8 @@ from types import ModuleType
 from typing import Callable
 
 import descentsim as ds
-from common import Measurement, argument_parser, bench_engines, import_jax, jax_scalar_gd, parse_checked, print_jax_status
-from bench_relu_neuron import print_table
-from descentsim.map_data import package_version
-from descentsim.threads import available_cores
+from bench_relu_neuron import run_scalar_benchmark
+from common import argument_parser, jax_scalar_gd, parse_checked
 
 LOSS = "x**2 * (1 + eps*cos(2*pi*x/lam))"
 EPS, LAM = 0.2, 0.1
@@ -70,21 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    jax = None if args.skip_jax else import_jax(enable_x64="float64" in args.dtypes)
-    print(f"formula map: L = {LOSS}, eps = {EPS}, lam = {LAM}; lr {LR_AXIS[1]:g}..{LR_AXIS[2]:g} (x), "
-          f"x0 {X0_AXIS[1]:g}..{X0_AXIS[2]:g} (y), {args.steps} steps")
-    print(f"descentsim {package_version()}; Cython threads: {args.threads} (available cores: {available_cores()})")
-    print_jax_status(jax, args.skip_jax, args.jax_chunk_rows)
-    print()
-    rows: list[Measurement] = []
-    for dtype in args.dtypes:
-        print(f"== {dtype} ==")
-        rows.extend(bench_engines(args, dtype, jax, formula_map_spec, jax_formula_map_fn))
-        print()
-    print_table(rows)
-    print("\nnominal = grid points × steps / wall; actual = updates actually run / wall "
-          "(JAX runs every step: actual = nominal). NumPy runs on its own, smaller grid.")
-    return 0
+    return run_scalar_benchmark(
+        args, f"formula map: L = {LOSS}, eps = {EPS}, lam = {LAM}; lr {LR_AXIS[1]:g}..{LR_AXIS[2]:g} (x), "
+        f"x0 {X0_AXIS[1]:g}..{X0_AXIS[2]:g} (y), {args.steps} steps", formula_map_spec, jax_formula_map_fn)
 
 
 if __name__ == "__main__":

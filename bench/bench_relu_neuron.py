@@ -140,30 +140,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parse_checked(parser, argv, sizes=("numpy_grid",))
 
 
-def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None) -> list[Measurement]:
-    """Time every engine in one precision, printing outcomes and agreement checks as it goes."""
-    return bench_engines(args, dtype, jax, relu_map_spec, jax_relu_map_fn)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_scalar_benchmark(args: argparse.Namespace, header: str, map_spec: Callable, jax_map_fn: Callable) -> int:
+    """Time every engine in every precision of ``args`` on the map ``map_spec`` makes (JAX through
+    ``jax_map_fn``), printing ``header``, each precision's outcomes and agreement checks, and the table."""
     jax = None if args.skip_jax else import_jax(enable_x64="float64" in args.dtypes)
-    print(f"relu-neuron map: lr log {LR_AXIS[1]:g}..{LR_AXIS[2]:g} (x), w0 {W0_AXIS[1]:g}..{W0_AXIS[2]:g} (y), "
-          f"{args.steps} steps, {SAMPLES} samples, trainable w")
+    print(header)
     print(f"descentsim {package_version()}; Cython threads: {args.threads} (available cores: {available_cores()})")
     print_jax_status(jax, args.skip_jax, args.jax_chunk_rows)
     print()
-
     rows: list[Measurement] = []
     for dtype in args.dtypes:
         print(f"== {dtype} ==")
-        rows.extend(bench_precision(args, dtype, jax))
+        rows.extend(bench_engines(args, dtype, jax, map_spec, jax_map_fn))
         print()
-
     print_table(rows)
     print("\nnominal = grid points × steps / wall; actual = updates actually run / wall "
           "(JAX runs every step: actual = nominal). NumPy runs on its own, smaller grid.")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_scalar_benchmark(
+        args, f"relu-neuron map: lr log {LR_AXIS[1]:g}..{LR_AXIS[2]:g} (x), w0 {W0_AXIS[1]:g}..{W0_AXIS[2]:g} (y), "
+        f"{args.steps} steps, {SAMPLES} samples, trainable w", relu_map_spec, jax_relu_map_fn)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tomllib
@@ -229,9 +230,10 @@ class MapSpec:
                             close_to=[*self.knobs, *settings])
 
     # --- derived --------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def model_def(self) -> Model:
-        """The model, made for this spec's fixed knobs (``Model.for_params``: the formula model's loss)."""
+        """The model, made for this spec's fixed knobs (``Model.for_params``: the formula model's loss, the
+        network's architecture and task, which may read its data file), made once per spec."""
         reserved = frozenset({*(k.name for k in self.optimizer_def.knobs), *(f.name for f in fields(MapSpec))})
         return get_model(self.model).for_params(self.params, reserved)
 

@@ -144,6 +144,11 @@ def test_full_disk_for_a_picture_or_a_zoom(tmp_path, disk, slow_reference):
 
 
 # --- simulated ---------------------------------------------------------------------------------------
+def no_space(*args, **kwargs):
+    """A write (or fsync) on a full disk."""
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
 def failing_after(calls: int, real=os.write, short=False):
     """An os.write that works ``calls`` times, then fails as a full disk does (or writes half, ``short``)."""
     count = {"n": 0}
@@ -154,7 +159,7 @@ def failing_after(calls: int, real=os.write, short=False):
             return real(fd, data)
         if short:
             return real(fd, bytes(data)[: len(data) // 2])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return no_space()
 
     return write
 
@@ -174,18 +179,20 @@ def test_a_failed_append_leaves_a_clean_resumable_journal(tmp_path, monkeypatch,
     assert_same_fields(ds.run_map(spec), ds.runner.run_map_to_file(spec, out, resume=True))
 
 
+def final_write_on_a_full_disk(monkeypatch, tmp_path, run) -> None:
+    """``run()`` with the map file's final write failing for want of space: OutOfSpace naming the journal,
+    which alone is left."""
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_write_all", no_space)
+        with pytest.raises(ds.errors.OutOfSpace, match="kept in .*map.h5.partial"):
+            run()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
+
+
 def test_a_failed_final_write_keeps_the_journal_and_no_temporary(tmp_path, monkeypatch):
     spec = SPEC.replace(steps=100)
     out = tmp_path / "map.h5"
-
-    def full(fd, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    with monkeypatch.context() as patch:
-        patch.setattr(store, "_write_all", full)
-        with pytest.raises(ds.errors.OutOfSpace, match="kept in .*map.h5.partial"):
-            ds.runner.run_map_to_file(spec, out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
+    final_write_on_a_full_disk(monkeypatch, tmp_path, lambda: ds.runner.run_map_to_file(spec, out))
     assert_same_fields(ds.run_map(spec), ds.runner.run_map_to_file(spec, out, resume=True))
 
 
@@ -199,11 +206,7 @@ def test_the_command_line_exits_75_when_the_journal_is_kept(tmp_path, monkeypatc
 
 def test_a_journal_that_cannot_be_created_leaves_nothing(tmp_path, monkeypatch, capsys):
     config = write_config(tmp_path / "slow.toml", SLOW_CONFIG)
-
-    def full(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(journal_module.os, "fsync", full)
+    monkeypatch.setattr(journal_module.os, "fsync", no_space)
     code = cli.map_main([str(config), "-o", str(tmp_path / "map.h5"), *ARGS])
     assert code == 2 and "nothing was written" in one_line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.toml"]
@@ -213,15 +216,7 @@ def test_a_journal_that_cannot_be_created_leaves_nothing(tmp_path, monkeypatch, 
 def test_a_refined_run_on_a_full_disk_keeps_its_journal(tmp_path, monkeypatch):
     spec = SPEC.replace(steps=100)
     out = tmp_path / "map.h5"
-
-    def full(fd, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    with monkeypatch.context() as patch:
-        patch.setattr(store, "_write_all", full)
-        with pytest.raises(ds.errors.OutOfSpace, match="kept in .*map.h5.partial"):
-            ds.refine.refine_map_to_file(spec, out, 2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5.partial"]
+    final_write_on_a_full_disk(monkeypatch, tmp_path, lambda: ds.refine.refine_map_to_file(spec, out, 2))
     assert_same_fields(ds.refine_map(spec, 2), ds.refine.refine_map_to_file(spec, out, 2, resume=True))
 
 
@@ -268,9 +263,7 @@ def test_no_room_for_a_new_file_is_named_a_full_disk(tmp_path, no_inodes):
 
 @pytest.mark.parametrize("where", ["probe", "lock"])
 def test_no_room_for_a_file_is_a_full_disk(tmp_path, monkeypatch, where):
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
+    full = no_space
     if where == "probe":
         monkeypatch.setattr(store.tempfile, "mkstemp", full)
     else:
