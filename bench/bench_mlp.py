@@ -162,13 +162,13 @@ def jax_mlp_map_fn(jax: ModuleType, spec: ds.MapSpec) -> Callable:
     rules = spec.resolved_thresholds
     pb = ds.problem(spec)
     width, d, n_data = mlp_sizes(spec)
-    if int(pb.consts[0, 2]) != 0:
+    if spec.params.get("nonlinearity", "tanh") != "tanh":
         raise ValueError("the JAX version is written for φ = tanh only")
     x = jnp.asarray(pb.data[:d].T, dtype=dtype)  # (n_data, d)
     y = jnp.asarray(pb.data[d], dtype=dtype)
     w1_0 = jnp.asarray(pb.theta0[0, : d * width].reshape(d, width), dtype=dtype)
     w2_0 = jnp.asarray(pb.theta0[0, d * width :], dtype=dtype)
-    inv_sqrt_d, sqrt_width = (jnp.asarray(v, dtype=dtype) for v in pb.consts[0, :2])  # consts: 1/√d, √width
+    inv_sqrt_d, sqrt_width = (jnp.asarray(v, dtype=dtype) for v in (1 / np.sqrt(d), np.sqrt(width)))  # as the consts
     sqrt2 = jnp.asarray(SQRT2, dtype=dtype)
     lr = float(spec.params.get("lr", 1.0))
     steps = spec.steps

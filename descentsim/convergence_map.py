@@ -43,7 +43,7 @@ class ConvergenceMap(MapData):
         """``data`` (the same arrays, not copied) with the analyses."""
         if isinstance(data, cls):
             return data
-        return cls(data.spec, data.fields, data.provenance, data.refinement, data.recorded)
+        return cls(data.spec, data.fields, data.provenance, data.refinement, data.recorded, data.training)
 
     def boundary(self, inside: Inside = None) -> np.ndarray:
         """Boolean (ny, nx) mask of the points of ``side(inside)`` and of the rest that have a neighbour on the

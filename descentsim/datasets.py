@@ -11,8 +11,10 @@ fixes the data, so all are shape knobs (``DATA_SHAPE_KNOBS``): one problem has o
 * scikit-learn's bundled sets, read from the package, never downloaded: ``digits``, ``iris``, ``wine``,
   ``breast_cancer`` (the optional extra ``pip install "descentsim[datasets]"``);
 * ``file``: the user's ``data_file``, a ``.npz`` (arrays ``X`` and ``y``), a ``.npy`` of X with its labels
-  in the ``.npy`` named by ``labels_file``, or a ``.csv`` (a header row; ``label_column`` names the labels,
-  the other columns are the features).
+  in the ``.npy`` named by ``labels_file``, a ``.csv`` (a header row; ``label_column`` names the labels,
+  the other columns are the features), or a map file ``.h5``: the training data a map of a network keeps
+  (``write_embedded``), so a map's data can be trained on again without the file they came from. A relative
+  path is taken from the working directory, as every path on the command line.
 
 Then, for every set and in this order: the labels are checked (``DataError``, one line, on bad data), the
 training subset is taken (``train_samples``), the features are standardised (``standardize``), and the
@@ -176,6 +178,8 @@ def load_data(values: Mapping[str, object]) -> DataSet:
     if name == "file":
         drawn, source, name = _read_file(settings), f"data file {settings['data_file']!r}", _file_name(settings)
         task = str(settings["task"])
+        if task == "auto" and Path(str(settings["data_file"])).suffix.lower() == ".h5":  # the map's own task
+            task = "classification" if drawn.classes else "regression"
     else:
         drawn, source = (BUNDLED_LOADERS[name] if name in BUNDLED else GENERATORS[name])(settings), f"data {name!r}"
         task = "classification" if drawn.classes else "regression"
@@ -227,6 +231,43 @@ def data_provenance(ds: DataSet) -> dict[str, str | int]:
 def fits_in_map_file(ds: DataSet) -> bool:
     """Whether the data (X and y) are small enough, at most EMBED_LIMIT_BYTES, to store in the map file."""
     return ds.nbytes <= EMBED_LIMIT_BYTES
+
+
+#: The group of a map file that holds its training data (``write_embedded``).
+EMBEDDED_GROUP = "training_data"
+
+
+def write_embedded(parent, ds: DataSet) -> None:
+    """Store ``ds`` in the HDF5 group ``parent`` (an ``h5py.Group``: a map file's root) as the group
+    ``training_data``: datasets ``X`` (samples × features, float64) and ``y`` (int64 labels or float64 targets),
+    gzip-compressed with Fletcher-32 checksums, and the attributes name, classes, task, content_hash (sha256,
+    ``content_hash``) and description."""
+    group = parent.create_group(EMBEDDED_GROUP)
+    for label, array in (("X", ds.X), ("y", ds.y)):
+        group.create_dataset(label, data=array, compression="gzip", compression_opts=4, shuffle=True,
+                             fletcher32=True)
+    for key in ("name", "classes", "task", "content_hash", "description"):
+        group.attrs[key] = getattr(ds, key)
+
+
+def read_embedded(parent, shown: str) -> DataSet:
+    """The data set ``write_embedded`` stored in ``parent`` (an ``h5py.Group``), checked against its sha256;
+    DataError (one line naming ``shown``, the file as messages show it) when it is missing or damaged."""
+    if EMBEDDED_GROUP not in parent:
+        raise DataError(f"{shown} holds no training data (a map of a model without data, a map whose data "
+                        "were larger than 16 MiB, or one made before descentsim kept them)")
+    group = parent[EMBEDDED_GROUP]
+    try:
+        x, y = np.asarray(group["X"][...]), np.asarray(group["y"][...])
+        classes, stored = int(group.attrs["classes"]), str(group.attrs["content_hash"])
+        name, description = str(group.attrs["name"]), str(group.attrs["description"])
+    except (KeyError, OSError, ValueError, TypeError) as exc:
+        raise DataError(f"the training data in {shown} are damaged ({exc}); recompute the map") from None
+    if x.dtype != np.dtype("<f8") or x.ndim != 2 or y.shape != (len(x),) or \
+            y.dtype != np.dtype("<i8" if classes else "<f8") or content_hash(x, y) != stored:
+        raise DataError(f"the training data in {shown} do not match their sha256; the file is damaged: "
+                        "recompute the map")
+    return _data_set(name, x, y, classes, description)
 
 
 # ---------------------------------------------------------------------------------------------- generators
@@ -447,7 +488,7 @@ BUNDLED_LOADERS: dict[str, Callable[[Settings], Drawn]] = {
 
 # ----------------------------------------------------------------------------------------------- files
 
-SUFFIXES = (".npz", ".npy", ".csv")
+SUFFIXES = (".npz", ".npy", ".csv", ".h5")
 #: The first bytes of every .npy file (NumPy's format, ``numpy.lib.format.MAGIC_PREFIX``).
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -469,7 +510,7 @@ def _check_file_knobs(settings: Settings) -> None:
     suffix = Path(data_file).suffix.lower()
     if suffix not in SUFFIXES:
         raise DataError(f"data file {data_file!r} has an unknown extension; use .npz (arrays X and y), "
-                        ".npy (X, with labels_file) or .csv (a header row)")
+                        ".npy (X, with labels_file), .csv (a header row) or a map file .h5 (its training data)")
     if suffix == ".npy" and not labels_file:
         raise SpecError(f"data file {data_file!r} holds X only: name the .npy file of its labels in labels_file")
     if suffix != ".npy" and labels_file:
@@ -584,6 +625,18 @@ def _numbers(cells: np.ndarray, names: list[str], where: str) -> np.ndarray:
         raise DataError(f"{where} holds a feature that is not a number; features must be numbers") from None
 
 
+def _read_map_data(path: Path) -> DataSet:
+    """The training data a map file keeps (``read_embedded``); DataError for a file that is not HDF5."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return read_embedded(f, repr(str(path)))
+    except OSError as exc:
+        raise DataError(f"data file {str(path)!r} cannot be read as a map file ({exc}); give a map file (.h5) "
+                        "written by descentsim-map") from None
+
+
 def _read_file(settings: Settings) -> Drawn:
     """X and y of the user's data_file (and labels_file); the class count is inferred later (0 here)."""
     path = _existing(str(settings["data_file"]), "data_file")
@@ -592,6 +645,9 @@ def _read_file(settings: Settings) -> Drawn:
         x, y = _load_npz(path)
     elif suffix == ".npy":
         x, y = _load_npy(path), _load_npy(_existing(str(settings["labels_file"]), "labels_file"))
+    elif suffix == ".h5":
+        embedded = _read_map_data(path)
+        return Drawn(embedded.X, embedded.y, embedded.classes, f"file {path.name}: {embedded.description}")
     else:
         x, y = _read_csv(path, str(settings["label_column"]))
     return Drawn(x, y, 0, f"file {path.name}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import boundary
 from .boundary import Inside
+from .datasets import DataSet, data_provenance, fits_in_map_file
 from .errors import SpecError, check_known
 from .history import History
 from .outcome import Outcome
@@ -45,6 +46,22 @@ def provenance(**run: Any) -> dict[str, Any]:
     }
 
 
+def training_data(spec: MapSpec) -> DataSet | None:
+    """The one data set every point of ``spec`` trains on (``Model.training_data``): None for a model without
+    data, or where a data knob is on an axis (each point's data are then its own)."""
+    return spec.model_def.training_data(frozenset(axis.name for axis in spec.axes))
+
+
+def data_record(spec: MapSpec) -> tuple[dict[str, Any], DataSet | None]:
+    """What a map of ``spec`` records of its data: the provenance entries (``datasets.data_provenance``: name,
+    sha256, samples, features, task, classes, description; none without one data set) and the data set its
+    file keeps (None where there is none, or it is larger than 16 MiB: ``datasets.fits_in_map_file``)."""
+    data = training_data(spec)
+    if data is None:
+        return {}, None
+    return data_provenance(data), data if fits_in_map_file(data) else None
+
+
 class MapData:
     """The outcome and fields of every grid point of a map, as the runner computes them and the store keeps
     them (``descentsim.convergence_map.ConvergenceMap`` adds the analyses and pictures).
@@ -53,7 +70,9 @@ class MapData:
     (ny = 1 when the spec has no y axis). ``refinement`` is None for a map computed point by point;
     for an adaptively refined one (``descentsim.refine``) it holds, per point, the level at which the
     point was computed (stride 2^level), or −1 where its fields were copied from a uniform cell.
-    ``recorded`` holds the curves of the points the spec records (``history``), or None.
+    ``recorded`` holds the curves of the points the spec records (``history``), or None. ``training`` is the
+    data set every point trained on (``descentsim.datasets.DataSet``), which the map's file keeps when it is
+    at most 16 MiB (``training_data``), or None.
 
     Examples
     --------
@@ -71,12 +90,14 @@ class MapData:
         provenance: dict[str, Any] | None = None,
         refinement: np.ndarray | None = None,
         history: History | None = None,
+        training: DataSet | None = None,
     ):
         self.spec = spec
         self.fields = fields
         self.provenance = dict(provenance or {})
         self.refinement = refinement
         self.recorded = history
+        self.training = training
 
     @property
     def history(self) -> History:

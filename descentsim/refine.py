@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import get_backend
-from .map_data import MapData, provenance
+from .map_data import MapData, data_record, provenance
 from .errors import RunInterrupted, SpecError
 from .fields import FIELDS
 from .journal import PointJournal
@@ -270,4 +270,5 @@ def _refine(
         spec, engine, n_threads, started, steps, refine_levels=levels, refine_margin=margin, computed_points=computed,
         **({"points_resumed": resumed} if journal is not None else {}),
     )
-    return MapData(spec, fields, provenance(**run), refinement=computed_at, history=history)
+    return MapData(spec, fields, provenance(**run), refinement=computed_at, history=history,
+                   training=data_record(spec)[1])

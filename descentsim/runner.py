@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import Backend, get_backend, problems
-from .map_data import MapData, provenance
+from .map_data import MapData, data_record, provenance
 from .fields import FIELDS, empty_fields
 from .history import History, Recording, Trajectories
 from .models import Problem
@@ -220,10 +220,11 @@ def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
 def run_provenance(spec: MapSpec, engine: Backend, threads: int, started: float, trajectory_steps: int,
                    **more) -> dict:
     """The facts of a run of ``spec`` for its map's provenance: engine, threads that really ran (1 rank unless
-    ``more`` says otherwise), wall time since ``started`` (``time.perf_counter``), steps run, and what the
-    model records of itself (``Model.provenance``)."""
+    ``more`` says otherwise), wall time since ``started`` (``time.perf_counter``), steps run, what the
+    model records of itself (``Model.provenance``) and of its data (``map_data.data_record``)."""
     return {
         **spec.model_def.provenance(),
+        **data_record(spec)[0],
         "backend": engine.name,
         "threads": threads if engine.parallel else 1,
         "ranks": 1,
@@ -299,7 +300,7 @@ def run_map(
     trajectory_steps = run_tiles(spec, engine, layout, n_threads, keep, progress)
     history = record_history(spec, engine, n_threads)
     run = run_provenance(spec, engine, n_threads, started, trajectory_steps, tile_shape=layout[0].shape)
-    return MapData(spec, fields, provenance(**run), history=history)
+    return MapData(spec, fields, provenance(**run), history=history, training=data_record(spec)[1])
 
 
 def resumes_finished_map(output: str | Path, resume: bool) -> bool:
@@ -386,7 +387,7 @@ def finish_journal(journal: TileJournal, output: str | Path, run: dict, history:
 
     Raises OutOfSpace on a full disk, the journal kept for --resume."""
     write_tiles(output, journal.spec, provenance(tile_shape=journal.tile_shape, **run), journal.finished_tiles(),
-                history, partial=journal.path)
+                history, partial=journal.path, training=data_record(journal.spec)[1])
     journal.remove()
     return read_map(output)
 

@@ -10,7 +10,10 @@ Layout (format version 1):
   with its dimensions attached, chunked by tile and compressed. ``outcome`` carries CF
   ``flag_values``/``flag_meanings``;
 * for an adaptively refined map only, ``refine_level`` (int8, same shape): the level at which each
-  point was computed, −1 where it was copied (``descentsim.refine``).
+  point was computed, −1 where it was copied (``descentsim.refine``);
+* for a map of a network trained on one data set of at most 16 MiB, the group ``training_data`` with the
+  arrays ``X`` and ``y`` it trained on and their sha256 (``descentsim.datasets.write_embedded``), so the
+  file is self-contained: ``data_file = "MAP.h5"`` trains on them again.
 
 Writes are atomic: the file is written beside the target under a hidden name, flushed to disk,
 then renamed into place, so nothing half-written ever appears at the output path.
@@ -28,6 +31,7 @@ from typing import Callable, Iterable
 import h5py
 import numpy as np
 
+from .datasets import EMBEDDED_GROUP, DataError, DataSet, read_embedded, write_embedded
 from .map_data import MapData
 from .errors import DescentsimError, MapFileError, write_error
 from .filecheck import check_outcomes, check_same, check_values, read_dataset
@@ -63,15 +67,18 @@ def write_map(cmap: MapData, path: str | Path, partial: Path | None = None) -> N
 
 
 def write_tiles(path: str | Path, spec: MapSpec, provenance: dict, finished: Iterable[tuple[Tile, dict]],
-                history: History | None = None, partial: Path | None = None) -> None:
+                history: History | None = None, partial: Path | None = None, training: DataSet | None = None) -> None:
     """Write the map of ``spec`` whose fields come tile by tile from ``finished`` ((tile, fields) pairs,
     as ``journal.TileJournal.finished_tiles`` gives them) to ``path`` atomically, one tile in memory at a
     time; points of no tile stay not computed. ``partial``: the journal the tiles come from, named if
-    the write fails (OutOfSpace for a full disk: the run can be resumed)."""
+    the write fails (OutOfSpace for a full disk: the run can be resumed). ``training``: the data set to keep
+    in the file (``datasets.write_embedded``), or None."""
 
     def fill(f: h5py.File) -> None:
         write_format(f, FORMAT_NAME)
         datasets = create_node(f, spec, provenance, history=history)
+        if training is not None:
+            write_embedded(f, training)
         for tile, fields in finished:
             region = tile.region[1] if spec.y is None else tile.region
             for name, ds in datasets.items():
@@ -143,14 +150,17 @@ def _remove_stale_temporaries(path: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def write_node(f: h5py.Group, cmap: MapData) -> None:
-    """Write ``cmap`` into ``f`` (a file's root or a group): spec and provenance attributes, axes, fields."""
+def write_node(f: h5py.Group, cmap: MapData, training: bool = True) -> None:
+    """Write ``cmap`` into ``f`` (a file's root or a group): spec and provenance attributes, axes, fields, and
+    (``training``) the data set it trained on where it has one to keep."""
     arrays = dict(cmap.fields)
     if cmap.refinement is not None:
         arrays[REFINE_LEVEL] = cmap.refinement
     datasets = create_node(f, cmap.spec, cmap.provenance, refined=cmap.refinement is not None, history=cmap.recorded)
     for name, ds in datasets.items():
         ds[...] = arrays[name][0] if cmap.spec.y is None else arrays[name]
+    if training and cmap.training is not None:
+        write_embedded(f, cmap.training)
 
 
 def create_node(f: h5py.Group, spec: MapSpec, provenance: dict, refined: bool = False,
@@ -259,11 +269,14 @@ def read_node(node: h5py.Group, shown: str) -> MapData:
         check_outcomes(fields["outcome"], node, "outcome", shown)
         refinement = _read_refinement(node, spec, prov, shown) if REFINE_LEVEL in node else None
         history = read_history(node, HISTORY, spec, shown) if spec.record else None
+        training = read_embedded(node, shown) if EMBEDDED_GROUP in node else None
     except MapFileError:
         raise
+    except DataError as exc:
+        raise MapFileError(str(exc)) from None
     except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
         raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
-    return MapData(spec, fields, prov, refinement, history)
+    return MapData(spec, fields, prov, refinement, history, training)
 
 
 def stored_shape(spec: MapSpec) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ import numpy as np
 from . import boundary
 from .errors import MapFileError, SpecError
 from .filecheck import damaged
+from .datasets import EMBEDDED_GROUP, DataError, read_embedded, write_embedded
 from .map_data import MapData
 from .spec import MapSpec
 from .store import check_format, open_file, read_node, write_atomically, write_format, write_node
@@ -68,7 +69,9 @@ def write_zoom(path: str | Path, spec: MapSpec, settings: ZoomSettings, frames: 
             f.attrs[f"zoom_{key}"] = value
         f.attrs["complete"] = len(frames) == settings.frames or "zoom_stopped" in frames[-1].provenance
         for i, cmap in enumerate(frames):
-            write_node(f.create_group(f"frames/{i:03d}"), cmap)
+            write_node(f.create_group(f"frames/{i:03d}"), cmap, training=False)
+        if frames and frames[0].training is not None:  # every frame's: the axes alone differ
+            write_embedded(f, frames[0].training)
 
     saved = Path(path) if len(frames) > 1 and Path(path).exists() else None  # the frames before this one
     write_atomically(path, fill, partial=saved)
@@ -108,6 +111,11 @@ def _read_frame(group, index: int, shown: str) -> MapData:
     """The map of frame ``index`` in ``group``, checked as a map file is; its provenance must say which frame
     it is (``zoom_frame``) and where it was centred (``zoom_center``, two knob values)."""
     cmap = read_node(group, shown)
+    if EMBEDDED_GROUP in group.file:
+        try:
+            cmap.training = read_embedded(group.file, shown)
+        except DataError as exc:
+            raise MapFileError(str(exc)) from None
     center = cmap.provenance.get("zoom_center")
     if cmap.provenance.get("zoom_frame") != index or np.shape(center) != (2,):
         raise damaged(shown, f"group {group.name.lstrip('/')!r}", f"does not say it is frame {index} "

@@ -25,8 +25,6 @@ cdef extern from "kernels.h" nogil:
         DS_DOUBLE_WELL
         DS_UV
         DS_RELU_NEURON
-        DS_MLP
-        DS_SOFTMAX_MLP
         DS_FORMULA
         DS_NETWORK
         DS_NET_IDENTITY
@@ -45,6 +43,8 @@ cdef extern from "kernels.h" nogil:
         DS_NET_PARAM
         DS_NET_CLASSIFIER
         DS_NET_SLOPE
+        DS_NET_DRIFT
+        DS_NET_EVERY_STEP
         DS_NET_LAYERS
         DS_NET_WIDTHS
         DS_NET_MAX_LAYERS
@@ -111,14 +111,14 @@ cdef extern from "kernels.h" nogil:
 
 # Kernel ids; the Python models and optimisers refer to them by name.
 MODEL_IDS = {"quadratic": DS_QUADRATIC, "double_well": DS_DOUBLE_WELL, "uv": DS_UV, "relu_neuron": DS_RELU_NEURON,
-             "mlp": DS_MLP, "softmax_mlp": DS_SOFTMAX_MLP, "formula": DS_FORMULA, "network": DS_NETWORK}
+             "formula": DS_FORMULA, "network": DS_NETWORK}
 #: The network's codes and consts columns as the kernel reads them (tests hold them to descentsim.models.network).
 NETWORK_ACTIVATION_IDS = {"identity": DS_NET_IDENTITY, "relu": DS_NET_RELU, "leaky_relu": DS_NET_LEAKY_RELU,
                           "tanh": DS_NET_TANH, "sigmoid": DS_NET_SIGMOID, "tanh_sqrt2": DS_NET_TANH_SQRT2,
                           "relu_sqrt2": DS_NET_RELU_SQRT2}
 NETWORK_LOSS_IDS = {"mse": DS_NET_MSE, "softmax_ce": DS_NET_SOFTMAX_CE, "sigmoid_bce": DS_NET_SIGMOID_BCE}
 NETWORK_COLUMNS = (DS_NET_ACTIVATION, DS_NET_LOSS, DS_NET_BIAS, DS_NET_PARAM, DS_NET_CLASSIFIER, DS_NET_SLOPE,
-                   DS_NET_LAYERS, DS_NET_WIDTHS)
+                   DS_NET_DRIFT, DS_NET_EVERY_STEP, DS_NET_LAYERS, DS_NET_WIDTHS)
 NETWORK_MAX_LAYERS = DS_NET_MAX_LAYERS
 #: The formula model's operation codes run from DS_OP_CONST to DS_OP_TANH (descentsim.formula.OPS, tested).
 FORMULA_OP_COUNT = DS_OP_TANH - DS_OP_CONST + 1

@@ -24,8 +24,7 @@
 #include <string.h>
 
 enum {
-    DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_MLP = 4, DS_SOFTMAX_MLP = 5, DS_FORMULA = 6,
-    DS_NETWORK = 7
+    DS_QUADRATIC = 0, DS_DOUBLE_WELL = 1, DS_UV = 2, DS_RELU_NEURON = 3, DS_FORMULA = 6, DS_NETWORK = 7
 };
 /* The formula model's operations (descentsim.formula.OPS, in this order): instruction k of the program writes
  * register k from registers a, b (or parameter/knob a, or its literal) */
@@ -33,16 +32,16 @@ enum {
     DS_OP_CONST, DS_OP_PARAM, DS_OP_KNOB, DS_OP_COPY, DS_OP_ADD, DS_OP_SUB, DS_OP_MUL, DS_OP_DIV, DS_OP_NEG,
     DS_OP_SQRT, DS_OP_ABS, DS_OP_SIGN, DS_OP_SIN, DS_OP_COS, DS_OP_EXP, DS_OP_LOG, DS_OP_TANH
 };
-enum { DS_TANH = 0, DS_RELU = 1, DS_IDENTITY = 2 }; /* the mlp's nonlinearity, consts[2] */
 /* The network (descentsim.models.network): hidden activations and losses by their codes (ACTIVATIONS, LOSSES),
- * and the columns of its consts: codes, leaky_slope, L, then the widths n_0 … n_L, L × 1/√fan_in, L × √fan_in */
+ * and the columns of its consts: codes, leaky_slope, the W1 drift and its every_step switch, L, then the widths
+ * n_0 … n_L, L × 1/√fan_in, L × √fan_in */
 enum {
     DS_NET_IDENTITY, DS_NET_RELU, DS_NET_LEAKY_RELU, DS_NET_TANH, DS_NET_SIGMOID, DS_NET_TANH_SQRT2, DS_NET_RELU_SQRT2
 };
 enum { DS_NET_MSE, DS_NET_SOFTMAX_CE, DS_NET_SIGMOID_BCE };
 enum {
-    DS_NET_ACTIVATION, DS_NET_LOSS, DS_NET_BIAS, DS_NET_PARAM, DS_NET_CLASSIFIER, DS_NET_SLOPE, DS_NET_LAYERS,
-    DS_NET_WIDTHS
+    DS_NET_ACTIVATION, DS_NET_LOSS, DS_NET_BIAS, DS_NET_PARAM, DS_NET_CLASSIFIER, DS_NET_SLOPE, DS_NET_DRIFT,
+    DS_NET_EVERY_STEP, DS_NET_LAYERS, DS_NET_WIDTHS
 };
 #define DS_NET_MAX_LAYERS 64 /* network.MAX_LAYERS */
 
@@ -129,27 +128,21 @@ static inline uint64_t ds_batch_key(uint64_t seed, uint64_t t, uint64_t point)
     return ds_mix(ds_mix(seed ^ 0x9E3779B97F4A7C15ULL) + t * 0xD1B54A32D192ED03ULL + point * 0x8CB92BA72F3D8DD7ULL);
 }
 
-/* Most classes of a classifier (the softmax-mlp's `classes` knob). */
-#define DS_MAX_CLASSES 1024
+/* A network with one hidden layer and the mse loss (ds_network_shallow) takes DS_NET_UNITS hidden units and
+ * DS_NET_POINTS samples at a time. */
+#define DS_NET_UNITS 8
+#define DS_NET_POINTS 8
 
-/* The mlp's loops take DS_MLP_UNITS hidden units and DS_MLP_POINTS data points at a time. */
-#define DS_MLP_UNITS 8
-#define DS_MLP_POINTS 8
-
-/* Model work space per trajectory, in vectors of lanes: the mlp keeps its hidden layer's
- * pre-activations, activations and back-propagated errors for DS_MLP_POINTS data points (width <= p/rows);
- * the softmax-mlp one input (d) and two vectors per unit and class: 2·(width1 + width2 + classes) + d,
- * which 2·p bounds (p counts d·width1 >= d weights and the width1 + width2 + classes biases). */
+/* Model work space per trajectory, in vectors of lanes. The network: a_0 … a_{L−1} and z_1 … z_L (each at most
+ * the weights), two error buffers (<= 2·p); with one hidden layer, its pre-activations, activations and errors
+ * for DS_NET_POINTS samples (the width n_1 <= p/(n_0 + 1), the data's rows). The formula: one register per
+ * instruction of the program (the data's rows). */
 static inline ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
     switch (model) {
-    case DS_MLP: /* deeper networks (ds_mlp_deep): z and h of depth − 1 layers and two error vectors, <= 2·p */
-        return 3 * DS_MLP_POINTS * (p / data_rows) + 2 * p;
-    case DS_SOFTMAX_MLP:
-        return 2 * p;
-    case DS_NETWORK: /* a_0 … a_{L−1} (<= the weights), z_1 … z_L (<= the weights), two error buffers (<= 2·p) */
-        return 4 * p;
-    case DS_FORMULA: /* one register per instruction of the program (the data's rows) */
+    case DS_NETWORK:
+        return 4 * p + 3 * DS_NET_POINTS * (p / data_rows);
+    case DS_FORMULA:
         return data_rows;
     default:
         return 0;

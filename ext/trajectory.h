@@ -387,398 +387,6 @@ DS_INLINE vec DS_NAME(ds_sample)(const DS_T *row, ptrdiff_t n, const ptrdiff_t *
     return v;
 }
 
-/* φ of the mlp (consts[2]): tanh(√2·z), √2·relu(z) or z; and ∂L/∂z from ∂L/∂h = dh at z with h = φ(z) */
-DS_INLINE vec DS_NAME(ds_mlp_phi)(int phi, vec z)
-{
-    if (phi == DS_TANH)
-        return DS_NAME(ds_tanh)((DS_T)DS_SQRT2 * z);
-    if (phi == DS_RELU)
-        return (DS_T)DS_SQRT2 * (vec)((z > 0) & (vmask)z);
-    return z;
-}
-
-DS_INLINE vec DS_NAME(ds_mlp_phi_backward)(int phi, vec dh, vec z, vec h)
-{
-    if (phi == DS_TANH)
-        return dh * ((DS_T)DS_SQRT2 * (1 - h * h));
-    if (phi == DS_RELU)
-        return (vec)((z > 0) & (vmask)(dh * (DS_T)DS_SQRT2));
-    return dh;
-}
-
-/* The mlp deeper than one hidden layer (descentsim.models.mlp, depth > 2), one data point at a time:
- * z_1 = X·W1·(1/√d), h_i = φ(z_i), z_i = h_{i−1}·W_i·(1/√width), out = (h·W_out)/√width/√width; every sum in
- * index order, back-propagation layer by layer as the reference. c = the consts (CONSTS); work: z and h of
- * every hidden layer, and two vectors of errors (ds_model_vectors). keys and g as ds_mlp. */
-DS_INLINE vec DS_NAME(ds_mlp_deep)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
-                                   const uint64_t *keys)
-{
-    const DS_T *row0 = (const DS_T *)pb->consts; /* shape knobs: alike in every row */
-    const ptrdiff_t d = pb->data_rows - 1, samples = pb->samples, width = (ptrdiff_t)row0[3],
-                    depth = (ptrdiff_t)row0[4], hidden = depth - 1, batch = keys != NULL ? pb->batch_size : 0;
-    const ptrdiff_t n_data = batch > 0 ? batch : pb->eval_count, out_at = d * width + (depth - 2) * width * width;
-    const int phi = (int)row0[2];
-    const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
-    const vec inv_sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), inv_sqrt_width = vload(c + 6 * DS_LANES),
-              zero = {0};
-    DS_T *z = work, *h = z + hidden * width * DS_LANES, *dpre = h + hidden * width * DS_LANES,
-         *dh = dpre + width * DS_LANES;
-    vec loss = zero;
-    ptrdiff_t n, i, j, k, layer, index[DS_LANES];
-    for (i = 0; g != NULL && i < pb->p; i++)
-        vstore(g + i * DS_LANES, zero);
-    for (n = 0; n < n_data; n++) {
-        const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index);
-        vec s = zero, e, gs;
-        for (j = 0; j < width; j++) { /* the first layer */
-            vec acc = zero;
-            for (i = 0; i < d; i++)
-                acc = acc + DS_NAME(ds_sample)(x + i * samples, n, at) * vload(th + (i * width + j) * DS_LANES);
-            acc = acc * inv_sqrt_d;
-            vstore(z + j * DS_LANES, acc);
-            vstore(h + j * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc));
-        }
-        for (layer = 1; layer < hidden; layer++) { /* the middle layers: W_layer (width × width) */
-            const DS_T *w = th + (d * width + (layer - 1) * width * width) * DS_LANES,
-                       *below = h + (layer - 1) * width * DS_LANES;
-            for (k = 0; k < width; k++) {
-                vec acc = zero;
-                for (j = 0; j < width; j++)
-                    acc = acc + vload(below + j * DS_LANES) * vload(w + (j * width + k) * DS_LANES);
-                acc = acc * inv_sqrt_width;
-                vstore(z + (layer * width + k) * DS_LANES, acc);
-                vstore(h + (layer * width + k) * DS_LANES, DS_NAME(ds_mlp_phi)(phi, acc));
-            }
-        }
-        for (j = 0; j < width; j++)
-            s = s + vload(h + ((hidden - 1) * width + j) * DS_LANES) * vload(th + (out_at + j) * DS_LANES);
-        e = s / sqrt_width / sqrt_width - DS_NAME(ds_sample)(y, n, at);
-        loss = loss + e * e;
-        if (g == NULL)
-            continue;
-        gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
-        for (j = 0; j < width; j++) {
-            const ptrdiff_t top = ((hidden - 1) * width + j) * DS_LANES;
-            const vec act = vload(h + top);
-            vstore(g + (out_at + j) * DS_LANES, vload(g + (out_at + j) * DS_LANES) + gs * act);
-            vstore(dpre + j * DS_LANES,
-                   DS_NAME(ds_mlp_phi_backward)(phi, gs * vload(th + (out_at + j) * DS_LANES), vload(z + top), act));
-        }
-        for (layer = hidden - 1; layer >= 1; layer--) { /* down through the middle layers */
-            const ptrdiff_t w_at = d * width + (layer - 1) * width * width;
-            const DS_T *below = h + (layer - 1) * width * DS_LANES, *z_below = z + (layer - 1) * width * DS_LANES;
-            for (k = 0; k < width; k++)
-                vstore(dpre + k * DS_LANES, vload(dpre + k * DS_LANES) * inv_sqrt_width);
-            for (j = 0; j < width; j++) {
-                const vec a = vload(below + j * DS_LANES);
-                DS_T *gw = g + (w_at + j * width) * DS_LANES;
-                for (k = 0; k < width; k++)
-                    vstore(gw + k * DS_LANES, vload(gw + k * DS_LANES) + a * vload(dpre + k * DS_LANES));
-            }
-            for (j = 0; j < width; j++) {
-                vec acc = zero;
-                for (k = 0; k < width; k++)
-                    acc = acc + vload(th + (w_at + j * width + k) * DS_LANES) * vload(dpre + k * DS_LANES);
-                vstore(dh + j * DS_LANES, acc);
-            }
-            for (j = 0; j < width; j++)
-                vstore(dpre + j * DS_LANES, DS_NAME(ds_mlp_phi_backward)(phi, vload(dh + j * DS_LANES),
-                                                                        vload(z_below + j * DS_LANES),
-                                                                        vload(below + j * DS_LANES)));
-        }
-        for (i = 0; i < d; i++) { /* the first layer's weights */
-            const vec xi = DS_NAME(ds_sample)(x + i * samples, n, at);
-            for (j = 0; j < width; j++)
-                vstore(g + (i * width + j) * DS_LANES,
-                       vload(g + (i * width + j) * DS_LANES) + xi * (vload(dpre + j * DS_LANES) * inv_sqrt_d));
-        }
-    }
-    return loss / (DS_T)n_data;
-}
-
-/* w1_offset_mode every_step (consts[7]): the offset consts[5] is added to every W1 entry after each update
- * of the lanes that go on */
-DS_INLINE void DS_NAME(ds_mlp_drift)(const ds_problem *pb, DS_T *th, const DS_T *c, vmask go)
-{
-    const DS_T *row0 = (const DS_T *)pb->consts;
-    const ptrdiff_t count = (pb->data_rows - 1) * (ptrdiff_t)row0[3];
-    const vec drift = vload(c + 5 * DS_LANES);
-    ptrdiff_t i;
-    if (row0[7] == 0)
-        return;
-    for (i = 0; i < count; i++)
-        vstore(th + i * DS_LANES, vselect(go, vload(th + i * DS_LANES) + drift, vload(th + i * DS_LANES)));
-}
-
-/* mlp: h = φ(X·W1·(1/√d)), out = (h·W2)/√width/√width, L = mean((out − y)²), φ = tanh(√2·z), √2·relu(z)
- * or z. θ = (W1 row-major (d × width), W2 (width)); c = (1/√d, √width, φ); data rows: the d columns of X,
- * then y. Every sum runs in index order (over i for a hidden unit's input, over j for the output,
- * over data points for the loss and each gradient entry), as descentsim.models.mlp; the loops are
- * blocked — DS_MLP_UNITS hidden units, DS_MLP_POINTS data points at a time — so that partial sums stay in
- * registers, which changes no result. work: pre-activations, activations and back-propagated errors of
- * DS_MLP_POINTS data points (ds_model_vectors). keys = NULL: the full-data loss over the first eval_count
- * samples; g = NULL: the loss alone (no backward pass). */
-DS_INLINE vec DS_NAME(ds_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
-                              const uint64_t *keys)
-{
-    const ptrdiff_t rows = pb->data_rows, d = rows - 1, samples = pb->samples, width = pb->p / rows;
-    const ptrdiff_t batch = keys != NULL ? pb->batch_size : 0;
-    const ptrdiff_t n_data = batch > 0 ? batch : pb->eval_count; /* terms of the mean */
-    ptrdiff_t index[DS_MLP_POINTS][DS_LANES]; /* minibatches: each lane's sample at each block position */
-    const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
-    const DS_T *w2 = th + d * width * DS_LANES;
-    DS_T *g2 = g != NULL ? g + d * width * DS_LANES : NULL, *pre = work, *h = pre + DS_MLP_POINTS * width * DS_LANES,
-         *dz = h + DS_MLP_POINTS * width * DS_LANES;
-    const vec inv_sqrt_d = vload(c), sqrt_width = vload(c + DS_LANES), zero = {0};
-    vec loss = zero;
-    ptrdiff_t n0, n, t, points, i, j, j0 = 0, jj, k;
-    const int phi = (int)((const DS_T *)pb->consts)[2]; /* a shape knob: alike in every row; row 0's */
-    if (((const DS_T *)pb->consts)[4] > 2) /* depth */
-        return DS_NAME(ds_mlp_deep)(pb, th, g, c, work, keys);
-    for (i = 0; g != NULL && i < pb->p; i++)
-        vstore(g + i * DS_LANES, zero);
-
-    for (n0 = 0; n0 < n_data; n0 += DS_MLP_POINTS) {
-        points = n_data - n0 < DS_MLP_POINTS ? n_data - n0 : DS_MLP_POINTS;
-        for (t = 0; t < points; t++) { /* forward, loss, output layer, errors at the hidden layer */
-            const ptrdiff_t row = t * width * DS_LANES;
-            const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n0 + t, index[t]);
-            vec s = zero, e, gs;
-            n = n0 + t;
-            for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) { /* blocks of units, in registers */
-                vec acc[DS_MLP_UNITS];
-                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
-                    acc[jj] = zero;
-                for (i = 0; i < d; i++) {
-                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n, at);
-                    const DS_T *w1 = th + (i * width + j0) * DS_LANES;
-                    DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
-                        acc[jj] = acc[jj] + xi * vload(w1 + jj * DS_LANES);
-                }
-                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
-                    vstore(pre + row + (j0 + jj) * DS_LANES, acc[jj] * inv_sqrt_d);
-            }
-            for (j = j0; j < width; j++) { /* the units left over */
-                vec acc = zero;
-                for (i = 0; i < d; i++)
-                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n, at) * vload(th + (i * width + j) * DS_LANES);
-                vstore(pre + row + j * DS_LANES, acc * inv_sqrt_d);
-            }
-            for (j = 0; j < width; j++) {
-                const vec act = DS_NAME(ds_mlp_phi)(phi, vload(pre + row + j * DS_LANES));
-                vstore(h + row + j * DS_LANES, act);
-                s = s + act * vload(w2 + j * DS_LANES);
-            }
-            e = s / sqrt_width / sqrt_width - DS_NAME(ds_sample)(y, n, at);
-            loss = loss + e * e;
-            if (g == NULL)
-                continue;
-            gs = ((DS_T)2 * e) / (DS_T)n_data / sqrt_width / sqrt_width;
-            for (j = 0; j < width; j++) {
-                const vec act = vload(h + row + j * DS_LANES), dh = gs * vload(w2 + j * DS_LANES);
-                vstore(g2 + j * DS_LANES, vload(g2 + j * DS_LANES) + gs * act);
-                vstore(dz + row + j * DS_LANES,
-                       DS_NAME(ds_mlp_phi_backward)(phi, dh, vload(pre + row + j * DS_LANES), act) * inv_sqrt_d);
-            }
-        }
-        for (i = 0; g != NULL && i < d; i++) { /* input layer: the block's data points added in order */
-            for (j0 = 0; j0 + DS_MLP_UNITS <= width; j0 += DS_MLP_UNITS) {
-                DS_T *g1 = g + (i * width + j0) * DS_LANES;
-                vec acc[DS_MLP_UNITS];
-                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
-                    acc[jj] = vload(g1 + jj * DS_LANES);
-                for (t = 0; t < points; t++) {
-                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL);
-                    const DS_T *dzt = dz + (t * width + j0) * DS_LANES;
-                    DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
-                        acc[jj] = acc[jj] + xi * vload(dzt + jj * DS_LANES);
-                }
-                DS_UNROLL for (jj = 0; jj < DS_MLP_UNITS; jj++)
-                    vstore(g1 + jj * DS_LANES, acc[jj]);
-            }
-            for (j = j0; j < width; j++) {
-                DS_T *g1 = g + (i * width + j) * DS_LANES;
-                vec acc = vload(g1);
-                for (t = 0; t < points; t++)
-                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL)
-                                    * vload(dz + (t * width + j) * DS_LANES);
-                vstore(g1, acc);
-            }
-        }
-    }
-    return loss / (DS_T)n_data;
-}
-
-/* The layers of a softmax-mlp θ (lane-major): W1 (d × w1), b1, W2 (w1 × w2), b2, W3 (w2 × classes), b3. */
-typedef struct {
-    ptrdiff_t d, w1, w2, classes;
-    ptrdiff_t w1_at, b1_at, w2_at, b2_at, w3_at, b3_at; /* offsets in values */
-} DS_NAME(ds_softmax_shape);
-
-DS_INLINE DS_NAME(ds_softmax_shape) DS_NAME(ds_softmax_layout)(const ds_problem *pb)
-{
-    const DS_T *shape = (const DS_T *)pb->consts; /* row 0: width1, width2, classes (alike in every row) */
-    DS_NAME(ds_softmax_shape) l;
-    l.d = pb->data_rows - 1;
-    l.w1 = (ptrdiff_t)shape[0];
-    l.w2 = (ptrdiff_t)shape[1];
-    l.classes = (ptrdiff_t)shape[2];
-    l.w1_at = 0;
-    l.b1_at = l.w1_at + l.d * l.w1;
-    l.w2_at = l.b1_at + l.w1;
-    l.b2_at = l.w2_at + l.w1 * l.w2;
-    l.w3_at = l.b2_at + l.w2;
-    l.b3_at = l.w3_at + l.w2 * l.classes;
-    return l;
-}
-
-/* One dense layer in lanes: out_j = (Σ_i in_i·W_ij) + b_j (sum over i in order), then relu if asked. */
-DS_INLINE void DS_NAME(ds_dense)(const DS_T *in, ptrdiff_t fan_in, const DS_T *w, const DS_T *b, ptrdiff_t fan_out,
-                                 DS_T *out, int relu)
-{
-    const vec zero = {0};
-    ptrdiff_t i, j;
-    for (j = 0; j < fan_out; j++)
-        vstore(out + j * DS_LANES, zero);
-    for (i = 0; i < fan_in; i++) {
-        const vec a = vload(in + i * DS_LANES);
-        for (j = 0; j < fan_out; j++)
-            vstore(out + j * DS_LANES, vload(out + j * DS_LANES) + a * vload(w + (i * fan_out + j) * DS_LANES));
-    }
-    for (j = 0; j < fan_out; j++) {
-        const vec z = vload(out + j * DS_LANES) + vload(b + j * DS_LANES);
-        vstore(out + j * DS_LANES, relu ? (vec)((z > 0) & (vmask)z) : z);
-    }
-}
-
-/* softmax-mlp (descentsim.models.softmax_mlp): per sample, forward, cross-entropy ℓ = (μ + log s) − z_y,
- * ∂ℓ/∂z = (exp(z − μ)/s − onehot)/count back-propagated (relu'(0) = 0, a unit is live where its
- * activation is > 0), then every gradient entry gets the sample's term: samples in order, as the
- * reference. work: the input, activations and errors of one sample (ds_model_vectors). keys = NULL: the
- * full-data loss over the first eval_count samples; g = NULL: the loss alone (no backward pass). */
-DS_INLINE vec DS_NAME(ds_softmax_mlp)(const ds_problem *pb, const DS_T *th, DS_T *g, DS_T *work, const uint64_t *keys)
-{
-    const DS_NAME(ds_softmax_shape) l = DS_NAME(ds_softmax_layout)(pb);
-    const ptrdiff_t samples = pb->samples, batch = keys != NULL ? pb->batch_size : 0;
-    const ptrdiff_t count = batch > 0 ? batch : pb->eval_count;
-    const DS_T *x = (const DS_T *)pb->data, *labels = x + l.d * samples;
-    DS_T *a1 = work, *a2 = a1 + l.w1 * DS_LANES, *z = a2 + l.w2 * DS_LANES, *dz = z + l.classes * DS_LANES,
-         *d2 = dz + l.classes * DS_LANES, *d1 = d2 + l.w2 * DS_LANES, *xs = d1 + l.w1 * DS_LANES;
-    const vec zero = {0}, n_terms = zero + (DS_T)count;
-    vec loss = zero;
-    ptrdiff_t n, i, j, c, k, index[DS_LANES];
-    for (i = 0; g != NULL && i < pb->p; i++)
-        vstore(g + i * DS_LANES, zero);
-    for (n = 0; n < count; n++) {
-        const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index);
-        vec top, s = zero, label, picked = zero;
-        for (i = 0; i < l.d; i++)
-            vstore(xs + i * DS_LANES, DS_NAME(ds_sample)(x + i * samples, n, at));
-        DS_NAME(ds_dense)(xs, l.d, th + l.w1_at * DS_LANES, th + l.b1_at * DS_LANES, l.w1, a1, 1);
-        DS_NAME(ds_dense)(a1, l.w1, th + l.w2_at * DS_LANES, th + l.b2_at * DS_LANES, l.w2, a2, 1);
-        DS_NAME(ds_dense)(a2, l.w2, th + l.w3_at * DS_LANES, th + l.b3_at * DS_LANES, l.classes, z, 0);
-        top = vload(z);
-        for (c = 1; c < l.classes; c++)
-            top = vselect(vload(z + c * DS_LANES) > top, vload(z + c * DS_LANES), top);
-        for (c = 0; c < l.classes; c++) {
-            const vec e = DS_NAME(ds_exp_nonpositive)(vload(z + c * DS_LANES) - top);
-            vstore(dz + c * DS_LANES, e);
-            s = s + e;
-        }
-        label = DS_NAME(ds_sample)(labels, n, at);
-        for (k = 0; k < DS_LANES; k++)
-            picked[k] = z[(ptrdiff_t)label[k] * DS_LANES + k];
-        loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - picked);
-        if (g == NULL)
-            continue;
-        for (c = 0; c < l.classes; c++) {
-            const vec onehot = (vec)((label == (DS_T)c) & (vmask)(zero + 1));
-            vstore(dz + c * DS_LANES, (vload(dz + c * DS_LANES) / s - onehot) / n_terms);
-        }
-        for (j = 0; j < l.w2; j++) { /* errors at the second hidden layer: Σ_c W3_jc·dz_c */
-            vec acc = zero;
-            for (c = 0; c < l.classes; c++)
-                acc = acc + vload(th + (l.w3_at + j * l.classes + c) * DS_LANES) * vload(dz + c * DS_LANES);
-            vstore(d2 + j * DS_LANES, (vec)((vload(a2 + j * DS_LANES) > 0) & (vmask)acc));
-        }
-        for (i = 0; i < l.w1; i++) { /* errors at the first: Σ_j W2_ij·d2_j */
-            vec acc = zero;
-            for (j = 0; j < l.w2; j++)
-                acc = acc + vload(th + (l.w2_at + i * l.w2 + j) * DS_LANES) * vload(d2 + j * DS_LANES);
-            vstore(d1 + i * DS_LANES, (vec)((vload(a1 + i * DS_LANES) > 0) & (vmask)acc));
-        }
-        {
-            const DS_T *inputs[3] = {xs, a1, a2}, *deltas[3] = {d1, d2, dz};
-            const ptrdiff_t fan_in[3] = {l.d, l.w1, l.w2}, fan_out[3] = {l.w1, l.w2, l.classes};
-            const ptrdiff_t w_at[3] = {l.w1_at, l.w2_at, l.w3_at}, b_at[3] = {l.b1_at, l.b2_at, l.b3_at};
-            ptrdiff_t layer;
-            for (layer = 0; layer < 3; layer++) {
-                for (i = 0; i < fan_in[layer]; i++) {
-                    const vec a = vload(inputs[layer] + i * DS_LANES);
-                    DS_T *gw = g + (w_at[layer] + i * fan_out[layer]) * DS_LANES;
-                    for (j = 0; j < fan_out[layer]; j++)
-                        vstore(gw + j * DS_LANES, vload(gw + j * DS_LANES) + a * vload(deltas[layer] + j * DS_LANES));
-                }
-                for (j = 0; j < fan_out[layer]; j++)
-                    vstore(g + (b_at[layer] + j) * DS_LANES,
-                           vload(g + (b_at[layer] + j) * DS_LANES) + vload(deltas[layer] + j * DS_LANES));
-            }
-        }
-    }
-    return loss / n_terms;
-}
-
-/* One dense layer for lane k alone: out_j = (Σ_i in[i·stride]·W_ij) + b_j (sum over i in order), then
- * relu if asked; w and b point at lane k of W (fan_in × fan_out) and b. */
-DS_INLINE void DS_NAME(ds_dense_lane)(const DS_T *in, ptrdiff_t stride, ptrdiff_t fan_in, const DS_T *w, const DS_T *b,
-                                      ptrdiff_t fan_out, DS_T *out, int relu)
-{
-    ptrdiff_t i, j;
-    for (j = 0; j < fan_out; j++) {
-        DS_T acc = 0;
-        for (i = 0; i < fan_in; i++)
-            acc = acc + in[i * stride] * w[(i * fan_out + j) * DS_LANES];
-        acc = acc + b[j * DS_LANES];
-        out[j] = relu ? (acc > 0 ? acc : 0) : acc;
-    }
-}
-
-/* The softmax-mlp's accuracy, collapse and number of classes predicted
- * (descentsim.models.softmax_mlp.SoftmaxMLP.evaluate) for lane k at θ = th, on the whole training set, one
- * input at a time in lane k's precision; work: scratch. */
-DS_INLINE void DS_NAME(ds_softmax_evaluate)(const ds_problem *pb, const DS_T *th, ptrdiff_t k, DS_T *work,
-                                            double *accuracy, signed char *collapsed, short *classes_predicted)
-{
-    unsigned char seen[DS_MAX_CLASSES] = {0};
-    short distinct = 0;
-    const DS_NAME(ds_softmax_shape) l = DS_NAME(ds_softmax_layout)(pb);
-    const ptrdiff_t samples = pb->samples;
-    const DS_T *x = (const DS_T *)pb->data, *labels = x + l.d * samples;
-    DS_T *a1 = work, *a2 = a1 + l.w1, *z = a2 + l.w2;
-    ptrdiff_t n, c, correct = 0, first = -1;
-    int same = 1, finite = 1;
-    for (n = 0; n < samples; n++) {
-        ptrdiff_t best = 0;
-        DS_NAME(ds_dense_lane)(x + n, samples, l.d, th + l.w1_at * DS_LANES + k, th + l.b1_at * DS_LANES + k, l.w1, a1, 1);
-        DS_NAME(ds_dense_lane)(a1, 1, l.w1, th + l.w2_at * DS_LANES + k, th + l.b2_at * DS_LANES + k, l.w2, a2, 1);
-        DS_NAME(ds_dense_lane)(a2, 1, l.w2, th + l.w3_at * DS_LANES + k, th + l.b3_at * DS_LANES + k, l.classes, z, 0);
-        for (c = 0; c < l.classes; c++) {
-            finite &= isfinite(z[c]) != 0;
-            if (z[c] > z[best])
-                best = c;
-        }
-        correct += best == (ptrdiff_t)labels[n];
-        distinct += !seen[best];
-        seen[best] = 1;
-        if (first < 0)
-            first = best;
-        same &= best == first;
-    }
-    *accuracy = finite ? (double)correct / (double)samples : NAN;
-    *collapsed = (signed char)(finite && same);
-    *classes_predicted = finite ? distinct : 0;
-}
-
 /* ---- the network (descentsim.models.network) ------------------------------------------------------ */
 
 /* The network's shape from row 0 of the consts, θ's layout (per layer W_l, then b_l where bias) and the work
@@ -878,9 +486,150 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
     }
 }
 
+/* The network with one hidden layer and the mse loss (the mlp preset: Sohl-Dickstein's map) exactly as ds_network
+ * computes it, with the loops blocked — DS_NET_UNITS hidden units, DS_NET_POINTS samples at a time — so that partial
+ * sums stay in registers; every sum still runs in index order (over i for a hidden unit's input, over j for the
+ * output, over samples for the loss and each gradient entry), so no result changes. work: the pre-activations,
+ * activations and ∂acc of the hidden layer for DS_NET_POINTS samples (ds_model_vectors). lowest: 1 where W1 is
+ * frozen. keys and g as ds_network. */
+DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_network_shape *net, const DS_T *th,
+                                               DS_T *g, const DS_T *c, DS_T *work, const uint64_t *keys,
+                                               ptrdiff_t lowest, const int phi, const int mean_field, const int bias)
+{
+    const ptrdiff_t d = net->width[0], width = net->width[1], samples = pb->samples;
+    const ptrdiff_t batch = keys != NULL ? pb->batch_size : 0, count = batch > 0 ? batch : pb->eval_count;
+    ptrdiff_t index[DS_NET_POINTS][DS_LANES]; /* minibatches: each lane's sample at each block position */
+    const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
+    const DS_T *w1 = th + net->w_at[0] * DS_LANES, *b1 = th + net->b_at[0] * DS_LANES,
+               *w2 = th + net->w_at[1] * DS_LANES, *b2 = th + net->b_at[1] * DS_LANES;
+    DS_T *pre = work, *h = pre + DS_NET_POINTS * width * DS_LANES, *dz = h + DS_NET_POINTS * width * DS_LANES;
+    DS_T *g1 = g + net->w_at[0] * DS_LANES, *gb1 = g + net->b_at[0] * DS_LANES, *g2 = g + net->w_at[1] * DS_LANES,
+         *gb2 = g + net->b_at[1] * DS_LANES;
+    /* 1/√n_0 and √n_1: the consts' scale of layer 0 and root of layer 1 (two layers: columns L + 1 and 2·L + 2) */
+    const vec zero = {0}, n_terms = zero + (DS_T)count, slope = vload(c + DS_NET_SLOPE * DS_LANES),
+              scale = vload(c + (DS_NET_WIDTHS + 3) * DS_LANES), root = vload(c + (DS_NET_WIDTHS + 6) * DS_LANES);
+    const int train_out = g != NULL && pb->trainable[net->w_at[1]], train_in = g != NULL && lowest == 0;
+    vec loss = zero;
+    ptrdiff_t n0, t, points, i, j, j0 = 0, jj;
+    for (i = 0; g != NULL && i < pb->p; i++)
+        vstore(g + i * DS_LANES, zero);
+    for (n0 = 0; n0 < count; n0 += DS_NET_POINTS) {
+        points = count - n0 < DS_NET_POINTS ? count - n0 : DS_NET_POINTS;
+        for (t = 0; t < points; t++) { /* forward, loss, output layer, errors at the hidden layer */
+            const ptrdiff_t row = t * width * DS_LANES, n = n0 + t;
+            const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index[t]);
+            vec s = zero, e, delta, dacc;
+            for (j0 = 0; j0 + DS_NET_UNITS <= width; j0 += DS_NET_UNITS) { /* blocks of units, in registers */
+                vec acc[DS_NET_UNITS];
+                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                    acc[jj] = zero;
+                for (i = 0; i < d; i++) {
+                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n, at);
+                    const DS_T *wi = w1 + (i * width + j0) * DS_LANES;
+                    DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                        acc[jj] = acc[jj] + xi * vload(wi + jj * DS_LANES);
+                }
+                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++) {
+                    vec v = mean_field ? acc[jj] * scale : acc[jj];
+                    vstore(pre + row + (j0 + jj) * DS_LANES, bias ? v + vload(b1 + (j0 + jj) * DS_LANES) : v);
+                }
+            }
+            for (j = j0; j < width; j++) { /* the units left over */
+                vec acc = zero;
+                for (i = 0; i < d; i++)
+                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n, at) * vload(w1 + (i * width + j) * DS_LANES);
+                acc = mean_field ? acc * scale : acc;
+                vstore(pre + row + j * DS_LANES, bias ? acc + vload(b1 + j * DS_LANES) : acc);
+            }
+            for (j = 0; j < width; j++) {
+                const vec act = DS_NAME(ds_network_phi)(phi, vload(pre + row + j * DS_LANES), slope);
+                vstore(h + row + j * DS_LANES, act);
+                s = s + act * vload(w2 + j * DS_LANES);
+            }
+            if (mean_field)
+                s = s / root / root;
+            if (bias)
+                s = s + vload(b2);
+            e = s - DS_NAME(ds_sample)(y, n, at);
+            loss = loss + e * e;
+            if (g == NULL)
+                continue;
+            delta = ((DS_T)2 * e) / n_terms;
+            dacc = mean_field ? delta / root / root : delta;
+            if (train_out && bias)
+                vstore(gb2, vload(gb2) + delta);
+            for (j = 0; j < width; j++) {
+                const vec act = vload(h + row + j * DS_LANES);
+                vec back;
+                if (train_out)
+                    vstore(g2 + j * DS_LANES, vload(g2 + j * DS_LANES) + act * dacc);
+                if (!train_in)
+                    continue;
+                back = DS_NAME(ds_network_phi_backward)(phi, zero + vload(w2 + j * DS_LANES) * dacc,
+                                                        vload(pre + row + j * DS_LANES), act, slope);
+                if (bias)
+                    vstore(gb1 + j * DS_LANES, vload(gb1 + j * DS_LANES) + back);
+                vstore(dz + row + j * DS_LANES, mean_field ? back * scale : back);
+            }
+        }
+        for (i = 0; train_in && i < d; i++) { /* input layer: the block's samples added in order */
+            for (j0 = 0; j0 + DS_NET_UNITS <= width; j0 += DS_NET_UNITS) {
+                DS_T *gi = g1 + (i * width + j0) * DS_LANES;
+                vec acc[DS_NET_UNITS];
+                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                    acc[jj] = vload(gi + jj * DS_LANES);
+                for (t = 0; t < points; t++) {
+                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL);
+                    const DS_T *dzt = dz + (t * width + j0) * DS_LANES;
+                    DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                        acc[jj] = acc[jj] + xi * vload(dzt + jj * DS_LANES);
+                }
+                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                    vstore(gi + jj * DS_LANES, acc[jj]);
+            }
+            for (j = j0; j < width; j++) {
+                DS_T *gi = g1 + (i * width + j) * DS_LANES;
+                vec acc = vload(gi);
+                for (t = 0; t < points; t++)
+                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL)
+                                    * vload(dz + (t * width + j) * DS_LANES);
+                vstore(gi, acc);
+            }
+        }
+    }
+    return loss / n_terms;
+}
+
+/* ds_network_shallow_with with constant φ, parameterisation and biases for Sohl-Dickstein's map (the mlp preset's
+ * tanh: tanh_sqrt2, mean-field, no biases), so that its copy has them inlined; every other network one copy with
+ * them read at run time (a copy for each would make the kernel, all of it inlined into ds_train_points, so large
+ * that the compiler's register allocation, and every model's speed, suffer: measured). */
+DS_INLINE vec DS_NAME(ds_network_shallow)(const ds_problem *pb, const ds_network_shape *net, const DS_T *th, DS_T *g,
+                                          const DS_T *c, DS_T *work, const uint64_t *keys, ptrdiff_t lowest)
+{
+    if (net->activation == DS_NET_TANH_SQRT2 && net->mean_field && !net->bias)
+        return DS_NAME(ds_network_shallow_with)(pb, net, th, g, c, work, keys, lowest, DS_NET_TANH_SQRT2, 1, 0);
+    return DS_NAME(ds_network_shallow_with)(pb, net, th, g, c, work, keys, lowest, net->activation, net->mean_field,
+                                            net->bias);
+}
+
+/* offset_mode every_step (the consts' every_step column): the drift is added to every W1 entry after each update
+ * of the lanes that go on (network.DenseNetwork.after_update) */
+DS_INLINE void DS_NAME(ds_network_drift)(const ds_problem *pb, DS_T *th, const DS_T *c, vmask go)
+{
+    const DS_T *row0 = (const DS_T *)pb->consts; /* shape knobs: alike in every row */
+    const ptrdiff_t count = (ptrdiff_t)row0[DS_NET_WIDTHS] * (ptrdiff_t)row0[DS_NET_WIDTHS + 1];
+    const vec drift = vload(c + DS_NET_DRIFT * DS_LANES);
+    ptrdiff_t i;
+    if (row0[DS_NET_EVERY_STEP] == 0)
+        return;
+    for (i = 0; i < count; i++)
+        vstore(th + i * DS_LANES, vselect(go, vload(th + i * DS_LANES) + drift, vload(th + i * DS_LANES)));
+}
+
 /* network: per sample (in order; each lane's own with minibatches), the forward pass, the loss term ℓ and
  * δ_L = ∂ℓ/∂z_L divided by the count (network._loss_terms), then back-propagation layer by layer with every
- * gradient entry getting the sample's term, as network.NetworkFor.loss_grad. Frozen layers (trainable 0) get no
+ * gradient entry getting the sample's term, as network.DenseNetwork.loss_grad. Frozen layers (trainable 0) get no
  * gradient, and errors go no further down than the lowest layer that trains. work: ds_network_shape's. keys =
  * NULL: the full-data loss over the first eval_count samples; g = NULL: the loss alone (no backward pass). */
 DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
@@ -901,6 +650,8 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
     errors[1] = errors[0] + net.widest * DS_LANES;
     for (lowest = 0; lowest < net.layers - 1 && !pb->trainable[net.w_at[lowest]]; lowest++)
         ;
+    if (net.layers == 2 && net.loss == DS_NET_MSE)
+        return DS_NAME(ds_network_shallow)(pb, &net, th, g, c, work, keys, lowest);
     for (i = 0; g != NULL && i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
     for (n = 0; n < count; n++) {
@@ -922,7 +673,7 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
             const vec sigma = vselect(v >= zero, 1 / (1 + a), a / (1 + a));
             loss = loss + (((vec)((v > zero) & (vmask)v) - v * target) + DS_NAME(ds_log_at_least_one)(1 + a));
             vstore(delta, (sigma - target) / n_terms);
-        } else { /* softmax_ce, as ds_softmax_mlp */
+        } else { /* softmax_ce: μ the first largest logit, s = Σ exp(z − μ) in class order */
             vec top = vload(out), s = zero, picked = zero;
             ptrdiff_t cl;
             for (cl = 1; cl < outputs; cl++)
@@ -984,7 +735,7 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
     return loss / n_terms;
 }
 
-/* The network's accuracy, collapse and number of classes predicted (network.NetworkFor.evaluate) for lane k at
+/* The network's accuracy, collapse and number of classes predicted (network.DenseNetwork.evaluate) for lane k at
  * θ = th on the whole training set: the forward pass of every lane (one input at a time), read at lane k. The
  * prediction: the first largest logit (softmax_ce), z > 0 (sigmoid_bce), z > 0.5 (mse). Regression: nothing.
  * work: ds_network_shape's (the error buffers hold the classes seen). */
@@ -1044,10 +795,6 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
         return DS_NAME(ds_double_well)(th, g);
     case DS_UV:
         return DS_NAME(ds_uv)(th, g, c, pb->p);
-    case DS_MLP:
-        return DS_NAME(ds_mlp)(pb, th, g, c, work, keys);
-    case DS_SOFTMAX_MLP:
-        return DS_NAME(ds_softmax_mlp)(pb, th, g, work, keys);
     case DS_FORMULA:
         return DS_NAME(ds_formula)(pb, th, g, c, work);
     case DS_NETWORK:
@@ -1062,10 +809,6 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
 DS_INLINE vec DS_NAME(ds_loss_full)(const ds_problem *pb, const DS_T *th, const DS_T *c, DS_T *work)
 {
     switch (pb->model) {
-    case DS_MLP:
-        return DS_NAME(ds_mlp)(pb, th, NULL, c, work, NULL);
-    case DS_SOFTMAX_MLP:
-        return DS_NAME(ds_softmax_mlp)(pb, th, NULL, work, NULL);
     case DS_NETWORK:
         return DS_NAME(ds_network)(pb, th, NULL, c, work, NULL);
     default:
@@ -1077,9 +820,7 @@ DS_INLINE vec DS_NAME(ds_loss_full)(const ds_problem *pb, const DS_T *th, const 
 DS_INLINE void DS_NAME(ds_evaluate)(const ds_problem *pb, const DS_T *th, const DS_T *c, ptrdiff_t k, DS_T *work,
                                     double *accuracy, signed char *collapsed, short *classes_predicted)
 {
-    if (pb->model == DS_SOFTMAX_MLP)
-        DS_NAME(ds_softmax_evaluate)(pb, th, k, work, accuracy, collapsed, classes_predicted);
-    else if (pb->model == DS_NETWORK)
+    if (pb->model == DS_NETWORK)
         DS_NAME(ds_network_evaluate)(pb, th, c, k, work, accuracy, collapsed, classes_predicted);
 }
 
@@ -1408,8 +1149,8 @@ DS_CLONES static void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_ru
                 for (k = 0; k < DS_LANES; k++)
                     lr[k] = lr[k] * (DS_T)pb->lr_factors[LANE(t, k) < steps ? LANE(t, k) : 0]; /* t = steps: no update */
             DS_NAME(ds_optimizer_step)(pb, th, g, hyper, state, scale, lr, go);
-            if (pb->model == DS_MLP)
-                DS_NAME(ds_mlp_drift)(pb, th, c, go);
+            if (pb->model == DS_NETWORK)
+                DS_NAME(ds_network_drift)(pb, th, c, go);
         }
         for (q = 0; q < DS_QUADS; q++)
             s->t[q] = s->t[q] - going[q]; /* −1 where the lane went on */

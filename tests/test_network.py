@@ -1,6 +1,7 @@
 """The network model (issue 12): gradients, θ₀'s layout and draws, the mlp and softmax-mlp presets' frozen bits in
 both engines, the compiled kernel bit for bit with the reference, and one-line refusals."""
 
+import itertools
 import warnings
 from pathlib import Path
 
@@ -156,7 +157,8 @@ def as_network(spec: ds.MapSpec, where: Path) -> ds.MapSpec:
         params = dict(widths=",".join([str(values["width"])] * (int(values["depth"]) - 1)), activation=activation,
                       bias=0, loss="mse", init="file", init_file=str(where / "init.npz"),
                       parameterization="mean_field", data="file", data_file=str(where / "data.npz"),
-                      task="regression", init_scale=values["init_scale"], init_offset=values["w1_offset"])
+                      task="regression", init_scale=values["init_scale"], init_offset=values["w1_offset"],
+                      offset_mode=values["w1_offset_mode"])
     else:
         a = softmax_mlp_arrays(values)
         d, w1, w2, k = (int(values[n]) for n in ("d", "width1", "width2", "classes"))
@@ -173,15 +175,9 @@ def as_network(spec: ds.MapSpec, where: Path) -> ds.MapSpec:
     return spec.replace(model="network", params=params)
 
 
-#: The every-step offset (the notebook's paraminit_vs_lr: W1 moves by w1_offset after every update) is the mlp's
-#: own after_update; the network adds init_offset once. Needs an offset mode knob (or after_update) to match.
-EVERY_STEP = "the network has no every-step W1 offset (w1_offset_mode = every_step) yet"
-
-
 @pytest.mark.parametrize("backend", ["numpy", "cython"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=EVERY_STEP))
-                                  if n == "mlp-offset" else n for n in sorted(PRESET_SPECS)])
+@pytest.mark.parametrize("name", sorted(PRESET_SPECS))
 def test_network_as_preset_keeps_the_frozen_bits(name, dtype, backend, tmp_path):
     net = as_network(PRESET_SPECS[name], tmp_path).replace(dtype=dtype)
     with np.load(FROZEN / f"{name}-{dtype}.npz") as npz:
@@ -203,7 +199,8 @@ def test_the_kernel_reads_the_models_codes_and_columns():
     assert _kernels.NETWORK_ACTIVATION_IDS == {name: code for code, name in enumerate(ACTIVATIONS)}
     assert _kernels.NETWORK_LOSS_IDS == {name: code for code, name in enumerate(LOSSES)}
     assert _kernels.NETWORK_COLUMNS == (network.C_ACTIVATION, network.C_LOSS, network.C_BIAS, network.C_PARAM,
-                                        network.C_CLASSIFIER, network.C_SLOPE, network.C_LAYERS, network.C_WIDTHS)
+                                        network.C_CLASSIFIER, network.C_SLOPE, network.C_DRIFT, network.C_EVERY_STEP,
+                                        network.C_LAYERS, network.C_WIDTHS)
     assert _kernels.NETWORK_MAX_LAYERS == network.MAX_LAYERS
 
 
@@ -233,6 +230,38 @@ def test_engines_agree_bit_for_bit(activation, loss, bias):
             assert_same_fields(reference, compiled)
             if loss == "mse":
                 assert np.all(np.isnan(compiled.fields["accuracy"]))  # regression: no classifier fields
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_one_hidden_layer_mse_fast_path_agrees_bit_for_bit(activation):
+    """One hidden layer with the mse loss takes the kernel's blocked path (ds_network_shallow: 8 units and 8
+    samples at a time): 11 units and 13 samples leave remainders of both; every bias, parameterisation,
+    precision, full batches and minibatches, and either layer frozen."""
+    data = {"data": "linear", "samples": 13, "features": 3, "noise": 0.1}
+    for bias, parameterization, dtype, lr_layers, batch in itertools.product(
+            (0, 1), ("standard", "mean_field"), ("float32", "float64"), ("1,1", "0,1", "1,0"), (0, 5)):
+        spec = engine_spec(dtype, widths="11", activation=activation, loss="mse", bias=bias, lr_layers=lr_layers,
+                           parameterization=parameterization, batch_size=batch, **data)
+        reference, compiled = run_both(spec)
+        assert_same_fields(reference, compiled)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_every_step_offset_moves_w1_by_the_offset_each_step(backend):
+    """offset_mode = every_step with W1 frozen (lr_layers "0,1"): the drift alone moves W1, by init_offset after
+    every update (the fractal notebook's paraminit_vs_lr); offset_mode = init adds it once."""
+    params = {"widths": "2", "bias": 0, "lr_layers": "0,1", **LOSS_DATA["mse"]}
+    spec = ds.MapSpec(model="network", x=ds.Axis("init_offset", 0.0, 0.25, 2), steps=6,
+                      params={**params, "offset_mode": "every_step"})
+    run = ds.trajectories(spec, [0, 0], [0, 1], backend=backend)
+    w1 = run.theta[:, :, :4]  # features 2 × width 2
+    drawn = w1[0, 0]
+    for t in range(1, 7):
+        assert np.array_equal(w1[0, t], drawn)  # offset 0: W1 stays
+        assert np.array_equal(w1[1, t], w1[1, t - 1] + 0.25)  # offset 0.25: one offset a step
+    assert np.array_equal(w1[1, 0], drawn + 0.25)
+    once = ds.trajectories(spec.replace(params={**params}), [0], [1], backend=backend).theta[0, :, :4]
+    assert np.array_equal(once, np.broadcast_to(drawn + 0.25, once.shape))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from ..knobs import Knob
 from ..outcome import Outcome
+
+if TYPE_CHECKING:
+    from ..datasets import DataSet
 
 #: Knob values for a block of grid points: one scalar, or one value per point.
 KnobValues = Mapping[str, "float | int | str | np.ndarray"]
@@ -100,6 +103,12 @@ class Model:
         """Facts a map of this model records about how its problem was made, beyond the spec (the version of a
         library that compiled it, say); most models have none."""
         return {}
+
+    def training_data(self, swept: frozenset[str]) -> "DataSet | None":
+        """The one data set every point of a map trains on, when the model trains on a data set
+        (``descentsim.datasets``) and none of its data knobs is among the knobs ``swept`` on an axis; else None.
+        A map records its provenance (name, sha256) and keeps it in its file when small enough."""
+        return None
 
     def data_size(self, values: KnobValues) -> int:
         """Values (float64) of the shared data and initial weights a problem of ``values`` holds while it is

@@ -9,12 +9,11 @@ from typing import Mapping
 
 import numpy as np
 
-from ..datasets import DATA_KNOBS, DATA_SHAPE_KNOBS, load_data
+from ..datasets import DATA_KNOBS, DATA_SHAPE_KNOBS, DataSet, load_data
 from ..errors import SpecError
 from ..knobs import MAX_SEED, Knob, learning_rate_knob
 from ..numerics import exp, exp_nonpositive, log_at_least_one, tanh
 from .base import KnobValues, Model, Problem, per_point
-from .softmax_mlp import first_argmax, softmax_cross_entropy
 
 #: Hidden activations, by the code the consts carry (and the kernel will read).
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "tanh_sqrt2", "relu_sqrt2")
@@ -22,6 +21,9 @@ ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "tanh_sqrt2"
 LOSSES = ("mse", "softmax_ce", "sigmoid_bce")
 INITS = ("normal", "uniform", "he", "glorot", "lecun", "file")
 PARAMETERIZATIONS = ("standard", "mean_field")
+#: How init_offset enters: once, into the initial W1, or also after every update (the fractal notebook's
+#: paraminit_vs_lr, the mlp's w1_offset_mode).
+OFFSET_MODES = ("init", "every_step")
 #: Most weight layers a network may have (hidden layers + 1).
 MAX_LAYERS = 64
 MAX_WIDTH = 4096
@@ -47,6 +49,9 @@ NETWORK_KNOBS = (
          kind=str),
     Knob("init_scale", 1.0, "multiplies every initial weight and bias"),
     Knob("init_offset", 0.0, "added to every initial weight of the first layer (W1), as the mlp's w1_offset"),
+    Knob("offset_mode", "init", "init: init_offset is added to the initial W1 once; every_step: also after every "
+         "update, as the fractal notebook's paraminit_vs_lr (W1 drifts by init_offset a step)", kind=str,
+         choices=OFFSET_MODES),
     Knob("seed", 0, "seed of the initial weights", kind=int, minimum=0, maximum=MAX_SEED),
     Knob("parameterization", "standard", "standard: z = a·W + b; mean_field: z = (a·W)·(1/√fan_in) + b, and "
          "the output (a·W)/√fan_in/√fan_in + b, the fractal paper's forward pass", kind=str,
@@ -56,15 +61,17 @@ NETWORK_KNOBS = (
 )
 #: Knobs that fix the shapes, the initial draws or the code paths; the data knobs fix the data.
 NETWORK_SHAPE_KNOBS = frozenset({"widths", "activation", "bias", "loss", "init", "init_file", "seed",
-                                 "parameterization", "lr_layers"}) | DATA_SHAPE_KNOBS
+                                 "parameterization", "lr_layers", "offset_mode"}) | DATA_SHAPE_KNOBS
 _DEFAULTS = {knob.name: knob.default for knob in (*NETWORK_KNOBS, *DATA_KNOBS)}
+DATA_KNOB_NAMES = frozenset(knob.name for knob in DATA_KNOBS)
 
-# The columns of a network problem's consts (the same in every row but leaky_slope, which may be swept):
-# activation code, loss code, bias (0/1), parameterization code, classifier (1: the data are classes, and the
-# accuracy fields are computed), leaky_slope, L (weight layers), then the L + 1 widths n_0 (input) ... n_L
-# (output), then L values 1/√fan_in, then L values √fan_in (float64, rounded once). The compiled kernel reads
-# them by these positions (ext/kernels.h: DS_NET_ACTIVATION ... DS_NET_WIDTHS).
-C_ACTIVATION, C_LOSS, C_BIAS, C_PARAM, C_CLASSIFIER, C_SLOPE, C_LAYERS, C_WIDTHS = range(8)
+# The columns of a network problem's consts (the same in every row but leaky_slope and the drift, which may be
+# swept): activation code, loss code, bias (0/1), parameterization code, classifier (1: the data are classes, and
+# the accuracy fields are computed), leaky_slope, the drift (init_offset), every_step (1: the drift is added to
+# W1 after every update), L (weight layers), then the L + 1 widths n_0 (input) ... n_L (output), then L values
+# 1/√fan_in, then L values √fan_in (float64, rounded once). The compiled kernel reads them by these positions
+# (ext/kernels.h: DS_NET_ACTIVATION ... DS_NET_WIDTHS).
+C_ACTIVATION, C_LOSS, C_BIAS, C_PARAM, C_CLASSIFIER, C_SLOPE, C_DRIFT, C_EVERY_STEP, C_LAYERS, C_WIDTHS = range(10)
 
 
 def _text(name: str, value: object) -> str:
@@ -297,139 +304,57 @@ def activation_backward(dh: np.ndarray, z: np.ndarray, h: np.ndarray, code: int,
     return dh
 
 
-class Network(Model):
-    """A fully connected network given in the config, trained on a data set (``descentsim.datasets``).
+def first_argmax(z: np.ndarray) -> np.ndarray:
+    """Index of the first largest entry along the last axis (by strict >, from entry 0)."""
+    best, value = np.zeros(z.shape[:-1], dtype=np.int64), z[..., 0]
+    for c in range(1, z.shape[-1]):
+        better = z[..., c] > value
+        best = np.where(better, c, best)
+        value = np.where(better, z[..., c], value)
+    return best
 
-    Layers l = 1 … L (L = hidden layers + 1) of widths n_0 (the data's features), the ``widths`` knob's
-    hidden widths, and n_L: the class count for softmax_ce, else 1. Per input a_0 = x:
 
-        acc_l = Σ_i a_{l−1,i}·W_l,i:   (a sum from 0 in index order i = 0 … n_{l−1} − 1)
-        z_l   = acc_l (standard), acc_l·(1/√n_{l−1}) (mean_field, hidden layers l < L),
-                acc_l/√n_{L−1}/√n_{L−1} (mean_field, the output layer: the mean-field readout 1/fan_in);
-                then + b_l where bias = 1;
-        a_l   = φ(z_l) for l < L; the output is z_L.
+def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray, count) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's ℓ (m, B) and ∂ℓ/∂z divided by ``count`` (m, B, classes), at logits z (m, B, classes) and
+    int labels (m, B): μ = the first largest logit, s = Σ_c exp(z_c − μ) in class order, ℓ = (μ + log s) − z_y,
+    ∂ℓ/∂z_c = (exp(z_c − μ)/s − [c = y])/count."""
+    with np.errstate(invalid="ignore"):
+        top = np.take_along_axis(z, first_argmax(z)[..., None], axis=-1)[..., 0]
+        e = exp_nonpositive(z - top[..., None])
+    s = np.zeros_like(top)
+    for c in range(z.shape[-1]):
+        s = s + e[..., c]
+    picked = np.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
+    onehot = labels[..., None] == np.arange(z.shape[-1])
+    return (top + log_at_least_one(s)) - picked, (e / s[..., None] - onehot.astype(z.dtype)) / count
 
-    1/√n and √n are rounded once in float64 (the consts), then to the map's precision. φ (``activation``):
-    relu (relu'(0) = 0), leaky_relu (leaky_slope·z below 0), tanh, sigmoid 1/(1 + exp(−z)), identity,
-    tanh_sqrt2 = tanh(√2·z) and relu_sqrt2 = √2·relu(z) (the mlp's "tanh" and "relu"); tanh and exp are
-    ``descentsim.numerics``'s.
 
-    Losses, per sample, with c the samples of the mean (the data's, or the minibatch's); L = (Σ ℓ in sample
-    order)/c and each sample's ∂ℓ/∂z_L is divided by c before it is back-propagated and summed in sample order:
+#: What the classifiers' collapsed field's values mean.
+COLLAPSE_WORDS = {"collapsed": {0: "more than one class (or not finite)", 1: "one class for every input"}}
 
-    * mse: e = z − y, ℓ = e·e (no ½), ∂ℓ/∂z = (2·e)/c;
-    * softmax_ce: μ = the first largest logit, s = Σ_k exp(z_k − μ) in class order, ℓ = (μ + log s) − z_y,
-      ∂ℓ/∂z_k = (exp(z_k − μ)/s − [k = y])/c (exp, log: ``exp_nonpositive``, ``log_at_least_one``), as the
-      softmax-mlp;
-    * sigmoid_bce: a = exp(−|z|), ℓ = (relu(z) − z·y) + log(1 + a), σ = 1/(1 + a) for z >= 0, else a/(1 + a),
-      ∂ℓ/∂z = (σ − y)/c.
 
-    Back-propagation, layer L down to 1, from δ_L = ∂ℓ/∂z_L: ∂b_l = δ_l; ∂acc_l = δ_l (standard), δ_l·(1/√n)
-    or δ_l/√n/√n (mean_field, as the forward); ∂W_l,ij += a_{l−1,i}·∂acc_l,j; ∂a_{l−1,i} = Σ_j W_l,ij·∂acc_l,j
-    (from 0, in index order j), δ_{l−1} = φ'(∂a_{l−1}) (``activation_backward``). Gradients are sums from 0
-    over the samples in order.
+def dense_consts(n: int, widths: list[int], activation: str, loss: str, bias: int, parameterization: str,
+                 classifier: bool, slope: KnobValues | float = 0.0, drift: KnobValues | float = 0.0,
+                 every_step: bool = False) -> np.ndarray:
+    """The consts (n, C) of a fully connected network's problem (the columns C_ACTIVATION ... above) with layer
+    widths n_0 … n_L; ``slope`` (leaky_relu) and ``drift`` (the W1 offset) a value or one per point."""
+    fans = widths[:-1]
+    head = [ACTIVATIONS.index(activation), LOSSES.index(loss), bias, PARAMETERIZATIONS.index(parameterization),
+            int(classifier), 0.0, 0.0, float(every_step), len(fans)]
+    row = np.array([*head, *widths, *(1 / math.sqrt(f) for f in fans), *(math.sqrt(f) for f in fans)])
+    consts = np.tile(row, (n, 1))
+    consts[:, C_SLOPE], consts[:, C_DRIFT] = per_point(slope, n), per_point(drift, n)
+    return consts
 
-    θ: for each layer, W_l (n_{l−1} × n_l, row-major) then b_l (bias = 1 only). Initial parameters, with
-    ``rng = numpy.random.default_rng(seed)`` and the layers taken in order 1 … L:
 
-    * normal: W = rng.standard_normal((n_{l−1}, n_l)), then (bias) b = rng.standard_normal(n_l);
-    * uniform: U = rng.random((n_{l−1}, n_l)), then (bias) rng.random(n_l); each entry init_low + (init_high −
-      init_low)·U (the bits of ``rng.uniform(init_low, init_high, shape)``);
-    * lecun, he, glorot: G = rng.standard_normal((n_{l−1}, n_l)), W = G/√n_{l−1} (lecun), √2·(G/√n_{l−1})
-      (he), G/√((n_{l−1} + n_l)/2) (glorot, normal); b = 0, nothing drawn for it;
-    * file: W1, b1, W2, ... from init_file (a .npz; shapes exactly as θ's pieces; b's only with bias = 1).
+class DenseNetwork(Model):
+    """What every fully connected network shares: the compiled kernel ``network`` and its NumPy reference (the
+    forward pass, losses and back-propagation ``Network`` documents), the classifier's evaluation and the
+    every-step W1 offset. ``network`` and its presets ``mlp`` and ``softmax-mlp`` are its models; each makes its
+    problem (``dense_consts``) from its own knobs."""
 
-    Then every piece is multiplied by init_scale, and init_offset is added to every entry of W1.
-
-    Per-layer learning rates: layer l's W_l and b_l learn at lr·(lr_layers_l·lr<l>) (``lr_layers`` is fixed
-    text, 0 freezing a layer; the knobs lr1 … lrL may be swept). Data rows: X's columns, then y (the labels
-    as numbers for classification).
-
-    Knobs: widths ("16"), activation (relu), leaky_slope (0.01), bias (1), loss (auto), init (he), init_low (−1),
-    init_high (1), init_file, init_scale (1), init_offset (0), seed (0), parameterization (standard), lr_layers
-    (""), lr1 … lrL (1), and the data knobs (``descentsim.datasets``).
-    """
-
-    name = "network"
     kernel = "network"
-    knobs = (*NETWORK_KNOBS, *DATA_KNOBS)
-    shape_knobs = NETWORK_SHAPE_KNOBS
     minibatches = True
-    value_words = {"collapsed": {0: "more than one class (or not finite)", 1: "one class for every input"}}
-
-    def for_params(self, params: Mapping[str, object], reserved: frozenset[str] = frozenset()) -> Model:
-        return NetworkFor(Architecture(params))
-
-    def problem(self, values: KnobValues, n: int) -> Problem:
-        return self.for_params(values).problem(values, n)
-
-    def parameter_count(self, values: KnobValues) -> int:
-        return self.for_params(_largest(values)).parameter_count(values)
-
-    def data_size(self, values: KnobValues) -> int:
-        return self.for_params(_largest(values)).data_size(values)
-
-
-def _largest(values: KnobValues) -> dict[str, object]:
-    """Knob values with every swept one at its largest (shapes grow with every data size knob)."""
-    return {k: (v.max().item() if isinstance(v, np.ndarray) else v) for k, v in values.items()}
-
-
-class NetworkFor(Network):
-    """The network of one architecture (``Architecture``): its knobs (with lr1 … lrL), problem and reference."""
-
-    def __init__(self, arch: Architecture):
-        self.arch = arch
-        self.knobs = (*NETWORK_KNOBS, *arch.rate_knobs(), *DATA_KNOBS)
-        self.classifier = arch.task == "classification"
-        self.converge_loss = 1e-8 if arch.loss == "mse" else 1e-3
-
-    def _widths(self, values: KnobValues) -> tuple[list[int], object]:
-        """The layer widths n_0 … n_L and the data, for ``values`` (a group's, or each swept knob's largest)."""
-        largest = _largest(values)
-        data = load_data(largest)
-        arch = self._arch(largest)
-        if arch.loss == "sigmoid_bce" and data.classes != 2:
-            raise SpecError(f"loss 'sigmoid_bce' needs two classes; the data have {data.classes}: use "
-                            "loss = \"softmax_ce\"")
-        if arch.loss == "mse" and data.classes > 2:
-            raise SpecError(f"loss 'mse' fits one output to the label, and the data have {data.classes} classes; "
-                            "use loss = \"softmax_ce\"")
-        return arch.widths(data.features, data.classes), data
-
-    def _arch(self, values: KnobValues) -> Architecture:
-        """The architecture at ``values``: the fixed knobs' with a swept shape knob's value (bias) in place."""
-        return Architecture({**values, "loss": self.arch.loss}) if "bias" in values else self.arch
-
-    def parameter_count(self, values: KnobValues) -> int:
-        return parameter_total(self._widths(values)[0], self._arch(_largest(values)).bias)
-
-    def data_size(self, values: KnobValues) -> int:
-        """X and y (and again as the data's rows), and the initial weights."""
-        widths, data = self._widths(values)
-        return 2 * (data.features + 1) * data.samples + parameter_total(widths, self._arch(_largest(values)).bias)
-
-    def problem(self, values: KnobValues, n: int) -> Problem:
-        arch = self._arch(values)
-        widths, data = self._widths(values)
-        theta0 = np.concatenate(initial_layers(arch, widths, values, n), axis=1)
-        fans = widths[:-1]
-        head = [ACTIVATIONS.index(arch.activation), LOSSES.index(arch.loss), arch.bias,
-                PARAMETERIZATIONS.index(arch.parameterization), int(self.classifier), 0.0, arch.layers]
-        row = np.array([*head, *widths, *(1 / math.sqrt(f) for f in fans), *(math.sqrt(f) for f in fans)])
-        consts = np.tile(row, (n, 1))
-        consts[:, C_SLOPE] = per_point(values["leaky_slope"], n)
-        lr_scale = np.empty((n, theta0.shape[1]))
-        trainable = np.ones(theta0.shape[1], dtype=bool)
-        start = 0
-        for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-            size = fan_in * fan_out + (fan_out if arch.bias else 0)
-            lr_scale[:, start : start + size] = (arch.lr_layers[layer] * per_point(values[f"lr{layer + 1}"], n))[:, None]
-            trainable[start : start + size] = arch.lr_layers[layer] != 0
-            start += size
-        rows = np.concatenate([data.X.T, data.y[None, :].astype(np.float64)])
-        return Problem(theta0=theta0, consts=consts, data=np.ascontiguousarray(rows), trainable=trainable,
-                       lr_scale=lr_scale)
 
     def loss_grad(self, theta, consts, data, batch=None):
         dtype = theta.dtype
@@ -521,6 +446,159 @@ class NetworkFor(Network):
         np.put_along_axis(seen, predicted, True, axis=1)
         distinct = np.where(finite, seen.sum(axis=1), 0).astype(np.int16)
         return np.where(finite, accuracy, np.nan), (finite & collapsed).astype(np.int8), distinct
+
+
+    def after_update(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """Every-step offset (consts' every_step column): the drift is added to every entry of W1, θ's first
+        n_0·n_1 values, after each update."""
+        if len(theta) == 0 or not consts[0, C_EVERY_STEP]:
+            return theta
+        count = int(consts[0, C_WIDTHS]) * int(consts[0, C_WIDTHS + 1])
+        theta = theta.copy()
+        theta[:, :count] = theta[:, :count] + consts[:, C_DRIFT : C_DRIFT + 1]
+        return theta
+
+
+class Network(DenseNetwork):
+    """A fully connected network given in the config, trained on a data set (``descentsim.datasets``).
+
+    Layers l = 1 … L (L = hidden layers + 1) of widths n_0 (the data's features), the ``widths`` knob's
+    hidden widths, and n_L: the class count for softmax_ce, else 1. Per input a_0 = x:
+
+        acc_l = Σ_i a_{l−1,i}·W_l,i:   (a sum from 0 in index order i = 0 … n_{l−1} − 1)
+        z_l   = acc_l (standard), acc_l·(1/√n_{l−1}) (mean_field, hidden layers l < L),
+                acc_l/√n_{L−1}/√n_{L−1} (mean_field, the output layer: the mean-field readout 1/fan_in);
+                then + b_l where bias = 1;
+        a_l   = φ(z_l) for l < L; the output is z_L.
+
+    1/√n and √n are rounded once in float64 (the consts), then to the map's precision. φ (``activation``):
+    relu (relu'(0) = 0), leaky_relu (leaky_slope·z below 0), tanh, sigmoid 1/(1 + exp(−z)), identity,
+    tanh_sqrt2 = tanh(√2·z) and relu_sqrt2 = √2·relu(z) (the mlp's "tanh" and "relu"); tanh and exp are
+    ``descentsim.numerics``'s.
+
+    Losses, per sample, with c the samples of the mean (the data's, or the minibatch's); L = (Σ ℓ in sample
+    order)/c and each sample's ∂ℓ/∂z_L is divided by c before it is back-propagated and summed in sample order:
+
+    * mse: e = z − y, ℓ = e·e (no ½), ∂ℓ/∂z = (2·e)/c;
+    * softmax_ce: μ = the first largest logit, s = Σ_k exp(z_k − μ) in class order, ℓ = (μ + log s) − z_y,
+      ∂ℓ/∂z_k = (exp(z_k − μ)/s − [k = y])/c (exp, log: ``exp_nonpositive``, ``log_at_least_one``), as the
+      softmax-mlp;
+    * sigmoid_bce: a = exp(−|z|), ℓ = (relu(z) − z·y) + log(1 + a), σ = 1/(1 + a) for z >= 0, else a/(1 + a),
+      ∂ℓ/∂z = (σ − y)/c.
+
+    Back-propagation, layer L down to 1, from δ_L = ∂ℓ/∂z_L: ∂b_l = δ_l; ∂acc_l = δ_l (standard), δ_l·(1/√n)
+    or δ_l/√n/√n (mean_field, as the forward); ∂W_l,ij += a_{l−1,i}·∂acc_l,j; ∂a_{l−1,i} = Σ_j W_l,ij·∂acc_l,j
+    (from 0, in index order j), δ_{l−1} = φ'(∂a_{l−1}) (``activation_backward``). Gradients are sums from 0
+    over the samples in order.
+
+    θ: for each layer, W_l (n_{l−1} × n_l, row-major) then b_l (bias = 1 only). Initial parameters, with
+    ``rng = numpy.random.default_rng(seed)`` and the layers taken in order 1 … L:
+
+    * normal: W = rng.standard_normal((n_{l−1}, n_l)), then (bias) b = rng.standard_normal(n_l);
+    * uniform: U = rng.random((n_{l−1}, n_l)), then (bias) rng.random(n_l); each entry init_low + (init_high −
+      init_low)·U (the bits of ``rng.uniform(init_low, init_high, shape)``);
+    * lecun, he, glorot: G = rng.standard_normal((n_{l−1}, n_l)), W = G/√n_{l−1} (lecun), √2·(G/√n_{l−1})
+      (he), G/√((n_{l−1} + n_l)/2) (glorot, normal); b = 0, nothing drawn for it;
+    * file: W1, b1, W2, ... from init_file (a .npz; shapes exactly as θ's pieces; b's only with bias = 1).
+
+    Then every piece is multiplied by init_scale, and init_offset c is added to every entry of W1. With
+    offset_mode = every_step, c is added again after every update, W1 drifting by c a step: u_{t+1} =
+    (u_t − lr·∂L/∂W1) + c (the fractal notebook's ``paraminit_vs_lr``; ``DenseNetwork.after_update``).
+
+    Per-layer learning rates: layer l's W_l and b_l learn at lr·(lr_layers_l·lr<l>) (``lr_layers`` is fixed
+    text, 0 freezing a layer; the knobs lr1 … lrL may be swept). Data rows: X's columns, then y (the labels
+    as numbers for classification).
+
+    Knobs: widths ("16"), activation (relu), leaky_slope (0.01), bias (1), loss (auto), init (he), init_low (−1),
+    init_high (1), init_file, init_scale (1), init_offset (0), offset_mode (init), seed (0), parameterization
+    (standard), lr_layers (""), lr1 … lrL (1), and the data knobs (``descentsim.datasets``).
+    """
+
+    name = "network"
+    knobs = (*NETWORK_KNOBS, *DATA_KNOBS)
+    shape_knobs = NETWORK_SHAPE_KNOBS
+    value_words = COLLAPSE_WORDS
+
+    def for_params(self, params: Mapping[str, object], reserved: frozenset[str] = frozenset()) -> Model:
+        return NetworkFor(Architecture(params), params)
+
+    def problem(self, values: KnobValues, n: int) -> Problem:
+        return self.for_params(values).problem(values, n)
+
+    def parameter_count(self, values: KnobValues) -> int:
+        return self.for_params(_largest(values)).parameter_count(values)
+
+    def data_size(self, values: KnobValues) -> int:
+        return self.for_params(_largest(values)).data_size(values)
+
+
+def _largest(values: KnobValues) -> dict[str, object]:
+    """Knob values with every swept one at its largest (shapes grow with every data size knob)."""
+    return {k: (v.max().item() if isinstance(v, np.ndarray) else v) for k, v in values.items()}
+
+
+class NetworkFor(Network):
+    """The network of one architecture (``Architecture``): its knobs (with lr1 … lrL), problem and reference."""
+
+    def __init__(self, arch: Architecture, params: Mapping[str, object] | None = None):
+        self.arch = arch
+        self.params = dict(params or {})
+        self._training: DataSet | None = None
+        self.knobs = (*NETWORK_KNOBS, *arch.rate_knobs(), *DATA_KNOBS)
+        self.classifier = arch.task == "classification"
+        self.converge_loss = 1e-8 if arch.loss == "mse" else 1e-3
+
+    def _widths(self, values: KnobValues) -> tuple[list[int], object]:
+        """The layer widths n_0 … n_L and the data, for ``values`` (a group's, or each swept knob's largest)."""
+        largest = _largest(values)
+        data = load_data(largest)
+        arch = self._arch(largest)
+        if arch.loss == "sigmoid_bce" and data.classes != 2:
+            raise SpecError(f"loss 'sigmoid_bce' needs two classes; the data have {data.classes}: use "
+                            "loss = \"softmax_ce\"")
+        if arch.loss == "mse" and data.classes > 2:
+            raise SpecError(f"loss 'mse' fits one output to the label, and the data have {data.classes} classes; "
+                            "use loss = \"softmax_ce\"")
+        return arch.widths(data.features, data.classes), data
+
+    def training_data(self, swept: frozenset[str]) -> DataSet | None:
+        """The data of the fixed knobs (loaded once), unless a data knob is swept."""
+        if swept & DATA_KNOB_NAMES:
+            return None
+        if self._training is None:
+            self._training = load_data(self.params)
+        return self._training
+
+    def _arch(self, values: KnobValues) -> Architecture:
+        """The architecture at ``values``: the fixed knobs' with a swept shape knob's value (bias) in place."""
+        return Architecture({**values, "loss": self.arch.loss}) if "bias" in values else self.arch
+
+    def parameter_count(self, values: KnobValues) -> int:
+        return parameter_total(self._widths(values)[0], self._arch(_largest(values)).bias)
+
+    def data_size(self, values: KnobValues) -> int:
+        """X and y (and again as the data's rows), and the initial weights."""
+        widths, data = self._widths(values)
+        return 2 * (data.features + 1) * data.samples + parameter_total(widths, self._arch(_largest(values)).bias)
+
+    def problem(self, values: KnobValues, n: int) -> Problem:
+        arch = self._arch(values)
+        widths, data = self._widths(values)
+        theta0 = np.concatenate(initial_layers(arch, widths, values, n), axis=1)
+        consts = dense_consts(n, widths, arch.activation, arch.loss, arch.bias, arch.parameterization,
+                              self.classifier, values["leaky_slope"], values["init_offset"],
+                              values["offset_mode"] == "every_step")
+        lr_scale = np.empty((n, theta0.shape[1]))
+        trainable = np.ones(theta0.shape[1], dtype=bool)
+        start = 0
+        for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            size = fan_in * fan_out + (fan_out if arch.bias else 0)
+            lr_scale[:, start : start + size] = (arch.lr_layers[layer] * per_point(values[f"lr{layer + 1}"], n))[:, None]
+            trainable[start : start + size] = arch.lr_layers[layer] != 0
+            start += size
+        rows = np.concatenate([data.X.T, data.y[None, :].astype(np.float64)])
+        return Problem(theta0=theta0, consts=consts, data=np.ascontiguousarray(rows), trainable=trainable,
+                       lr_scale=lr_scale)
 
 
 def _loss_terms(z: np.ndarray, y: np.ndarray, loss_code: int, count) -> tuple[np.ndarray, np.ndarray]:

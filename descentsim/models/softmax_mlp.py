@@ -6,8 +6,8 @@ import numpy as np
 
 from ..datasets import draw_clusters
 from ..knobs import MAX_SEED, Knob
-from ..numerics import exp_nonpositive, log_at_least_one
-from .base import KnobValues, Model, Problem, per_point
+from .base import KnobValues, Problem, per_point
+from .network import COLLAPSE_WORDS, DenseNetwork, dense_consts, parameter_total
 
 
 def softmax_mlp_shape(values: KnobValues) -> tuple[int, int, int, int]:
@@ -38,72 +38,10 @@ def softmax_mlp_arrays(values: KnobValues) -> dict[str, np.ndarray]:
     }
 
 
-def layer_shapes(d: int, width1: int, width2: int, classes: int) -> list[tuple[int, ...]]:
-    """The shapes of W1, b1, W2, b2, W3, b3, in θ's order."""
-    return [(d, width1), (width1,), (width1, width2), (width2,), (width2, classes), (classes,)]
-
-
-def unpack(theta: np.ndarray, d: int, width1: int, width2: int, classes: int) -> list[np.ndarray]:
-    """θ (m, P) as [W1 (m, d, w1), b1 (m, w1), W2 (m, w1, w2), b2 (m, w2), W3 (m, w2, k), b3 (m, k)] views."""
-    parts, start = [], 0
-    for shape in layer_shapes(d, width1, width2, classes):
-        size = int(np.prod(shape))
-        parts.append(theta[:, start : start + size].reshape(len(theta), *shape))
-        start += size
-    return parts
-
-
-def forward(layers: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(pre1, a1, pre2, a2, logits) of every row's network at inputs x (m, B, d), sums in index order.
-
-    pre1_i = (Σ_l x_l·W1_li) + b1_i, a1 = relu(pre1); pre2_j = (Σ_i a1_i·W2_ij) + b2_j, a2 = relu(pre2);
-    z_c = (Σ_j a2_j·W3_jc) + b3_c.
-    """
-    w1, b1, w2, b2, w3, b3 = layers
-
-    def linear(inputs, w, b):  # inputs (m, B, fan_in), w (m, fan_in, fan_out), b (m, fan_out)
-        acc = np.zeros((*inputs.shape[:2], w.shape[2]), dtype=w.dtype)
-        for i in range(w.shape[1]):
-            acc = acc + inputs[:, :, i : i + 1] * w[:, None, i, :]
-        return acc + b[:, None, :]
-
-    zero = w1.dtype.type(0)
-    pre1 = linear(x, w1, b1)
-    a1 = np.where(pre1 > 0, pre1, zero)
-    pre2 = linear(a1, w2, b2)
-    a2 = np.where(pre2 > 0, pre2, zero)
-    return pre1, a1, pre2, a2, linear(a2, w3, b3)
-
-
-def first_argmax(z: np.ndarray) -> np.ndarray:
-    """Index of the first largest entry along the last axis (by strict >, from entry 0)."""
-    best, value = np.zeros(z.shape[:-1], dtype=np.int64), z[..., 0]
-    for c in range(1, z.shape[-1]):
-        better = z[..., c] > value
-        best = np.where(better, c, best)
-        value = np.where(better, z[..., c], value)
-    return best
-
-
-def softmax_cross_entropy(z: np.ndarray, labels: np.ndarray, count) -> tuple[np.ndarray, np.ndarray]:
-    """Each sample's ℓ (m, B) and ∂ℓ/∂z divided by ``count`` (m, B, classes), at logits z (m, B, classes) and
-    int labels (m, B): μ = the first largest logit, s = Σ_c exp(z_c − μ) in class order, ℓ = (μ + log s) − z_y,
-    ∂ℓ/∂z_c = (exp(z_c − μ)/s − [c = y])/count."""
-    with np.errstate(invalid="ignore"):
-        top = np.take_along_axis(z, first_argmax(z)[..., None], axis=-1)[..., 0]
-        e = exp_nonpositive(z - top[..., None])
-    s = np.zeros_like(top)
-    for c in range(z.shape[-1]):
-        s = s + e[..., c]
-    picked = np.take_along_axis(z, labels[..., None], axis=-1)[..., 0]
-    onehot = labels[..., None] == np.arange(z.shape[-1])
-    return (top + log_at_least_one(s)) - picked, (e / s[..., None] - onehot.astype(z.dtype)) / count
-
-
-class SoftmaxMLP(Model):
+class SoftmaxMLP(DenseNetwork):
     """LINEAR→RELU→LINEAR→RELU→LINEAR→SOFTMAX with cross-entropy, on Gaussian clusters of ``classes`` classes.
 
-    z = W3ᵀ·relu(W2ᵀ·relu(W1ᵀ·x + b1) + b2) + b3 (``forward``), with relu'(0) = 0. Per input, with
+    z = W3ᵀ·relu(W2ᵀ·relu(W1ᵀ·x + b1) + b2) + b3, with relu'(0) = 0. Per input, with
     μ = max_c z_c (the first largest), s = Σ_c exp(z_c − μ) in class order: ℓ = (μ + log s) − z_y, and
     ∂ℓ/∂z_c = exp(z_c − μ)/s − [c = y]. L = mean of ℓ over the data (or the minibatch), summed in sample
     order; each sample's ∂ℓ/∂z is divided by the sample count before it is back-propagated and added.
@@ -118,12 +56,15 @@ class SoftmaxMLP(Model):
     1/classes. ``evaluate`` reports the final network's training accuracy and whether it is collapsed
     (the ``accuracy`` and ``collapsed`` fields).
 
+    A preset of the ``network`` model (issue 12), the same maps bit for bit as before it: widths "width1,width2",
+    relu, biases, softmax_ce, the standard parameterisation (``DenseNetwork``: the same kernel and reference),
+    on its own clusters and draws.
+
     Knobs: classes (6), d (16), per_class (50), separation (1), cluster_std (1), width1 (25), width2 (12),
     seed (0), init_scale (1).
     """
 
     name = "softmax-mlp"
-    kernel = "softmax_mlp"
     knobs = (
         Knob("classes", 6, "number of classes (Gaussian clusters)", kind=int, minimum=2, maximum=1024),
         Knob("d", 16, "input dimension", kind=int, minimum=1, maximum=4096),
@@ -137,13 +78,11 @@ class SoftmaxMLP(Model):
     )
     shape_knobs = frozenset({"classes", "d", "per_class", "separation", "cluster_std", "width1", "width2", "seed"})
     converge_loss = 1e-3
-    minibatches = True
     classifier = True
-    value_words = {"collapsed": {0: "more than one class (or not finite)", 1: "one class for every input"}}
+    value_words = COLLAPSE_WORDS
 
     def parameter_count(self, values: KnobValues) -> int:
-        sizes = (int(np.max(values[name])) for name in ("d", "width1", "width2", "classes"))
-        return sum(int(np.prod(shape)) for shape in layer_shapes(*sizes))
+        return parameter_total([int(np.max(values[name])) for name in ("d", "width1", "width2", "classes")], 1)
 
     def data_size(self, values: KnobValues) -> int:
         """X and the labels (and again as the data's rows), and the initial weights."""
@@ -160,65 +99,7 @@ class SoftmaxMLP(Model):
         theta0 = np.concatenate(pieces, axis=1)
         return Problem(
             theta0=theta0,
-            consts=np.tile(np.array([width1, width2, classes], dtype=np.float64), (n, 1)),
+            consts=dense_consts(n, [d, width1, width2, classes], "relu", "softmax_ce", 1, "standard", True),
             data=np.concatenate([arrays["X"].T, arrays["labels"][None, :].astype(np.float64)]),
             trainable=np.ones(theta0.shape[1], dtype=bool),
         )
-
-    @staticmethod
-    def _layers(theta, consts, data):
-        width1, width2, classes = (int(v) for v in consts[0])
-        d = data.shape[0] - 1
-        return unpack(theta, d, width1, width2, classes), d
-
-    def loss_grad(self, theta, consts, data, batch=None):
-        dtype = theta.dtype
-        m = len(theta)
-        layers, d = self._layers(theta, consts, data)
-        w1, b1, w2, b2, w3, b3 = layers
-        count = data.shape[1] if batch is None else batch.shape[1]
-        columns = np.broadcast_to(np.arange(count), (m, count)) if batch is None else batch
-        x = np.moveaxis(data[:d][:, columns], 0, -1)  # (m, B, d)
-        labels = data[d][columns].astype(np.int64)  # (m, B)
-        pre1, a1, pre2, a2, z = forward(layers, x)
-        terms, dz = softmax_cross_entropy(z, labels, dtype.type(count))
-
-        # back-propagation of every sample at once (its own sums in index order) ...
-        dpre2 = np.zeros_like(a2)
-        for c in range(z.shape[-1]):
-            dpre2 = dpre2 + w3[:, None, :, c] * dz[..., c : c + 1]
-        dpre2 = np.where(pre2 > 0, dpre2, dtype.type(0))
-        dpre1 = np.zeros_like(a1)
-        for j in range(a2.shape[-1]):
-            dpre1 = dpre1 + w2[:, None, :, j] * dpre2[..., j : j + 1]
-        dpre1 = np.where(pre1 > 0, dpre1, dtype.type(0))
-        # ... then the sums over samples, in sample order
-        loss = np.zeros(m, dtype=dtype)
-        grads = [np.zeros_like(part) for part in layers]
-        for n in range(count):
-            loss = loss + terms[:, n]
-            for k, (inputs, delta) in enumerate(((x, dpre1), (a1, dpre2), (a2, dz))):
-                grads[2 * k] = grads[2 * k] + inputs[:, n, :, None] * delta[:, n, None, :]
-                grads[2 * k + 1] = grads[2 * k + 1] + delta[:, n]
-        return loss / dtype.type(count), np.concatenate([g.reshape(m, -1) for g in grads], axis=1)
-
-    def evaluate(self, theta, consts, data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(accuracy, collapsed, classes predicted) of each row's network on the whole training set.
-
-        The prediction is the first largest logit. accuracy = fraction of inputs predicted right;
-        collapsed = 1 when every input gets the same class, else 0; classes predicted = the number of
-        distinct classes predicted (a network near chance often predicts two or three). Where a logit is
-        not finite they are undefined: accuracy NaN, collapsed 0, classes predicted 0.
-        """
-        layers, d = self._layers(theta, consts, data)
-        x = np.broadcast_to(data[:d].T, (len(theta), data.shape[1], d))
-        with np.errstate(all="ignore"):
-            z = forward(layers, x)[-1]
-        predicted = first_argmax(z)
-        finite = np.all(np.isfinite(z), axis=(1, 2))
-        accuracy = np.mean(predicted == data[d].astype(np.int64), axis=1)
-        collapsed = np.all(predicted == predicted[:, :1], axis=1)
-        seen = np.zeros((len(theta), z.shape[-1]), dtype=bool)
-        np.put_along_axis(seen, predicted, True, axis=1)
-        distinct = np.where(finite, seen.sum(axis=1), 0).astype(np.int16)
-        return np.where(finite, accuracy, np.nan), (finite & collapsed).astype(np.int8), distinct
