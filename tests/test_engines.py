@@ -127,3 +127,13 @@ def test_a_model_without_a_kernel_is_refused_in_one_line():
     assert all(no_kernel(model) is None for model in ds.MODELS.values())
     with pytest.raises(ds.SpecError, match="until its kernel lands$"):
         get_backend("cython", pending)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_threads_work_space_starts_on_a_cache_line(dtype):
+    from descentsim.backends.compiled import WORK_ALIGNMENT, aligned_rows
+
+    for rows, size in ((1, 1), (2, 37), (3, 1000), (5, 16)):
+        work = aligned_rows(rows, size, np.dtype(dtype))
+        assert work.shape[0] == rows and work.shape[1] >= size and work.flags.c_contiguous
+        assert all(work[r].ctypes.data % WORK_ALIGNMENT == 0 for r in range(rows))

@@ -34,6 +34,8 @@ BLOCK_ELEMENTS = 1 << 22
 NETWORK_KNOBS = (
     Knob("widths", "16", "hidden layer widths as text, input first: \"25,12\"; \"\" for none (a linear model); "
          "the input width is the data's, the output width the task's (classes for softmax_ce, else 1)", kind=str),
+    Knob("width", 0, "every hidden layer's width in place of the widths' values (0: the widths as given); a "
+         "whole number, so it can be swept on an axis", kind=int, minimum=0, maximum=MAX_WIDTH),
     Knob("activation", "relu", "hidden activation: relu, leaky_relu (leaky_slope), tanh, sigmoid, identity, "
          "tanh_sqrt2 (tanh(√2·z)) or relu_sqrt2 (√2·relu(z)), the fractal paper's (mlp's tanh and relu)",
          kind=str, choices=ACTIVATIONS),
@@ -60,7 +62,7 @@ NETWORK_KNOBS = (
          "\"\": all 1", kind=str),
 )
 #: Knobs that fix the shapes, the initial draws or the code paths; the data knobs fix the data.
-NETWORK_SHAPE_KNOBS = frozenset({"widths", "activation", "bias", "loss", "init", "init_file", "seed",
+NETWORK_SHAPE_KNOBS = frozenset({"widths", "width", "activation", "bias", "loss", "init", "init_file", "seed",
                                  "parameterization", "lr_layers", "offset_mode"}) | DATA_SHAPE_KNOBS
 _DEFAULTS = {knob.name: knob.default for knob in (*NETWORK_KNOBS, *DATA_KNOBS)}
 DATA_KNOB_NAMES = frozenset(knob.name for knob in DATA_KNOBS)
@@ -117,6 +119,12 @@ class Architecture:
     def __init__(self, params: Mapping[str, object]):
         get = lambda name: params.get(name, _DEFAULTS[name])  # noqa: E731
         self.hidden = parse_list("widths", get("widths"), int, 1, MAX_WIDTH)
+        width = int(get("width"))
+        if width:  # one width for every hidden layer: the knob that can be swept
+            if not self.hidden:
+                raise SpecError("knob 'width' sets the hidden layers' width, and widths gives none; give widths "
+                                "(\"16\" for one hidden layer, \"16,16\" for two) or leave width out")
+            self.hidden = [width] * len(self.hidden)
         if len(self.hidden) + 1 > MAX_LAYERS:
             raise SpecError(f"knob 'widths' gives {len(self.hidden)} hidden layers; at most {MAX_LAYERS - 1}")
         for name, choices in (("activation", ACTIVATIONS), ("loss", ("auto", *LOSSES)), ("init", INITS),
@@ -463,7 +471,8 @@ class Network(DenseNetwork):
     """A fully connected network given in the config, trained on a data set (``descentsim.datasets``).
 
     Layers l = 1 … L (L = hidden layers + 1) of widths n_0 (the data's features), the ``widths`` knob's
-    hidden widths, and n_L: the class count for softmax_ce, else 1. Per input a_0 = x:
+    hidden widths (every one ``width`` where that knob is not 0), and n_L: the class count for softmax_ce,
+    else 1. Per input a_0 = x:
 
         acc_l = Σ_i a_{l−1,i}·W_l,i:   (a sum from 0 in index order i = 0 … n_{l−1} − 1)
         z_l   = acc_l (standard), acc_l·(1/√n_{l−1}) (mean_field, hidden layers l < L),
@@ -509,7 +518,7 @@ class Network(DenseNetwork):
     text, 0 freezing a layer; the knobs lr1 … lrL may be swept). Data rows: X's columns, then y (the labels
     as numbers for classification).
 
-    Knobs: widths ("16"), activation (relu), leaky_slope (0.01), bias (1), loss (auto), init (he), init_low (−1),
+    Knobs: widths ("16"), width (0: as widths), activation (relu), leaky_slope (0.01), bias (1), loss (auto), init (he), init_low (−1),
     init_high (1), init_file, init_scale (1), init_offset (0), offset_mode (init), seed (0), parameterization
     (standard), lr_layers (""), lr1 … lrL (1), and the data knobs (``descentsim.datasets``).
     """
