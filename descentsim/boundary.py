@@ -45,6 +45,7 @@ from .outcome import Outcome
 
 if TYPE_CHECKING:
     from .convergence_map import ConvergenceMap
+    from .spec import MapSpec
 
 #: One side of a map's boundary, as the analyses take it (``side``): None for the default side, an
 #: outcome (``Outcome``, code or name) or a collection of outcomes, a boolean mask shaped like the map's
@@ -97,12 +98,30 @@ def chance_accuracy(classes: np.ndarray | int, points: np.ndarray | int) -> np.n
     return chance + CHANCE_SIGMAS * np.sqrt(chance * (1.0 - chance) / np.asarray(points, dtype=float))
 
 
-def _classifier_knob(m: "ConvergenceMap", name: str) -> np.ndarray:
-    """Knob ``name`` of a classifier map at every point; SpecError if the map is not of a classifier."""
+def class_counts(spec: "MapSpec", iy: np.ndarray, ix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, training samples) of a classifier map's data at grid points (iy, ix), float arrays shaped like
+    iy (``Model.class_counts``: the softmax-mlp's classes and classes·per_class, a network's data set's), one
+    model call per distinct value of the swept shape knobs."""
+    iy, ix = np.asarray(iy), np.asarray(ix)
+    model, values = spec.model_def, spec.point_values(iy.ravel(), ix.ravel())
+    swept = sorted(name for name in model.shape_knobs if np.ndim(values.get(name)) > 0)
+    columns = np.stack([np.asarray(values[name], dtype=float) for name in swept], axis=1) if swept else \
+        np.zeros((iy.size, 0))
+    _, first, inverse = np.unique(columns, axis=0, return_index=True, return_inverse=True)
+    counts = np.array([model.class_counts({k: (np.ravel(v)[at].item() if np.ndim(v) else v) for k, v in values.items()})
+                       for at in first], dtype=float).reshape(-1, 2)
+    picked = counts[np.ravel(inverse)]
+    return picked[:, 0].reshape(iy.shape), picked[:, 1].reshape(iy.shape)
+
+
+def _class_counts(m: "ConvergenceMap") -> tuple[np.ndarray, np.ndarray]:
+    """``class_counts`` at every point of a classifier map; SpecError if the map is not of a classifier."""
     if isinstance(m, Mapping) or not m.spec.model_def.classifier:
         what = "a fields mapping" if isinstance(m, Mapping) else f"model {m.spec.model!r}"
-        raise SpecError(f"{what} is not a classifier map; learned and chance level need a softmax-mlp ConvergenceMap")
-    return m.knob(name)
+        raise SpecError(f"{what} is not a classifier map; learned and chance level need a ConvergenceMap of a "
+                        "classifier (softmax-mlp, or a network on class labels)")
+    iy, ix = np.indices(m.shape)
+    return class_counts(m.spec, iy, ix)
 
 
 def learned(m: "ConvergenceMap") -> np.ndarray:
@@ -114,14 +133,14 @@ def learned(m: "ConvergenceMap") -> np.ndarray:
     SpecError
         if ``m`` is not a map of a classifier.
     """
-    threshold = learned_accuracy(_classifier_knob(m, "classes"))
+    threshold = learned_accuracy(_class_counts(m)[0])
     accuracy = m.fields["accuracy"]
     return np.isfinite(accuracy) & (accuracy >= threshold)
 
 
 def chance_level(m: "ConvergenceMap") -> np.ndarray:
     """Boolean mask (shaped like the fields) of the classifier networks at chance level: a finite training
-    accuracy of at most ``chance_accuracy(classes, classes·per_class)``, and not learned (which matters only
+    accuracy of at most ``chance_accuracy(classes, samples)`` (``class_counts``), and not learned (which matters only
     on training sets so small that the two bands overlap). Collapsed networks are at chance level, and so
     are networks that predict several classes no better than guessing, which ``collapsed`` misses.
 
@@ -130,8 +149,8 @@ def chance_level(m: "ConvergenceMap") -> np.ndarray:
     SpecError
         if ``m`` is not a map of a classifier.
     """
-    classes = _classifier_knob(m, "classes")
-    ceiling = chance_accuracy(classes, classes * _classifier_knob(m, "per_class"))
+    classes, samples = _class_counts(m)
+    ceiling = chance_accuracy(classes, samples)
     accuracy = m.fields["accuracy"]
     return np.isfinite(accuracy) & (accuracy <= ceiling) & ~learned(m)
 

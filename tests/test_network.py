@@ -291,6 +291,22 @@ def test_classifier_fields():
     assert set(np.unique(m.fields["classes_predicted"])) <= {1, 2}
 
 
+def test_chance_level_and_learned_count_the_datas_classes_and_samples():
+    """learned and chance level judge a network by its data's class count and samples (iris: 3 classes; a
+    training subset swept on an axis: 30 or 90 samples), not by the softmax-mlp's classes and per_class
+    knobs, which a network does not read (they gave 2 classes of 100 samples here)."""
+    from descentsim.boundary import chance_accuracy, chance_level, class_counts, learned, learned_accuracy
+
+    spec = ds.MapSpec(model="network", x=ds.Axis("train_samples", 30, 90, 2), y=ds.Axis("lr", 1e-3, 1.0, 4, "log"),
+                      steps=60, params={"data": "iris", "standardize": 1, "widths": "4"})
+    m = ds.run_map(spec)
+    classes, samples = class_counts(spec, *np.indices(m.shape))
+    assert np.all(classes == 3) and np.array_equal(samples, np.broadcast_to([30.0, 90.0], m.shape))
+    accuracy = m.fields["accuracy"]
+    assert np.array_equal(learned(m), accuracy >= learned_accuracy(3))
+    assert np.array_equal(chance_level(m), (accuracy <= chance_accuracy(3, samples)) & ~learned(m))
+
+
 # ------------------------------------------------------------------------------------------------ refusals
 
 

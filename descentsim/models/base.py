@@ -127,6 +127,11 @@ class Model:
         parameters ``theta`` on the training set."""
         raise NotImplementedError
 
+    def class_counts(self, values: KnobValues) -> tuple[int, int]:
+        """Classifiers: (classes, training samples) of the data a problem of ``values`` trains on (its shape knobs
+        as scalars): what chance level means for its accuracy (``boundary.class_counts``)."""
+        raise NotImplementedError
+
     def after_update(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> np.ndarray:
         """θ after each update's own change, for models that move it further (the mlp's every-step offset);
         the rows updated, (m, P). Most models leave it as it is."""

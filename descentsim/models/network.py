@@ -537,6 +537,11 @@ class Network(DenseNetwork):
     def parameter_count(self, values: KnobValues) -> int:
         return self.for_params(_largest(values)).parameter_count(values)
 
+    def class_counts(self, values: KnobValues) -> tuple[int, int]:
+        """The data's class count and samples (the training subset's)."""
+        data = load_data(values)
+        return data.classes, data.samples
+
     def data_size(self, values: KnobValues) -> int:
         return self.for_params(_largest(values)).data_size(values)
 

@@ -89,6 +89,9 @@ class SoftmaxMLP(DenseNetwork):
         samples = int(np.max(values["classes"])) * int(np.max(values["per_class"]))
         return 2 * (int(np.max(values["d"])) + 1) * samples + self.parameter_count(values)
 
+    def class_counts(self, values: KnobValues) -> tuple[int, int]:
+        return int(values["classes"]), int(values["classes"]) * int(values["per_class"])
+
     def problem(self, values: KnobValues, n: int) -> Problem:
         d, width1, width2, classes = softmax_mlp_shape(values)
         arrays = softmax_mlp_arrays(values)
