@@ -11,7 +11,9 @@ float32 and float64:
   1…1000 with lr = 1; full-batch gradient descent), once as ``model = "mlp"`` and once expressed as
   ``model = "network"`` (``widths = "16"``, ``activation = "tanh_sqrt2"``, ``bias = 0``, ``loss = "mse"``,
   ``parameterization = "mean_field"``, the mlp's data and initial weights through ``data_file`` and
-  ``init_file``, lr1 × lr2 swept); the two must give the same bits, and the benchmark checks that they do.
+  ``init_file``, lr1 × lr2 swept). The mlp is a preset of the network, so both run the network's kernel (its
+  one-hidden-layer path): the two rows time the preset and the same network written out by hand, which
+  must give the same bits (the benchmark checks that they do).
   JAX: ``bench_mlp.jax_mlp_map_fn`` (a ``vmap`` of a ``lax.scan`` of ``jax.value_and_grad``, with
   descentsim's early-stopping rules), one JAX run serving both rows;
 * **the digits map**: ``examples/digits_collapse.toml`` on a smaller grid with fewer steps (hidden widths
@@ -54,7 +56,7 @@ From the repository root, with JAX (``pip install ".[bench]"``) and scikit-learn
     python bench/bench_network.py --dtypes float32 --skip-jax
     python bench/bench_network.py --help
 
-One round at the defaults takes about 80 s on a 2-core machine, ``--rounds 3`` about 4 minutes.
+One round at the defaults takes about 45 s on a 2-core machine, ``--rounds 3`` about 2–3 minutes.
 """
 
 from __future__ import annotations
