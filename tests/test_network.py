@@ -356,3 +356,25 @@ def test_linear_regression_blows_up_exactly_above_2_over_lambda_max():
         # above it the error grows by |1 − lr·λ_max| > 1 a step: within the budget once clear of the edge
         assert diverged[m.x > 1.05 * critical].all(), (iy, critical)
         assert not (m.outcome[iy][m.x > critical] == ds.Outcome.CONVERGED).any()
+
+
+def test_digits_network_learns_at_small_lr_and_collapses_to_one_class_at_the_largest():
+    """examples/digits_collapse.toml on a 3 × 3 grid (lr 10⁻⁴, 10⁻², 1 × init_scale 0.1, 1, 10), 200 steps: at lr
+    10⁻² and He's scale the network learns the digits; at lr 1 every start ends predicting one class for every
+    input, its accuracy that class's share of the 1797 images (≈ 1/10); a start ten times He's learns slower."""
+    from descentsim.cli import load_config
+    from descentsim.datasets import load_data
+
+    example = Path(__file__).parent.parent / "examples" / "digits_collapse.toml"
+    spec = load_config(str(example), ["x.n=3", "y.n=3", "steps=200"])
+    m = ds.run_map(spec)
+    np.testing.assert_allclose(m.x, [1e-4, 1e-2, 1.0])
+    np.testing.assert_allclose(m.y, [0.1, 1.0, 10.0])
+    accuracy, collapsed = m.fields["accuracy"], m.fields["collapsed"]
+    assert accuracy[1, 1] > 0.9  # lr 10⁻², init_scale 1: learned
+    assert accuracy[2, 1] < accuracy[1, 1] - 0.3  # init_scale 10: far behind after the same steps
+    assert not collapsed[:, :2].any()
+    class_shares = np.bincount(load_data({"data": "digits"}).y) / 1797
+    assert collapsed[:, 2].all() and (m.fields["classes_predicted"][:, 2] == 1).all()
+    for share in accuracy[:, 2]:  # one class for every input: right on exactly that class's images
+        assert np.isclose(share, class_shares, rtol=0, atol=1e-6).any(), share
