@@ -451,13 +451,14 @@ DS_INLINE vec DS_NAME(ds_network_phi_backward)(int code, vec dh, vec z, vec h, v
 }
 
 /* The forward pass of one sample per lane, a_0 (the inputs) already in work: per layer acc_j = Σ_i a_i·W_ij
- * (from 0, in index order), then ·(1/√n_in) (mean_field, hidden) or /√n_in/√n_in (mean_field, output), then
- * + b_j (bias); z into work, a = φ(z) for the hidden layers. c: the lanes' consts. */
+ * (from 0, in index order; DS_NET_UNITS outputs at a time in registers, which changes no result), then
+ * ·(1/√n_in) (mean_field, hidden) or /√n_in/√n_in (mean_field, output), then + b_j (bias); z into work,
+ * a = φ(z) for the hidden layers. c: the lanes' consts. */
 DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS_T *th, const DS_T *c, DS_T *work)
 {
     const vec zero = {0}, slope = vload(c + DS_NET_SLOPE * DS_LANES);
     const ptrdiff_t last = net->layers - 1;
-    ptrdiff_t l, i, j;
+    ptrdiff_t l, i, j, j0, jj;
     for (l = 0; l <= last; l++) {
         const ptrdiff_t fan_in = net->width[l], fan_out = net->width[l + 1];
         const DS_T *in = work + net->act_at[l] * DS_LANES, *w = th + net->w_at[l] * DS_LANES,
@@ -465,13 +466,24 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
         DS_T *z = work + net->z_at[l] * DS_LANES;
         const vec scale = vload(c + (DS_NET_WIDTHS + net->layers + 1 + l) * DS_LANES),
                   root = vload(c + (DS_NET_WIDTHS + 2 * net->layers + 1 + l) * DS_LANES);
-        for (j = 0; j < fan_out; j++)
-            vstore(z + j * DS_LANES, zero);
-        for (i = 0; i < fan_in; i++) {
-            const vec a = vload(in + i * DS_LANES);
-            const DS_T *wi = w + i * fan_out * DS_LANES;
-            for (j = 0; j < fan_out; j++)
-                vstore(z + j * DS_LANES, vload(z + j * DS_LANES) + a * vload(wi + j * DS_LANES));
+        for (j0 = 0; j0 + DS_NET_UNITS <= fan_out; j0 += DS_NET_UNITS) { /* blocks of outputs, in registers */
+            vec acc[DS_NET_UNITS];
+            DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                acc[jj] = zero;
+            for (i = 0; i < fan_in; i++) {
+                const vec a = vload(in + i * DS_LANES);
+                const DS_T *wi = w + (i * fan_out + j0) * DS_LANES;
+                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                    acc[jj] = acc[jj] + a * vload(wi + jj * DS_LANES);
+            }
+            DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
+                vstore(z + (j0 + jj) * DS_LANES, acc[jj]);
+        }
+        for (j = j0; j < fan_out; j++) { /* the outputs left over */
+            vec acc = zero;
+            for (i = 0; i < fan_in; i++)
+                acc = acc + vload(in + i * DS_LANES) * vload(w + (i * fan_out + j) * DS_LANES);
+            vstore(z + j * DS_LANES, acc);
         }
         for (j = 0; j < fan_out; j++) {
             vec v = vload(z + j * DS_LANES);
