@@ -45,7 +45,7 @@ from .outcome import Outcome
 
 if TYPE_CHECKING:
     from .convergence_map import ConvergenceMap
-    from .spec import MapSpec
+    from .models import Model
 
 #: One side of a map's boundary, as the analyses take it (``side``): None for the default side, an
 #: outcome (``Outcome``, code or name) or a collection of outcomes, a boolean mask shaped like the map's
@@ -98,20 +98,23 @@ def chance_accuracy(classes: np.ndarray | int, points: np.ndarray | int) -> np.n
     return chance + CHANCE_SIGMAS * np.sqrt(chance * (1.0 - chance) / np.asarray(points, dtype=float))
 
 
-def class_counts(spec: "MapSpec", iy: np.ndarray, ix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(classes, training samples) of a classifier map's data at grid points (iy, ix), float arrays shaped like
-    iy (``Model.class_counts``: the softmax-mlp's classes and classes·per_class, a network's data set's), one
-    model call per distinct value of the swept shape knobs."""
-    iy, ix = np.asarray(iy), np.asarray(ix)
-    model, values = spec.model_def, spec.point_values(iy.ravel(), ix.ravel())
-    swept = sorted(name for name in model.shape_knobs if np.ndim(values.get(name)) > 0)
-    columns = np.stack([np.asarray(values[name], dtype=float) for name in swept], axis=1) if swept else \
-        np.zeros((iy.size, 0))
+def class_counts(model: "Model", values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, training samples) of a classifier's data where its knobs take ``values`` (each a scalar, or an
+    array of the points' values, all of one shape): float arrays of that shape (``Model.class_counts``: the
+    softmax-mlp's classes and classes·per_class, a network's data set's). One model call per distinct value of
+    the shape knobs that vary."""
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values.values() if np.ndim(v) > 0))
+    flat = {k: np.broadcast_to(v, shape).ravel() if np.ndim(v) else v for k, v in values.items()}
+    size = int(np.prod(shape))
+    varying = sorted(name for name in model.shape_knobs
+                     if np.ndim(flat.get(name)) > 0 and np.any(flat[name] != flat[name][0]))
+    codes = [np.unique(flat[name], return_inverse=True)[1].ravel() for name in varying]  # numbers or text alike
+    columns = np.stack(codes, axis=1) if codes else np.zeros((size, 0), dtype=np.int64)
     _, first, inverse = np.unique(columns, axis=0, return_index=True, return_inverse=True)
-    counts = np.array([model.class_counts({k: (np.ravel(v)[at].item() if np.ndim(v) else v) for k, v in values.items()})
+    counts = np.array([model.class_counts({k: (v[at].item() if np.ndim(v) else v) for k, v in flat.items()})
                        for at in first], dtype=float).reshape(-1, 2)
     picked = counts[np.ravel(inverse)]
-    return picked[:, 0].reshape(iy.shape), picked[:, 1].reshape(iy.shape)
+    return picked[:, 0].reshape(shape), picked[:, 1].reshape(shape)
 
 
 def _class_counts(m: "ConvergenceMap") -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +123,7 @@ def _class_counts(m: "ConvergenceMap") -> tuple[np.ndarray, np.ndarray]:
         what = "a fields mapping" if isinstance(m, Mapping) else f"model {m.spec.model!r}"
         raise SpecError(f"{what} is not a classifier map; learned and chance level need a ConvergenceMap of a "
                         "classifier (softmax-mlp, or a network on class labels)")
-    iy, ix = np.indices(m.shape)
-    return class_counts(m.spec, iy, ix)
+    return class_counts(m.spec.model_def, {name: m.knob(name) for name in m.spec.knobs})
 
 
 def learned(m: "ConvergenceMap") -> np.ndarray:

@@ -300,7 +300,7 @@ def test_chance_level_and_learned_count_the_datas_classes_and_samples():
     spec = ds.MapSpec(model="network", x=ds.Axis("train_samples", 30, 90, 2), y=ds.Axis("lr", 1e-3, 1.0, 4, "log"),
                       steps=60, params={"data": "iris", "standardize": 1, "widths": "4"})
     m = ds.run_map(spec)
-    classes, samples = class_counts(spec, *np.indices(m.shape))
+    classes, samples = class_counts(spec.model_def, {name: m.knob(name) for name in spec.knobs})
     assert np.all(classes == 3) and np.array_equal(samples, np.broadcast_to([30.0, 90.0], m.shape))
     accuracy = m.fields["accuracy"]
     assert np.array_equal(learned(m), accuracy >= learned_accuracy(3))
