@@ -99,51 +99,55 @@ def chance_accuracy(classes: np.ndarray | int, points: np.ndarray | int) -> np.n
 
 
 def class_counts(model: "Model", values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(classes, training samples) of a classifier's data where its knobs take ``values`` (each a scalar, or an
-    array of the points' values, all of one shape): float arrays of that shape (``Model.class_counts``: the
-    softmax-mlp's classes and classes·per_class, a network's data set's). One model call per distinct value of
-    the shape knobs that vary."""
-    shape = np.broadcast_shapes(*(np.shape(v) for v in values.values() if np.ndim(v) > 0))
-    flat = {k: np.broadcast_to(v, shape).ravel() if np.ndim(v) else v for k, v in values.items()}
-    size = int(np.prod(shape))
-    varying = sorted(name for name in model.shape_knobs
-                     if np.ndim(flat.get(name)) > 0 and np.any(flat[name] != flat[name][0]))
-    codes = [np.unique(flat[name], return_inverse=True)[1].ravel() for name in varying]  # numbers or text alike
-    columns = np.stack(codes, axis=1) if codes else np.zeros((size, 0), dtype=np.int64)
+    """(classes, training samples) of a classifier's data (``Model.class_counts``: the softmax-mlp's classes and
+    classes·per_class, a network's data set's) where its shape knobs take ``values``: a scalar for a fixed knob,
+    an array of the points' values for a swept one (all of one shape). Float arrays of that shape; one model
+    call per distinct combination of the swept values."""
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values.values()))
+    swept = sorted(name for name, v in values.items() if np.ndim(v) > 0)
+    codes = [np.unique(np.broadcast_to(values[name], shape), return_inverse=True)[1].ravel() for name in swept]
+    columns = np.stack(codes, axis=1) if codes else np.zeros((int(np.prod(shape)), 0), dtype=np.int64)
     _, first, inverse = np.unique(columns, axis=0, return_index=True, return_inverse=True)
-    counts = np.array([model.class_counts({k: (v[at].item() if np.ndim(v) else v) for k, v in flat.items()})
-                       for at in first], dtype=float).reshape(-1, 2)
-    picked = counts[np.ravel(inverse)]
+    counts = np.array([model.class_counts({name: (np.broadcast_to(v, shape).flat[at].item() if np.ndim(v) else v)
+                                           for name, v in values.items()}) for at in first], dtype=float)
+    picked = counts.reshape(-1, 2)[np.ravel(inverse)]
     return picked[:, 0].reshape(shape), picked[:, 1].reshape(shape)
 
 
 def _class_counts(m: "ConvergenceMap") -> tuple[np.ndarray, np.ndarray]:
-    """``class_counts`` at every point of a classifier map; SpecError if the map is not of a classifier."""
+    """``class_counts`` at the points of a classifier map (the axis knobs' values as ``m.knob`` gives them, so
+    bisection points too); SpecError if the map is not of a classifier."""
     if isinstance(m, Mapping) or not m.spec.model_def.classifier:
         what = "a fields mapping" if isinstance(m, Mapping) else f"model {m.spec.model!r}"
         raise SpecError(f"{what} is not a classifier map; learned and chance level need a ConvergenceMap of a "
                         "classifier (softmax-mlp, or a network on class labels)")
-    return class_counts(m.spec.model_def, {name: m.knob(name) for name in m.spec.knobs})
+    spec, axes = m.spec, {axis.name for axis in m.spec.axes}
+    values = {name: m.knob(name) if name in axes else spec.params.get(name, spec.knobs[name].default)
+              for name in spec.model_def.shape_knobs if name in spec.knobs}
+    return class_counts(spec.model_def, values)
+
+
+def _learned(accuracy: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return np.isfinite(accuracy) & (accuracy >= learned_accuracy(classes))
 
 
 def learned(m: "ConvergenceMap") -> np.ndarray:
     """Boolean mask (shaped like the fields) of the classifier networks that learned: a finite training
-    accuracy of at least ``learned_accuracy(classes)``; the default side of a classifier map.
+    accuracy of at least ``learned_accuracy(classes)`` (``class_counts``); the default side of a classifier map.
 
     Raises
     ------
     SpecError
         if ``m`` is not a map of a classifier.
     """
-    threshold = learned_accuracy(_class_counts(m)[0])
-    accuracy = m.fields["accuracy"]
-    return np.isfinite(accuracy) & (accuracy >= threshold)
+    classes = _class_counts(m)[0]
+    return _learned(m.fields["accuracy"], classes)
 
 
 def chance_level(m: "ConvergenceMap") -> np.ndarray:
     """Boolean mask (shaped like the fields) of the classifier networks at chance level: a finite training
-    accuracy of at most ``chance_accuracy(classes, samples)`` (``class_counts``), and not learned (which matters only
-    on training sets so small that the two bands overlap). Collapsed networks are at chance level, and so
+    accuracy of at most ``chance_accuracy(classes, samples)`` (``class_counts``), and not learned (which matters
+    only on training sets so small that the two bands overlap). Collapsed networks are at chance level, and so
     are networks that predict several classes no better than guessing, which ``collapsed`` misses.
 
     Raises
@@ -152,9 +156,8 @@ def chance_level(m: "ConvergenceMap") -> np.ndarray:
         if ``m`` is not a map of a classifier.
     """
     classes, samples = _class_counts(m)
-    ceiling = chance_accuracy(classes, samples)
     accuracy = m.fields["accuracy"]
-    return np.isfinite(accuracy) & (accuracy <= ceiling) & ~learned(m)
+    return np.isfinite(accuracy) & (accuracy <= chance_accuracy(classes, samples)) & ~_learned(accuracy, classes)
 
 
 def default_side(m: "ConvergenceMap | Mapping[str, np.ndarray]") -> np.ndarray:

@@ -654,7 +654,7 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; the frames finished are in {args.output}, --resume continues",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         held.close()
     stopped = frames[-1].provenance.get("zoom_stopped")

@@ -79,7 +79,8 @@ DATA_KNOBS: tuple[Knob, ...] = (
          choices=TEACHER_ACTIVATIONS),
     Knob("task", "auto", "classification or regression; auto: the data set's own (file: inferred from the "
          "labels; teacher: classification)", kind=str, choices=TASKS),
-    Knob("data_file", "", "the data file (data = file): .npz (X, y), .npy (X; labels in labels_file) or .csv",
+    Knob("data_file", "", "the data file (data = file): .npz (X, y), .npy (X; labels in labels_file), .csv, or a "
+         "map file .h5 (the data it trained on)",
          kind=str),
     Knob("labels_file", "", "the .npy file of the labels, with a .npy data_file", kind=str),
     Knob("label_column", "", "the label column of a .csv data_file (empty: the last column)", kind=str),
@@ -255,7 +256,8 @@ def read_embedded(parent, shown: str) -> DataSet:
     DataError (one line naming ``shown``, the file as messages show it) when it is missing or damaged."""
     if EMBEDDED_GROUP not in parent:
         raise DataError(f"{shown} holds no training data (a map of a model without data, a map whose data "
-                        "were larger than 16 MiB, or one made before descentsim kept them)")
+                        "were larger than 16 MiB, or one made before descentsim kept them); set data_file to the "
+                        "data themselves")
     group = parent[EMBEDDED_GROUP]
     try:
         x, y = np.asarray(group["X"][...]), np.asarray(group["y"][...])
@@ -446,18 +448,6 @@ GENERATORS: dict[str, Callable[[Settings], Drawn]] = {
     "xor": xor_data, "clusters": clusters_data, "linear": linear_data, "moons": moons_data,
     "circles": circles_data, "teacher": teacher_data,
 }
-#: The knobs each data set reads, besides those every one reads (data, task, standardize, train_samples and
-#: data_seed, which also draws the subset).
-KNOBS_READ: dict[str, tuple[str, ...]] = {
-    "xor": ("samples", "noise"),
-    "clusters": ("classes", "features", "per_class", "separation", "cluster_std"),
-    "linear": ("samples", "features", "input_low", "input_high", "slope", "intercept", "noise"),
-    "moons": ("samples", "noise"),
-    "circles": ("samples", "inner_radius", "noise"),
-    "teacher": ("samples", "features", "classes", "teacher_width", "teacher_activation", "noise"),
-    **{name: () for name in BUNDLED},
-    "file": ("data_file", "labels_file", "label_column"),
-}
 
 
 # ------------------------------------------------------------------------------------------ scikit-learn
@@ -506,7 +496,7 @@ def _check_file_knobs(settings: Settings) -> None:
                             "set data = \"file\" or leave them out")
         return
     if not data_file:
-        raise SpecError('data = "file" needs data_file: a .npz, .npy (with labels_file) or .csv file')
+        raise SpecError('data = "file" needs data_file: a .npz, .npy (with labels_file), .csv or map (.h5) file')
     suffix = Path(data_file).suffix.lower()
     if suffix not in SUFFIXES:
         raise DataError(f"data file {data_file!r} has an unknown extension; use .npz (arrays X and y), "
@@ -647,7 +637,8 @@ def _read_file(settings: Settings) -> Drawn:
         x, y = _load_npy(path), _load_npy(_existing(str(settings["labels_file"]), "labels_file"))
     elif suffix == ".h5":
         embedded = _read_map_data(path)
-        return Drawn(embedded.X, embedded.y, embedded.classes, f"file {path.name}: {embedded.description}")
+        what = embedded.description.split(";")[0]  # the rest (sizes) the description says again
+        return Drawn(embedded.X, embedded.y, embedded.classes, f"file {path.name}: {what}")
     else:
         x, y = _read_csv(path, str(settings["label_column"]))
     return Drawn(x, y, 0, f"file {path.name}")

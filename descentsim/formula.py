@@ -242,8 +242,12 @@ class _Compiler:
 
     def literal(self, expr) -> int:
         value = complex(self.sympy.N(expr, 40))
-        if value.imag != 0 or not np.isfinite(value.real):
-            raise SpecError(f"the loss has the constant {expr}, which is not a finite real number")
+        if value.imag != 0:
+            raise SpecError(f"the loss has the constant {self.sympy.N(expr, 6)}, which is not a real number; "
+                            "write the loss so that it stays real")
+        if not np.isfinite(value.real):
+            raise SpecError(f"the loss has the constant {self.sympy.N(expr, 6)}, beyond float64's range (±1.8e308); "
+                            "rescale the loss or its constants")
         return self.emit("const", literal=float(value.real))
 
     def build(self, expr) -> int:

@@ -316,7 +316,9 @@ def plot_history(cmap: MapData, field: str = "outcome", figure: Any = None):
     ax_loss.legend(fontsize="x-small", loc="best", frameon=False)
     (ax_accuracy or ax_loss).set_xlabel("step t")
     if classifier:
-        classes = np.unique(class_counts(spec.model_def, spec.point_values(history.iy, history.ix))[0])
+        values = spec.point_values(history.iy, history.ix)
+        shape_values = {name: values[name] for name in spec.model_def.shape_knobs if name in values}
+        classes = np.unique(class_counts(spec.model_def, shape_values)[0])
         if classes.size == 1:  # chance level, where the recorded points share it
             ax_accuracy.axhline(1 / float(classes[0]), color="0.5", linewidth=0.8, linestyle="--", label="chance")
             ax_accuracy.legend(fontsize="x-small", loc="lower right", frameon=False)

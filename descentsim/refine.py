@@ -167,11 +167,6 @@ def refine_fields(
     return fields, computed_at
 
 
-def refinement_provenance(levels: int, margin: int, computed_at: np.ndarray) -> dict:
-    computed = int(np.count_nonzero(computed_at >= 0))
-    return {"refine_levels": levels, "refine_margin": margin, "computed_points": computed}
-
-
 def refine_map(
     spec: MapSpec, levels: int, margin: int = 1, backend: str = "auto", threads: int | None = None
 ) -> MapData:

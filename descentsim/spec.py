@@ -208,7 +208,7 @@ class MapSpec:
         object.__setattr__(self, "record", _record_points(self.record, self.axes))
         if isinstance(self.record_stride, bool) or not isinstance(self.record_stride, int) or self.record_stride < 1:
             raise SpecError(f"record_stride must be a whole number >= 1, got {self.record_stride!r}")
-        curves = len(self.record) * (self.steps + 1) * 8 * (2 if self.model_def.classifier else 1)
+        curves = len(self.record) * (self.steps + 1) * 8 * (2 if self.record and self.model_def.classifier else 1)
         if curves > MAX_RECORDED_BYTES:
             raise SpecError(f"recording {len(self.record)} points of {self.steps + 1} steps needs {curves / 2**30:.1f} GiB "
                             f"(at most {MAX_RECORDED_BYTES / 2**30:.0f}); record fewer points, or map fewer steps")

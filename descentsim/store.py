@@ -175,7 +175,6 @@ def create_node(f: h5py.Group, spec: MapSpec, provenance: dict, refined: bool = 
     for key, value in provenance.items():
         f.attrs[key] = np.asarray(value) if isinstance(value, (tuple, list)) else value
 
-    one_row = spec.y is None
     scales = []
     for axis in (spec.y, spec.x):
         if axis is None:
@@ -187,7 +186,8 @@ def create_node(f: h5py.Group, spec: MapSpec, provenance: dict, refined: bool = 
         scales.append(scale)
 
     tile = tuple(provenance.get("tile_shape", default_tile_shape(spec.shape)))
-    shape, chunks = ((spec.shape[1],), (tile[1],)) if one_row else (spec.shape, tile)
+    shape = stored_shape(spec)
+    chunks = tile[-len(shape):]
     kinds = {name: (info.dtype, info.fill, info.description) for name, info in FIELDS.items()}
     if refined:
         kinds[REFINE_LEVEL] = (np.int8, -1, REFINE_DESCRIPTION)
@@ -206,6 +206,16 @@ def create_node(f: h5py.Group, spec: MapSpec, provenance: dict, refined: bool = 
     outcome.attrs["flag_values"] = np.array([o.value for o in Outcome], dtype=np.uint8)
     outcome.attrs["flag_meanings"] = " ".join(o.name.lower() for o in Outcome)
     return datasets
+
+
+def read_training(f: h5py.Group, shown: str) -> DataSet | None:
+    """The data set a file keeps at ``f`` (``datasets.read_embedded``), or None; MapFileError when damaged."""
+    if EMBEDDED_GROUP not in f:
+        return None
+    try:
+        return read_embedded(f, shown)
+    except DataError as exc:
+        raise MapFileError(str(exc)) from None
 
 
 def read_map(path: str | Path) -> MapData:
@@ -240,8 +250,9 @@ def check_format(f: h5py.File, shown: str, kind: str = FORMAT_NAME, writer: str 
         raise MapFileError(f"{shown} was not written by {writer}; give a file written by {writer}")
 
 
-def read_node(node: h5py.Group, shown: str) -> MapData:
-    """The map stored in ``node``: a map file's root, or a zoom frame's group.
+def read_node(node: h5py.Group, shown: str, training: DataSet | None = None) -> MapData:
+    """The map stored in ``node``: a map file's root, or a zoom frame's group (whose file keeps the data set it
+    trained on once, for every frame: ``training``).
 
     Every dataset is checked against the stored spec before anything is believed (``descentsim.filecheck``):
     each field exactly the spec's shape ((ny, nx), or (nx,) for a one-row map) and its ``FIELDS`` dtype, the
@@ -268,12 +279,13 @@ def read_node(node: h5py.Group, shown: str) -> MapData:
         fields = {name: _read_field(node, name, spec, shown, version) for name in FIELDS}
         check_outcomes(fields["outcome"], node, "outcome", shown)
         refinement = _read_refinement(node, spec, prov, shown) if REFINE_LEVEL in node else None
+        if training is None:
+            training = read_training(node, shown)
+        if training is not None:
+            spec.model_def.use_training_data(training)
         history = read_history(node, HISTORY, spec, shown) if spec.record else None
-        training = read_embedded(node, shown) if EMBEDDED_GROUP in node else None
     except MapFileError:
         raise
-    except DataError as exc:
-        raise MapFileError(str(exc)) from None
     except (KeyError, ValueError, TypeError, OSError, DescentsimError) as exc:
         raise MapFileError(f"{shown} is damaged or incomplete ({exc}); recompute the map") from None
     return MapData(spec, fields, prov, refinement, history, training)

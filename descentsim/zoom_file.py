@@ -17,10 +17,10 @@ import numpy as np
 from . import boundary
 from .errors import MapFileError, SpecError
 from .filecheck import damaged
-from .datasets import EMBEDDED_GROUP, DataError, read_embedded, write_embedded
+from .datasets import DataSet, write_embedded
 from .map_data import MapData
 from .spec import MapSpec
-from .store import check_format, open_file, read_node, write_atomically, write_format, write_node
+from .store import check_format, open_file, read_node, read_training, write_atomically, write_format, write_node
 
 FORMAT_NAME = "descentsim-zoom"
 
@@ -90,7 +90,8 @@ def read_zoom(path: str | Path) -> tuple[MapSpec, ZoomSettings, list[MapData], b
     with f:
         check_format(f, shown, FORMAT_NAME, "descentsim-zoom")
         spec, settings, complete = _read_settings(f, shown)
-        frames = [_read_frame(group, i, shown) for i, group in enumerate(_frame_groups(f, settings, shown))]
+        training = read_training(f, shown)
+        frames = [_read_frame(group, i, shown, training) for i, group in enumerate(_frame_groups(f, settings, shown))]
     return spec, settings, frames, complete
 
 
@@ -104,18 +105,14 @@ def read_frame(f, shown: str, frame: int | None = None) -> MapData:
         frame = len(groups) - 1
     if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or not -len(groups) <= frame < len(groups):
         raise MapFileError(f"{shown} has no frame {frame!r}; its frames are {frames_range(len(groups))}")
-    return _read_frame(groups[frame], frame % len(groups), shown)
+    return _read_frame(groups[frame], frame % len(groups), shown, read_training(f, shown))
 
 
-def _read_frame(group, index: int, shown: str) -> MapData:
+def _read_frame(group, index: int, shown: str, training: DataSet | None) -> MapData:
     """The map of frame ``index`` in ``group``, checked as a map file is; its provenance must say which frame
-    it is (``zoom_frame``) and where it was centred (``zoom_center``, two knob values)."""
-    cmap = read_node(group, shown)
-    if EMBEDDED_GROUP in group.file:
-        try:
-            cmap.training = read_embedded(group.file, shown)
-        except DataError as exc:
-            raise MapFileError(str(exc)) from None
+    it is (``zoom_frame``) and where it was centred (``zoom_center``, two knob values). ``training``: the data set
+    the file keeps for every frame (``store.read_training``)."""
+    cmap = read_node(group, shown, training)
     center = cmap.provenance.get("zoom_center")
     if cmap.provenance.get("zoom_frame") != index or np.shape(center) != (2,):
         raise damaged(shown, f"group {group.name.lstrip('/')!r}", f"does not say it is frame {index} "

@@ -40,8 +40,6 @@ def test_every_data_knob_is_a_shape_knob_with_words():
     names = [knob.name for knob in DATA_KNOBS]
     assert len(names) == len(set(names)) and DATA_SHAPE_KNOBS == set(names)
     assert all(knob.doc for knob in DATA_KNOBS)
-    assert set(datasets.KNOBS_READ) == set(datasets.DATA_NAMES)
-    assert {name for read in datasets.KNOBS_READ.values() for name in read} <= set(names)
 
 
 def test_defaults_knob_checks_and_numpy_scalars():
@@ -203,7 +201,8 @@ def test_teacher_sigmoid_is_close_to_numpys():
 def test_generators_are_determined_by_their_seed(name):
     first, again = load_data({"data": name, "data_seed": 3}), load_data({"data": name, "data_seed": 3})
     assert first.content_hash == again.content_hash and first.X.tobytes() == again.X.tobytes()
-    assert load_data({"data": name, "data_seed": 4, "noise": 0.1}).content_hash != first.content_hash
+    noisy = {"data": name, "noise": 0.1}  # xor's corners without noise are the same for every seed
+    assert load_data({**noisy, "data_seed": 4}).content_hash != load_data({**noisy, "data_seed": 3}).content_hash
 
 
 def test_a_fixed_task_must_be_the_data_sets_own():

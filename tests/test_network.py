@@ -295,12 +295,15 @@ def test_chance_level_and_learned_count_the_datas_classes_and_samples():
     """learned and chance level judge a network by its data's class count and samples (iris: 3 classes; a
     training subset swept on an axis: 30 or 90 samples), not by the softmax-mlp's classes and per_class
     knobs, which a network does not read (they gave 2 classes of 100 samples here)."""
+    pytest.importorskip("sklearn", reason="iris is scikit-learn's: pip install \"descentsim[datasets]\"")
     from descentsim.boundary import chance_accuracy, chance_level, class_counts, learned, learned_accuracy
 
     spec = ds.MapSpec(model="network", x=ds.Axis("train_samples", 30, 90, 2), y=ds.Axis("lr", 1e-3, 1.0, 4, "log"),
                       steps=60, params={"data": "iris", "standardize": 1, "widths": "4"})
     m = ds.run_map(spec)
-    classes, samples = class_counts(spec.model_def, {name: m.knob(name) for name in spec.knobs})
+    shape_values = {name: m.knob(name) if name == "train_samples" else spec.params.get(name, spec.knobs[name].default)
+                    for name in spec.model_def.shape_knobs}
+    classes, samples = class_counts(spec.model_def, shape_values)
     assert np.all(classes == 3) and np.array_equal(samples, np.broadcast_to([30.0, 90.0], m.shape))
     accuracy = m.fields["accuracy"]
     assert np.array_equal(learned(m), accuracy >= learned_accuracy(3))
@@ -362,6 +365,7 @@ def test_digits_network_learns_at_small_lr_and_collapses_to_one_class_at_the_lar
     """examples/digits_collapse.toml on a 3 × 3 grid (lr 10⁻⁴, 10⁻², 1 × init_scale 0.1, 1, 10), 200 steps: at lr
     10⁻² and He's scale the network learns the digits; at lr 1 every start ends predicting one class for every
     input, its accuracy that class's share of the 1797 images (≈ 1/10); a start ten times He's learns slower."""
+    pytest.importorskip("sklearn", reason="the digits are scikit-learn's: pip install \"descentsim[datasets]\"")
     from descentsim.cli import load_config
     from descentsim.datasets import load_data
 

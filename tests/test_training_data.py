@@ -11,6 +11,7 @@ import pytest
 
 import descentsim as ds
 from descentsim import datasets
+from descentsim.boundary import chance_level, learned
 from descentsim.convergence_map import run_map_to_file
 from descentsim.errors import MapFileError, SpecError
 
@@ -92,3 +93,34 @@ def test_damaged_kept_data_are_refused_in_one_line(tmp_path):
     assert "\n" not in str(caught.value)
     run = subprocess.run([str(Path(sys.executable).parent / "descentsim-info"), str(path)], capture_output=True, text=True)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "sha256" in run.stderr
+
+
+def test_a_map_opens_and_is_judged_without_its_data_file(tmp_path):
+    """The map keeps its data, so opening it, learned / chance level and descentsim-info need no data file: the
+    task (task = auto) and the class counts come from the kept data."""
+    data = datasets.load_data({**PARAMS})
+    rows = ["a,b,label", *(f"{x0!r},{x1!r},{label}" for (x0, x1), label in zip(data.X.tolist(), data.y.tolist()))]
+    (tmp_path / "xor.csv").write_text("\n".join(rows) + "\n")
+    params = {key: value for key, value in PARAMS.items() if key not in ("data", "samples", "noise")}
+    spec = network_spec().replace(params={**params, "data": "file", "data_file": str(tmp_path / "xor.csv")})
+    out = tmp_path / "m.h5"
+    made = run_map_to_file(spec, out)
+    (tmp_path / "xor.csv").unlink()
+    m = ds.open_map(out)
+    assert m.spec.model_def.classifier and m.training.content_hash == made.provenance["data_sha256"]
+    assert np.array_equal(learned(m), learned(made)) and np.array_equal(chance_level(m), chance_level(made))
+    run = subprocess.run([str(Path(sys.executable).parent / "descentsim-info"), str(out)], capture_output=True,
+                         text=True)
+    assert run.returncode == 0 and "learned" in run.stdout, run.stderr
+
+
+def test_the_data_are_loaded_once_a_map(monkeypatch):
+    """However many tiles and groups ask (16 tiles here), the network loads its data set once."""
+    from descentsim.models import network
+
+    loads = []
+    monkeypatch.setattr(network, "load_data", lambda values: loads.append(1) or datasets.load_data(values))
+    spec = ds.MapSpec(model="network", x=ds.Axis("lr", 0.1, 1.0, 256), y=ds.Axis("init_scale", 0.5, 2.0, 256),
+                      steps=1, params={**PARAMS})
+    ds.run_map(spec)
+    assert len(loads) == 1

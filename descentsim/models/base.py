@@ -127,6 +127,10 @@ class Model:
         parameters ``theta`` on the training set."""
         raise NotImplementedError
 
+    def use_training_data(self, data: "DataSet") -> None:
+        """A stored map's kept data set (``training_data``): models with data train on it, and read from it what
+        they would read from their data knobs' source, which may be gone; the others have none to use."""
+
     def class_counts(self, values: KnobValues) -> tuple[int, int]:
         """Classifiers: (classes, training samples) of the data a problem of ``values`` trains on (its shape knobs
         as scalars): what chance level means for its accuracy (``boundary.class_counts``)."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from ..datasets import DATA_KNOBS, DATA_SHAPE_KNOBS, DataSet, load_data
+from ..datasets import DATA_KNOBS, DATA_SHAPE_KNOBS, DataSet, data_settings, load_data
 from ..errors import SpecError
 from ..knobs import MAX_SEED, Knob, learning_rate_knob
 from ..numerics import exp, exp_nonpositive, log_at_least_one, tanh
@@ -100,8 +101,13 @@ def parse_list(name: str, value: object, kind: type, minimum: float, maximum: fl
     return items
 
 
-def data_task(values: Mapping[str, object]) -> str:
-    """"classification" or "regression": the task knob, or the data set's own (a file's read to infer it)."""
+def task_needs_data(values: Mapping[str, object]) -> bool:
+    """Whether the task is known only from the data themselves: a data file with task = "auto"."""
+    return str(values.get("task", "auto")) == "auto" and str(values.get("data", _DEFAULTS["data"])) == "file"
+
+
+def data_task(values: Mapping[str, object], load: Callable[[Mapping[str, object]], DataSet] = load_data) -> str:
+    """"classification" or "regression": the task knob, or the data set's own (a file's, read by ``load``)."""
     asked, name = str(values.get("task", "auto")), str(values.get("data", _DEFAULTS["data"]))
     if asked != "auto":
         return asked
@@ -109,14 +115,17 @@ def data_task(values: Mapping[str, object]) -> str:
         return "regression"
     if name != "file":
         return "classification"
-    return load_data(values).task
+    return load(values).task
 
 
 class Architecture:
     """What the fixed knobs say of a network: hidden widths, activation, bias, loss, init, parameterization and
-    per-layer rates (checked; SpecError in one line)."""
+    per-layer rates (checked; SpecError in one line). The task, and so an automatic loss, comes from the data
+    (read by ``load``) only when asked for, where only the data file can tell it: a stored map opens without the
+    file it was trained on."""
 
-    def __init__(self, params: Mapping[str, object]):
+    def __init__(self, params: Mapping[str, object], load: Callable[[Mapping[str, object]], DataSet] = load_data):
+        self._params, self._load = params, load
         get = lambda name: params.get(name, _DEFAULTS[name])  # noqa: E731
         self.hidden = parse_list("widths", get("widths"), int, 1, MAX_WIDTH)
         width = int(get("width"))
@@ -138,15 +147,6 @@ class Architecture:
         if bias not in (0, 1) or isinstance(bias, str):
             raise SpecError(f"knob 'bias' of model 'network' must be 0 or 1; got {bias!r}")
         self.bias = int(bias)
-        self.task = data_task(params)
-        loss = str(get("loss"))
-        self.loss = loss if loss != "auto" else ("softmax_ce" if self.task == "classification" else "mse")
-        if self.loss == "softmax_ce" and self.task != "classification":
-            raise SpecError("loss 'softmax_ce' needs class labels, and the data are regression targets; "
-                            "use loss = \"mse\"")
-        if self.loss == "sigmoid_bce" and self.task != "classification":
-            raise SpecError("loss 'sigmoid_bce' needs two classes (labels 0 and 1); use loss = \"softmax_ce\" for "
-                            "more, or \"mse\" for regression targets")
         self.lr_layers = parse_list("lr_layers", get("lr_layers"), float, 0.0, math.inf) or [1.0] * self.layers
         if len(self.lr_layers) != self.layers:
             raise SpecError(f"knob 'lr_layers' needs one multiplier per weight layer, {self.layers} for widths "
@@ -156,6 +156,26 @@ class Architecture:
         self.init_file = str(get("init_file"))
         if self.init == "file" and not self.init_file:
             raise SpecError("init = \"file\" needs init_file, a .npz of W1, b1, W2, ...")
+        if not task_needs_data(params):
+            _ = self.loss  # checked at once where no file need be read
+
+    @functools.cached_property
+    def task(self) -> str:
+        """"classification" or "regression" (``data_task``)."""
+        return data_task(self._params, self._load)
+
+    @functools.cached_property
+    def loss(self) -> str:
+        """The loss, "auto" resolved by the task; SpecError where it cannot fit the task."""
+        loss = str(self._params.get("loss", _DEFAULTS["loss"]))
+        loss = loss if loss != "auto" else ("softmax_ce" if self.task == "classification" else "mse")
+        if loss == "softmax_ce" and self.task != "classification":
+            raise SpecError("loss 'softmax_ce' needs class labels, and the data are regression targets; "
+                            "use loss = \"mse\"")
+        if loss == "sigmoid_bce" and self.task != "classification":
+            raise SpecError("loss 'sigmoid_bce' needs two classes (labels 0 and 1); use loss = \"softmax_ce\" for "
+                            "more, or \"mse\" for regression targets")
+        return loss
 
     @property
     def layers(self) -> int:
@@ -258,11 +278,29 @@ def read_init_file(path_text: str, widths: list[int], bias: int) -> list[np.ndar
     return pieces
 
 
-def _layout(consts: np.ndarray) -> tuple[int, int, int, int, float, list[int]]:
+class Layout(NamedTuple):
+    """What a network problem's consts say (row 0 but the per-point columns): codes, L, widths n_0 … n_L, and per
+    layer 1/√fan_in and √fan_in, with leaky_slope, as (m, 1, 1) columns of every row."""
+
+    activation: int
+    loss: int
+    bias: int
+    mean_field: int
+    layers: int
+    widths: list[int]
+    scales: list[np.ndarray]
+    roots: list[np.ndarray]
+    slope: np.ndarray
+
+
+def _layout(consts: np.ndarray) -> Layout:
     row = consts[0]
     layers = int(row[C_LAYERS])
-    widths = [int(w) for w in row[C_WIDTHS : C_WIDTHS + layers + 1]]
-    return int(row[C_ACTIVATION]), int(row[C_LOSS]), int(row[C_BIAS]), int(row[C_PARAM]), layers, widths
+    column = lambda at: consts[:, at][:, None, None]  # noqa: E731
+    return Layout(int(row[C_ACTIVATION]), int(row[C_LOSS]), int(row[C_BIAS]), int(row[C_PARAM]), layers,
+                  [int(w) for w in row[C_WIDTHS : C_WIDTHS + layers + 1]],
+                  [column(C_WIDTHS + layers + 1 + l) for l in range(layers)],
+                  [column(C_WIDTHS + 2 * layers + 1 + l) for l in range(layers)], column(C_SLOPE))
 
 
 def _unpack(theta: np.ndarray, widths: list[int], bias: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
@@ -367,11 +405,8 @@ class DenseNetwork(Model):
     def loss_grad(self, theta, consts, data, batch=None):
         dtype = theta.dtype
         m = len(theta)
-        code, loss_code, bias, mean_field, layers, widths = _layout(consts)
+        code, loss_code, bias, mean_field, layers, widths, scales, roots, slope = _layout(consts)
         weights, biases = _unpack(theta, widths, bias)
-        scales = [consts[:, C_WIDTHS + layers + 1 + l][:, None, None] for l in range(layers)]  # 1/√fan_in
-        roots = [consts[:, C_WIDTHS + 2 * layers + 1 + l][:, None, None] for l in range(layers)]  # √fan_in
-        slope = consts[:, C_SLOPE][:, None, None]
         d = widths[0]
         count = data.shape[1] if batch is None else batch.shape[1]
         loss = np.zeros(m, dtype=dtype)
@@ -434,11 +469,8 @@ class DenseNetwork(Model):
         classes predicted = the number of distinct classes predicted. Where an output is not finite: accuracy
         NaN, collapsed 0, classes predicted 0 (as the softmax-mlp).
         """
-        code, loss_code, bias, mean_field, layers, widths = _layout(consts)
+        code, loss_code, bias, mean_field, layers, widths, scales, roots, slope = _layout(consts)
         weights, biases = _unpack(theta, widths, bias)
-        scales = [consts[:, C_WIDTHS + layers + 1 + l][:, None, None] for l in range(layers)]
-        roots = [consts[:, C_WIDTHS + 2 * layers + 1 + l][:, None, None] for l in range(layers)]
-        slope = consts[:, C_SLOPE][:, None, None]
         d = widths[0]
         x = np.broadcast_to(data[:d].T, (len(theta), data.shape[1], d))
         with np.errstate(all="ignore"):
@@ -454,7 +486,6 @@ class DenseNetwork(Model):
         np.put_along_axis(seen, predicted, True, axis=1)
         distinct = np.where(finite, seen.sum(axis=1), 0).astype(np.int16)
         return np.where(finite, accuracy, np.nan), (finite & collapsed).astype(np.int8), distinct
-
 
     def after_update(self, theta: np.ndarray, consts: np.ndarray, data: np.ndarray) -> np.ndarray:
         """Every-step offset (consts' every_step column): the drift is added to every entry of W1, θ's first
@@ -529,7 +560,7 @@ class Network(DenseNetwork):
     value_words = COLLAPSE_WORDS
 
     def for_params(self, params: Mapping[str, object], reserved: frozenset[str] = frozenset()) -> Model:
-        return NetworkFor(Architecture(params), params)
+        return NetworkFor(params)
 
     def problem(self, values: KnobValues, n: int) -> Problem:
         return self.for_params(values).problem(values, n)
@@ -538,9 +569,7 @@ class Network(DenseNetwork):
         return self.for_params(_largest(values)).parameter_count(values)
 
     def class_counts(self, values: KnobValues) -> tuple[int, int]:
-        """The data's class count and samples (the training subset's)."""
-        data = load_data(values)
-        return data.classes, data.samples
+        return self.for_params(values).class_counts(values)
 
     def data_size(self, values: KnobValues) -> int:
         return self.for_params(_largest(values)).data_size(values)
@@ -551,21 +580,55 @@ def _largest(values: KnobValues) -> dict[str, object]:
     return {k: (v.max().item() if isinstance(v, np.ndarray) else v) for k, v in values.items()}
 
 
+def _data_key(values: Mapping[str, object]) -> tuple:
+    """What tells data sets apart: every data knob's value (``datasets.data_settings``)."""
+    return tuple(sorted((name, repr(value)) for name, value in data_settings(values).items()))
+
+
 class NetworkFor(Network):
-    """The network of one architecture (``Architecture``): its knobs (with lr1 … lrL), problem and reference."""
+    """The network of one spec's fixed knobs ``params`` (``Architecture``): its knobs (with lr1 … lrL), problem and
+    reference. Each data set it trains on is loaded once (``_data``), however many tiles and groups ask."""
 
-    def __init__(self, arch: Architecture, params: Mapping[str, object] | None = None):
-        self.arch = arch
-        self.params = dict(params or {})
-        self._training: DataSet | None = None
-        self.knobs = (*NETWORK_KNOBS, *arch.rate_knobs(), *DATA_KNOBS)
-        self.classifier = arch.task == "classification"
-        self.converge_loss = 1e-8 if arch.loss == "mse" else 1e-3
+    #: Data sets kept at once (one per distinct value of the swept data knobs); the oldest is dropped first.
+    KEPT_DATA = 8
 
-    def _widths(self, values: KnobValues) -> tuple[list[int], object]:
+    def __init__(self, params: Mapping[str, object]):
+        self.params = dict(params)
+        self._loaded: dict[tuple, DataSet] = {}
+        self.arch = Architecture(self.params, self._data)
+        self.knobs = (*NETWORK_KNOBS, *self.arch.rate_knobs(), *DATA_KNOBS)
+
+    @property
+    def classifier(self) -> bool:
+        return self.arch.task == "classification"
+
+    @property
+    def converge_loss(self) -> float:
+        return 1e-8 if self.arch.loss == "mse" else 1e-3
+
+    def _data(self, values: Mapping[str, object]) -> DataSet:
+        """The data set of the data knobs in ``values`` (``datasets.load_data``), loaded once."""
+        key = _data_key(values)
+        if key not in self._loaded:
+            if len(self._loaded) >= self.KEPT_DATA:
+                del self._loaded[next(iter(self._loaded))]
+            self._loaded[key] = load_data(values)
+        return self._loaded[key]
+
+    def use_training_data(self, data: DataSet) -> None:
+        """Train on (and read the task from) ``data``, a stored map's kept data, instead of loading the fixed data
+        knobs' again: the map's data file may be gone."""
+        self._loaded[_data_key(self.params)] = data
+
+    def class_counts(self, values: KnobValues) -> tuple[int, int]:
+        """The data's class count and samples (the training subset's)."""
+        data = self._data(values)
+        return data.classes, data.samples
+
+    def _widths(self, values: KnobValues) -> tuple[list[int], DataSet]:
         """The layer widths n_0 … n_L and the data, for ``values`` (a group's, or each swept knob's largest)."""
         largest = _largest(values)
-        data = load_data(largest)
+        data = self._data(largest)
         arch = self._arch(largest)
         if arch.loss == "sigmoid_bce" and data.classes != 2:
             raise SpecError(f"loss 'sigmoid_bce' needs two classes; the data have {data.classes}: use "
@@ -576,16 +639,16 @@ class NetworkFor(Network):
         return arch.widths(data.features, data.classes), data
 
     def training_data(self, swept: frozenset[str]) -> DataSet | None:
-        """The data of the fixed knobs (loaded once), unless a data knob is swept."""
-        if swept & DATA_KNOB_NAMES:
-            return None
-        if self._training is None:
-            self._training = load_data(self.params)
-        return self._training
+        """The data of the fixed knobs, unless a data knob is swept."""
+        return None if swept & DATA_KNOB_NAMES else self._data(self.params)
 
     def _arch(self, values: KnobValues) -> Architecture:
-        """The architecture at ``values``: the fixed knobs' with a swept shape knob's value (bias) in place."""
-        return Architecture({**values, "loss": self.arch.loss}) if "bias" in values else self.arch
+        """The architecture at ``values``: the fixed knobs' with the swept shape knobs' values (bias, width) in
+        place; the loss and task are the fixed knobs'."""
+        fixed = {name: int(self.params.get(name, _DEFAULTS[name])) for name in ("bias", "width")}
+        if all(int(values.get(name, value)) == value for name, value in fixed.items()):
+            return self.arch
+        return Architecture({**values, "loss": self.arch.loss, "task": self.arch.task}, self._data)
 
     def parameter_count(self, values: KnobValues) -> int:
         return parameter_total(self._widths(values)[0], self._arch(_largest(values)).bias)
