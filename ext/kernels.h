@@ -201,7 +201,11 @@ typedef struct {
 #define DS_INLINE static inline __attribute__((always_inline))
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
+#if defined(DS_ARITHMETIC_FAST) /* arithmetic = "fast": built with contraction, so the clone fuses multiply-adds */
+#define DS_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
 #define DS_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
 #else
 #define DS_CLONES
 #endif
