@@ -1,0 +1,400 @@
+"""The GPU engine: ``ext/gpu_kernels.cu`` (the CPU engine's maths, one trajectory per GPU thread) through CuPy.
+
+CuPy compiles the kernels at run time with NVRTC and ``--fmad=false`` (``arithmetic = "exact"``), so that, like the
+CPU engine, every operation rounds once and the results agree with the NumPy reference bit for bit; with
+``arithmetic = "fast"`` multiply-adds fuse. The same Python code drives two devices:
+
+- ``CupyDevice``: a CUDA GPU (CuPy); a group's points go through in chunks that fit the GPU's memory, alternating
+  two streams so that one chunk's transfers overlap the previous chunk's kernel.
+- ``HostDevice``: the host copy of the same kernels (``gpu_kernels.cu`` built by the system's C++ compiler with
+  ``DS_ONE_LANE``), called thread by thread; the tests run it on machines without a GPU, so that only CuPy's
+  launch and transfers are left for a machine with one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import SpecError
+from ..fields import FIELDS
+from ..history import Recording
+from ..models import Problem
+from ..outcome import decision_steps
+from ..spec import MapSpec
+
+#: The kernels' source in the package (``ext/`` of the checkout).
+KERNEL_FILE = "gpu_kernels.cu"
+#: GPU threads per block: one trajectory each.
+BLOCK_THREADS = 128
+#: Points a chunk holds at most (and at least what fills an H100/H200: 132 multiprocessors × 2048 threads).
+CHUNK_POINTS = 1 << 20
+#: The fraction of the GPU's free memory one chunk (and its pair on the other stream) may take.
+CHUNK_MEMORY_SHARE = 0.25
+#: NVRTC's options by arithmetic: exact rounds every operation once, as the CPU engine and the reference do.
+NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true",)}
+#: The host copy's compiler options by arithmetic.
+HOST_OPTIONS = {"exact": ("-ffp-contract=off",), "fast": ("-ffp-contract=fast",)}
+
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
+
+
+class ProblemStruct(ctypes.Structure):
+    """``ds_problem`` of ``ext/problem.h``, field for field."""
+
+    _fields_ = [
+        ("model", ctypes.c_int), ("optimizer", ctypes.c_int),
+        ("p", ctypes.c_ssize_t), ("samples", ctypes.c_ssize_t), ("data_rows", ctypes.c_ssize_t),
+        ("n_consts", ctypes.c_ssize_t), ("n_hyper", ctypes.c_ssize_t),
+        ("theta0", ctypes.c_void_p), ("consts", ctypes.c_void_p), ("data", ctypes.c_void_p),
+        ("hyper", ctypes.c_void_p), ("lr_factors", ctypes.c_void_p), ("lr_scale", ctypes.c_void_p),
+        ("trainable", ctypes.c_void_p),
+        ("batch_size", ctypes.c_ssize_t), ("batch_seed", ctypes.c_uint64), ("batch_per_point", ctypes.c_int),
+        ("batch_sequential", ctypes.c_int), ("point_id", ctypes.c_void_p), ("eval_count", ctypes.c_ssize_t),
+    ]
+
+
+class RulesStruct(ctypes.Structure):
+    """``ds_rules`` of ``ext/problem.h``."""
+
+    _fields_ = [
+        ("steps", ctypes.c_ssize_t), ("converge_loss", ctypes.c_double), ("converge_window", ctypes.c_ssize_t),
+        ("diverge_factor", ctypes.c_double), ("stuck_tol", ctypes.c_double), ("cycle_tol", ctypes.c_double),
+        ("k_max", ctypes.c_ssize_t), ("window_start", ctypes.c_ssize_t), ("last_start", ctypes.c_ssize_t),
+        ("converge_from", ctypes.c_ssize_t), ("diverge_from", ctypes.c_ssize_t),
+    ]
+
+
+#: ``ds_outputs``' field arrays, in its order (names of descentsim.fields).
+OUTPUT_FIELDS = ("outcome", "steps", "period", "attractor", "final_loss", "loss_sum", "score", "accuracy",
+                 "batch_loss", "collapsed", "classes_predicted")
+
+
+class OutputsStruct(ctypes.Structure):
+    """``ds_outputs`` of ``ext/problem.h``."""
+
+    _fields_ = [(name, ctypes.c_void_p) for name in OUTPUT_FIELDS] + [
+        ("loss_path", ctypes.c_void_p), ("theta_path", ctypes.c_void_p), ("accuracy_path", ctypes.c_void_p),
+        ("stride", ctypes.c_ssize_t),
+    ]
+
+
+def kernel_source() -> str:
+    """``gpu_kernels.cu`` with every quoted ``#include`` replaced by the file's text (marked with ``#line``, so that
+    compiler messages name the header and line): NVRTC then needs no include path, and CuPy's compile cache, keyed
+    by the text, sees every change to any header."""
+    root = resources.files("descentsim").joinpath("ext")
+
+    def expand(name: str) -> list[str]:
+        lines = [f'#line 1 "{name}"']
+        for number, line in enumerate(root.joinpath(name).read_text(encoding="utf-8").splitlines(), 1):
+            match = _INCLUDE.match(line)
+            if match is None:
+                lines.append(line)
+                continue
+            lines += expand(_resolve(root, name, match.group(1)))
+            lines.append(f'#line {number + 1} "{name}"')
+        return lines
+
+    return "\n".join(expand(KERNEL_FILE)) + "\n"
+
+
+def _resolve(root, including: str, name: str) -> str:
+    """The path (relative to ext/) of ``name`` included by ``including``: beside it first, then from ext/ (as the C
+    compiler's quoted includes with ``-I ext``)."""
+    beside = (Path(including).parent / name).as_posix()
+    return beside if root.joinpath(beside).is_file() else name
+
+
+def source_digest() -> str:
+    """A short digest of the kernels' source with its headers (the host copy's cache key)."""
+    return hashlib.sha256(kernel_source().encode()).hexdigest()[:16]
+
+
+def rules_struct(spec: MapSpec, factors: np.ndarray | None) -> RulesStruct:
+    """The spec's outcome thresholds as ``ds_rules`` (the same values ``_kernels.train`` derives)."""
+    th = spec.resolved_thresholds
+    steps = spec.steps
+    converge_from, diverge_from = decision_steps(factors, steps)
+    from .. import _kernels
+
+    return RulesStruct(
+        steps=steps, converge_loss=th.converge_loss, converge_window=th.converge_window,
+        diverge_factor=th.diverge_factor, stuck_tol=th.stuck_tol, cycle_tol=th.cycle_tol,
+        k_max=min(th.max_period, steps), window_start=max(steps - th.stuck_window, 0),
+        last_start=max(steps - _kernels.SCORE_WINDOW, 0), converge_from=converge_from, diverge_from=diverge_from,
+    )
+
+
+class Device(Protocol):
+    """Where the kernels run: arrays in, a launch, arrays out. ``stream`` is 0 or 1 (two alternate)."""
+
+    name: str
+
+    def free_bytes(self) -> int: ...
+
+    def put(self, array: np.ndarray, stream: int) -> Any: ...
+
+    def address(self, handle: Any) -> int: ...
+
+    def get(self, handle: Any, stream: int) -> np.ndarray: ...
+
+    def launch(self, dtype: np.dtype, arithmetic: str, work_values: int, problem: ProblemStruct,
+               rules: RulesStruct, outputs: OutputsStruct, n: int, stream: int, keep: list) -> None: ...
+
+
+class GpuBackend:
+    """The GPU engine on ``device`` (a ``CupyDevice`` by default): every model, optimiser, schedule, minibatch
+    order and outcome rule of the CPU engines, with the same fields and recorded curves."""
+
+    parallel = False  # threads do not apply: every point has its own GPU thread
+
+    def __init__(self, device: Device | None = None) -> None:
+        self.device = device if device is not None else CupyDevice()
+        self.name = self.device.name
+
+    def run(
+        self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int,
+        recording: Recording | None = None,
+    ) -> dict[str, np.ndarray]:
+        from .. import _kernels
+
+        dtype = np.dtype(spec.dtype)
+        n, p = problem.theta0.shape
+        out = {name: np.empty(n, dtype=info.dtype) for name, info in FIELDS.items()}
+        if n == 0:
+            return out
+        model, optimizer = spec.model_def.kernel, spec.optimizer_def.kernel
+        th = spec.resolved_thresholds
+        work_values = _kernels.scratch_size(
+            spec.dtype, model, optimizer, p, problem.data.shape[0], problem.consts.shape[1], hyper.shape[1],
+            th.max_period, spec.steps,
+        ) // _kernels.LANES[spec.dtype]
+        device, keep = self.device, []
+
+        def arr(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a, dtype=dtype)
+
+        def put(a: np.ndarray | None, stream: int = 0) -> int:
+            if a is None:
+                return 0
+            handle = device.put(a, stream)
+            keep.append(handle)
+            return device.address(handle)
+
+        rows = {  # per point: cut into chunks
+            "theta0": arr(problem.theta0), "consts": arr(problem.consts), "hyper": arr(hyper),
+            "lr_scale": None if problem.lr_scale is None else arr(problem.lr_scale),
+            "point_id": None if problem.point_id is None else np.ascontiguousarray(problem.point_id, dtype=np.int64),
+        }
+        batch = problem.batch or (0, 0, 0, 0)
+        shared = ProblemStruct(
+            model=_kernels.MODEL_IDS[model], optimizer=_kernels.OPTIMIZER_IDS[optimizer], p=p,
+            samples=problem.data.shape[1], data_rows=problem.data.shape[0], n_consts=problem.consts.shape[1],
+            n_hyper=hyper.shape[1], data=put(arr(problem.data)),
+            lr_factors=put(None if factors is None or spec.steps == 0 else np.ascontiguousarray(factors, np.float64)),
+            trainable=put(np.ascontiguousarray(problem.trainable, dtype=np.uint8)),
+            batch_size=batch[0], batch_seed=batch[1], batch_per_point=batch[2], batch_sequential=batch[3],
+            eval_count=problem.eval_count,
+        )
+        rules = rules_struct(spec, factors)
+        paths = {} if recording is None else {
+            "loss_path": recording.loss, "theta_path": recording.theta, "accuracy_path": recording.accuracy,
+        }
+        chunk = self._chunk_points(n, p, dtype, rows, paths)
+        pending: list[tuple[slice, int, dict[str, Any]]] = []
+        for c, first in enumerate(range(0, n, chunk)):
+            part, stream = slice(first, min(first + chunk, n)), c % 2
+            count = part.stop - part.start
+            pb = ProblemStruct.from_buffer_copy(shared)
+            for name in ("theta0", "consts", "hyper", "lr_scale", "point_id"):
+                setattr(pb, name, put(None if rows[name] is None else rows[name][part], stream) or None)
+            handles = {name: device.put(np.empty(count, dtype=FIELDS[name].dtype), stream) for name in OUTPUT_FIELDS}
+            handles.update({name: device.put(np.ascontiguousarray(path[part]), stream)
+                            for name, path in paths.items() if path is not None})
+            keep.extend(handles.values())
+            outputs = OutputsStruct(stride=recording.stride if recording is not None else 1,
+                                    **{name: device.address(h) for name, h in handles.items()})
+            device.launch(dtype, getattr(spec, "arithmetic", "exact"), work_values, pb, rules, outputs, count, stream, keep)
+            pending.append((part, stream, handles))
+            if len(pending) == 2:  # the chunk before this one has had a stream's turn: collect it
+                self._collect(pending.pop(0), out, paths)
+        for done in pending:
+            self._collect(done, out, paths)
+        return out
+
+    def _collect(self, done: tuple[slice, int, dict[str, Any]], out: dict[str, np.ndarray],
+                 paths: dict[str, np.ndarray | None]) -> None:
+        part, stream, handles = done
+        for name in OUTPUT_FIELDS:
+            out[name][part] = self.device.get(handles[name], stream)
+        for name, path in paths.items():
+            if path is not None:
+                path[part] = self.device.get(handles[name], stream)
+
+    def _chunk_points(self, n: int, p: int, dtype: np.dtype, rows: dict, paths: dict) -> int:
+        """Points per chunk: CHUNK_POINTS at most, fewer where two chunks' arrays would take more than
+        CHUNK_MEMORY_SHARE of the device's free memory."""
+        per_point = sum(a.itemsize * (a.size // max(len(a), 1)) for a in rows.values() if a is not None)
+        per_point += sum(np.dtype(info.dtype).itemsize for info in FIELDS.values())
+        per_point += sum(a.itemsize * (a.size // max(len(a), 1)) for a in paths.values() if a is not None)
+        fits = int(self.device.free_bytes() * CHUNK_MEMORY_SHARE) // (2 * per_point)
+        if fits < 1:
+            raise SpecError(f"one point's arrays ({per_point} bytes) do not fit the GPU's free memory; "
+                            "record fewer steps or parameters")
+        return max(1, min(n, CHUNK_POINTS, fits))
+
+
+# ---- CuPy ------------------------------------------------------------------------------------------------------
+
+
+def cupy_unavailable() -> str | None:
+    """Why the GPU engine cannot run here, in one line (no CuPy, no GPU, a broken CUDA); None when it can."""
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install \"descentsim[gpu]\", or the cupy-cuda* package for your CUDA)"
+    except Exception as exc:  # a CuPy that cannot load its CUDA libraries
+        return f"CuPy cannot be imported ({exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"CuPy finds no usable GPU ({str(exc).splitlines()[0]})"
+    return None if count > 0 else "CuPy finds no GPU"
+
+
+def local_rank() -> int:
+    """This process's rank among the processes of its node, from the launcher's environment (Open MPI, MPICH/Hydra,
+    MVAPICH, Cray PALS, SLURM), 0 outside a parallel launch: each MPI rank takes the GPU of its local rank."""
+    for name in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "PALS_LOCAL_RANKID",
+                 "SLURM_LOCALID"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+class CupyDevice:
+    """A CUDA GPU through CuPy: device ``index`` (default: this process's ``local_rank()`` modulo the GPUs it sees,
+    so each rank of a node takes its own where there are as many)."""
+
+    name = "cupy"
+
+    def __init__(self, index: int | None = None) -> None:
+        import cupy
+
+        self.cupy = cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+        self.index = (local_rank() if index is None else index) % count
+        self.gpu = cupy.cuda.Device(self.index)
+        with self.gpu:
+            self.streams = (cupy.cuda.Stream(non_blocking=True), cupy.cuda.Stream(non_blocking=True))
+
+    def free_bytes(self) -> int:
+        with self.gpu:
+            return int(self.cupy.cuda.runtime.memGetInfo()[0])
+
+    def put(self, array: np.ndarray, stream: int) -> Any:
+        with self.gpu, self.streams[stream]:
+            return self.cupy.asarray(array)
+
+    def address(self, handle: Any) -> int:
+        return int(handle.data.ptr)
+
+    def get(self, handle: Any, stream: int) -> np.ndarray:
+        with self.gpu:
+            return handle.get(stream=self.streams[stream])
+
+    def launch(self, dtype: np.dtype, arithmetic: str, work_values: int, problem: ProblemStruct,
+               rules: RulesStruct, outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
+        kernel = _cupy_kernel(self.index, np.dtype(dtype).itemsize * 8, arithmetic, work_values)
+        with self.gpu, self.streams[stream]:
+            structs = [self.cupy.asarray(np.frombuffer(bytes(s), dtype=np.uint8)) for s in (problem, rules, outputs)]
+            keep.extend(structs)
+            blocks = -(-n // BLOCK_THREADS)
+            kernel((blocks,), (BLOCK_THREADS,), (*structs, np.int64(n)))
+
+
+@functools.lru_cache(maxsize=32)
+def _cupy_kernel(device: int, bits: int, arithmetic: str, work_values: int):
+    """The compiled kernel of one precision, arithmetic and work size (CuPy caches the binary on disk too)."""
+    import cupy
+
+    with cupy.cuda.Device(device):
+        module = cupy.RawModule(code=kernel_source(), backend="nvrtc", options=(
+            *NVRTC_OPTIONS[arithmetic], "--std=c++17", f"-DDS_WORK_VALUES={work_values}"))
+        return module.get_function(f"ds_train_f{bits}")
+
+
+# ---- the host copy -------------------------------------------------------------------------------------------
+
+
+def host_compiler() -> str | None:
+    """The C++ compiler that builds the host copy (``CXX``, else g++ or clang++), or None."""
+    for candidate in (os.environ.get("CXX"), "g++", "clang++"):
+        if candidate and shutil.which(candidate):
+            return candidate
+    return None
+
+
+class HostDevice:
+    """The host copy of the GPU kernels (``gpu_kernels.cu`` compiled as C++ with ``DS_ONE_LANE``): what each GPU
+    thread runs, run here point by point. Memory is the host's; transfers are copies."""
+
+    name = "gpu-host"
+
+    def free_bytes(self) -> int:
+        return 1 << 32
+
+    def put(self, array: np.ndarray, stream: int) -> Any:
+        return np.array(array, copy=True, order="C")
+
+    def address(self, handle: Any) -> int:
+        return int(handle.ctypes.data) if handle.size else 0
+
+    def get(self, handle: Any, stream: int) -> np.ndarray:
+        return handle.copy()
+
+    def launch(self, dtype: np.dtype, arithmetic: str, work_values: int, problem: ProblemStruct,
+               rules: RulesStruct, outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
+        library = host_library(arithmetic)
+        bits = np.dtype(dtype).itemsize * 8
+        work = np.zeros(max(work_values, 1), dtype=dtype)
+        train = getattr(library, f"ds_host_train_f{bits}")
+        train.restype = None
+        train(ctypes.byref(problem), ctypes.byref(rules), ctypes.byref(outputs), ctypes.c_ssize_t(n),
+              ctypes.c_void_p(work.ctypes.data))
+
+
+@functools.lru_cache(maxsize=2)
+def host_library(arithmetic: str = "exact") -> ctypes.CDLL:
+    """The host copy built (once per source digest, in the user's cache directory) and loaded."""
+    compiler = host_compiler()
+    if compiler is None:
+        raise SpecError("the host copy of the GPU kernels needs a C++ compiler (g++ or clang++, or set CXX)")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "descentsim"
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"gpu-host-{arithmetic}-{source_digest()}.so"
+    if not target.exists():
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            source = Path(tmp) / "gpu_kernels.cpp"
+            source.write_text(kernel_source(), encoding="utf-8")
+            built = Path(tmp) / target.name
+            subprocess.run(
+                [compiler, "-x", "c++", "-std=c++17", "-O2", "-fno-fast-math", *HOST_OPTIONS[arithmetic],
+                 "-DDS_ONE_LANE", "-shared", "-fPIC", str(source), "-o", str(built)],
+                check=True, capture_output=True, text=True,
+            )
+            os.replace(built, target)  # atomic: a concurrent build leaves one whole library
+    return ctypes.CDLL(str(target))

@@ -1,0 +1,27 @@
+/* precision.h's names undefined, for the next precision */
+#undef LANE
+#undef vload
+#undef vstore
+#undef vselect
+#undef dselect
+#undef vec
+#undef vmask
+#undef dvec
+#undef dmask
+#undef DS_GROUPS
+#undef DS_GROUP_LANES
+#undef DS_ROUND_MAGIC
+#undef DS_LANES
+#undef DS_T
+#undef DS_MASK_T
+#undef DS_NAME
+#undef DS_TINY
+#undef DS_SQRT
+#undef DS_EXPONENT_BIAS
+#undef DS_MANTISSA_BITS
+#undef DS_EXP_LOW
+#undef DS_EXP_HIGH
+#undef DS_PIO2_1
+#undef DS_PIO2_2
+#undef DS_PIO2_3
+#undef DS_SIN_COS_MAX
