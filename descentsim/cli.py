@@ -18,6 +18,7 @@ from typing import Any, Sequence, TextIO
 
 import numpy as np
 
+from .backends import BACKENDS
 from .map_data import package_version
 from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, DescentsimError, OutOfSpace, RunInterrupted, SpecError
 from .knobs import Knob
@@ -303,7 +304,9 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
         help="override a setting: a knob (lr=0.5), a spec key (steps=200) or a dotted path (x.n=512); repeatable",
     )
-    parser.add_argument("--backend", default="auto", choices=("auto", "cython", "numpy"), help="engine (default auto)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="engine: auto (the GPU where CuPy finds one, else cython), cython, cupy, gpu-host "
+                             "(the GPU code on this processor, for checking) or numpy (the reference)")
     parser.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: OMP_NUM_THREADS or all cores)")
     parser.add_argument("--tile", default=None, metavar="ROWSxCOLS", help="tile shape, e.g. 16x256 (results do not depend on it)")
     parser.add_argument("--resume", action="store_true", help="finish an interrupted run of OUTPUT (or start one)")
@@ -599,7 +602,9 @@ def zoom_main(argv: Sequence[str] | None = None) -> int:
                         help="animation to write, .gif or .mp4 (default: OUTPUT's name with .gif, and .mp4 where "
                         "ffmpeg is installed)")
     parser.add_argument("--refine", type=int, default=0, metavar="LEVELS", help="compute each frame by adaptive refinement")
-    parser.add_argument("--backend", default="auto", choices=("auto", "cython", "numpy"), help="engine (default auto)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="engine: auto (the GPU where CuPy finds one, else cython), cython, cupy, gpu-host "
+                             "(the GPU code on this processor, for checking) or numpy (the reference)")
     parser.add_argument("--threads", type=int, default=None, help="OpenMP threads")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted zoom in OUTPUT")
     parser.add_argument("--force", action="store_true", help="replace OUTPUT")

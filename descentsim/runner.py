@@ -275,7 +275,8 @@ def run_map(
     Parameters
     ----------
     spec : what to compute.
-    backend : ``"auto"`` (the compiled engine when built), ``"cython"`` or ``"numpy"`` (reference).
+    backend : ``"auto"`` (the GPU engine where CuPy finds a GPU, else the compiled CPU engine), ``"cython"``,
+        ``"cupy"``, ``"gpu-host"`` or ``"numpy"`` (the reference): ``backends.get_backend``.
     threads : OpenMP threads; default ``OMP_NUM_THREADS``, else the cores available.
     tile_shape : (rows, columns) per tile; results do not depend on it.
     progress : called after each tile with (tiles done, tiles in all, trajectory-steps so far).

@@ -1,7 +1,8 @@
 """Engines that turn a block of grid points into per-point results.
 
-``numpy`` is the reference that defines the meaning; ``cython`` is the compiled engine (OpenMP).
-Both take the same problems (``problems``) and return the same fields (``descentsim.fields``).
+``numpy`` is the reference that defines the meaning; ``cython`` is the compiled CPU engine (OpenMP, SIMD lanes);
+``cupy`` the GPU engine (``gpu``), whose code also runs on the host as ``gpu-host``. All take the same problems
+(``problems``) and return the same fields (``descentsim.fields``).
 """
 
 from __future__ import annotations
@@ -107,12 +108,39 @@ def no_kernel(model: Model | None) -> str | None:
     return f"the {model.name} model runs in the NumPy reference only until its kernel lands"
 
 
+#: The engines by name (``auto`` chooses among them).
+BACKENDS = ("auto", "cython", "cupy", "gpu-host", "numpy")
+
+
 def get_backend(name: str, model: Model | None = None) -> Backend:
-    """``"auto"`` (compiled when available, else the NumPy reference with a warning saying why), ``"cython"``
-    (SpecError when unavailable) or ``"numpy"``. With ``model``, a model the compiled engine has no kernel for
-    (``no_kernel``) also falls back (auto) or is refused (cython)."""
+    """An engine by name:
+
+    - ``"auto"``: the GPU engine where CuPy finds a GPU, else the compiled CPU engine, else the NumPy reference with
+      a warning saying why;
+    - ``"cython"``: the compiled CPU engine; ``"cupy"``: the GPU engine (SpecError, saying why, when unavailable);
+    - ``"gpu-host"``: the GPU engine's code compiled for this machine's processor and run point by point (needs a
+      C++ compiler): slow, for checking the GPU code where there is no GPU;
+    - ``"numpy"``: the reference.
+
+    With ``model``, a model the compiled engines have no kernel for (``no_kernel``) also falls back (auto) or is
+    refused."""
+    if name not in BACKENDS:
+        raise unknown_name(name, BACKENDS, "backend")
+    problem = compiled_unavailable() or no_kernel(model)
+    if name == "auto" and problem is None:
+        from .gpu import cupy_unavailable
+
+        if cupy_unavailable() is None:
+            name = "cupy"
+    if name in ("cupy", "gpu-host"):
+        from .gpu import CupyDevice, GpuBackend, HostDevice, cupy_unavailable, host_compiler
+
+        why = problem or (cupy_unavailable() if name == "cupy" else
+                          None if host_compiler() else "no C++ compiler (g++ or clang++, or set CXX) is found")
+        if why is not None:
+            raise SpecError(f"the {name} backend is not available: {why}")
+        return GpuBackend(CupyDevice() if name == "cupy" else HostDevice())
     if name in ("auto", "cython"):
-        problem = compiled_unavailable() or no_kernel(model)
         if problem is None:
             from .compiled import CythonBackend
 
@@ -121,8 +149,6 @@ def get_backend(name: str, model: Model | None = None) -> Backend:
             raise SpecError(f"the cython backend is not available: {problem}")
         warnings.warn(f"descentsim falls back to the NumPy reference, tens of times slower: {problem}",
                       RuntimeWarning, stacklevel=3)
-    if name in ("auto", "numpy"):
-        from .reference import NumpyBackend
+    from .reference import NumpyBackend
 
-        return NumpyBackend()
-    raise unknown_name(name, ("auto", "cython", "numpy"), "backend")
+    return NumpyBackend()

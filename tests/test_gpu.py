@@ -1,0 +1,217 @@
+"""The GPU engine: its source compiles for a GPU (NVRTC or nvcc, no GPU needed), its per-thread code — built for
+the host (``backend="gpu-host"``) — agrees with the NumPy reference bit for bit on every model, optimiser,
+schedule, minibatch order and outcome rule, and, where CuPy finds a GPU, so does the GPU itself.
+
+Without a GPU only CuPy's launch and transfers (``CupyDevice``) go untested here; ``bench/gpu_check.sh`` runs the
+tests marked for a GPU on a machine with one.
+"""
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from helpers import assert_same_fields
+from hypothesis import given, settings
+from test_engines import SPECS, random_specs
+
+import descentsim as ds
+from descentsim import Axis, MapSpec
+from descentsim.backends import gpu
+
+pytestmark = pytest.mark.skipif(gpu.host_compiler() is None, reason="no C++ compiler for the host copy")
+
+NO_GPU = gpu.cupy_unavailable()
+needs_gpu = pytest.mark.skipif(NO_GPU is not None, reason=f"no GPU: {NO_GPU}")
+ENGINES = ["gpu-host", pytest.param("cupy", marks=needs_gpu)]
+
+NETWORKS = {
+    "mlp": MapSpec(model="mlp", x=Axis("lr1", 0.1, 3.0, 7), y=Axis("lr2", 0.1, 3.0, 5), steps=80),
+    "mlp-relu-deep": MapSpec(model="mlp", x=Axis("lr", 0.05, 2.0, 7), y=Axis("init_scale", 0.2, 2.0, 3), steps=60,
+                             params={"nonlinearity": "relu", "depth": 3}),
+    "softmax-adam-minibatch": MapSpec(
+        model="softmax-mlp", optimizer="adam", x=Axis("lr", 1e-3, 1.0, 6, "log"), y=Axis("init_scale", 0.3, 2.0, 3),
+        steps=50, params={"batch_size": 4}),
+    "network-sigmoid-bce-rmsprop": MapSpec(
+        model="network", optimizer="rmsprop", x=Axis("lr", 1e-3, 1.0, 6, "log"), y=Axis("init_scale", 0.3, 2.0, 3),
+        steps=50, params={"data": "xor", "widths": "4", "activation": "sigmoid", "loss": "sigmoid_bce", "bias": 1,
+                          "weight_decay": 1e-3}),
+    "network-tanh-mean-field-frozen": MapSpec(
+        model="network", x=Axis("lr", 0.05, 3.0, 6), y=Axis("init_scale", 0.3, 2.0, 3), steps=50,
+        params={"data": "moons", "widths": "9,5", "activation": "leaky_relu", "parameterization": "mean_field",
+                "lr_layers": "0,1,1", "offset_mode": "every_step", "init_offset": 0.01}),
+    "formula-liu": MapSpec(model="formula", x=Axis("lr", 0.1, 1.5, 9), y=Axis("w0", -2.0, 2.0, 5), steps=100,
+                           params={"loss": "w**2 * (1 + 0.3*cos(2*pi*w/0.2)) + log(1 + exp(-w)) + tanh(w)*sin(w)",
+                                   "parameters": "w"}),
+    "quadratic-momentum-cosine-warmup": MapSpec(
+        model="quadratic", optimizer="nesterov", x=Axis("lr", 0.1, 4.0, 13), y=Axis("momentum", 0.0, 0.95, 5),
+        steps=120, params={"schedule": "cosine", "warmup_steps": 10}),
+}
+
+
+def run_on(spec: MapSpec, backend: str, **kwargs) -> ds.ConvergenceMap:
+    return ds.run_map(spec, backend=backend, **kwargs)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", sorted(SPECS) + sorted(NETWORKS))
+def test_gpu_code_matches_reference(name, engine, dtype):
+    spec = {**SPECS, **NETWORKS}[name].replace(dtype=dtype)
+    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
+
+
+@settings(max_examples=12, deadline=None)
+@given(random_specs())
+def test_gpu_host_matches_compiled_on_random_specs(spec):
+    assert_same_fields(run_on(spec, "cython", threads=1), run_on(spec, "gpu-host"))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_gpu_code_records_the_same_curves(engine):
+    spec = NETWORKS["softmax-adam-minibatch"]
+    iy, ix = np.array([0, 1, 2, 2]), np.array([0, 3, 5, 1])
+    expected = ds.trajectories(spec, iy, ix, backend="cython", stride=7)
+    got = ds.trajectories(spec, iy, ix, backend=engine, stride=7)
+    for name in ("loss", "theta", "accuracy"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_results_do_not_depend_on_the_chunking(engine, monkeypatch):
+    """Chunks of 7 points, alternating the two streams, give the bits of one chunk."""
+    spec = SPECS["relu-w"]
+    whole = run_on(spec, engine)
+    monkeypatch.setattr(gpu, "CHUNK_POINTS", 7)
+    assert_same_fields(whole, run_on(spec, engine, tile_shape=(5, 29)))
+
+
+def test_the_engine_is_recorded_in_the_provenance():
+    assert run_on(SPECS["quadratic"], "gpu-host").provenance["backend"] == "gpu-host"
+
+
+def test_cupy_without_a_gpu_is_refused_in_one_line():
+    if NO_GPU is None:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ds.SpecError, match=r"^the cupy backend is not available: .+") as info:
+        run_on(SPECS["quadratic"], "cupy")
+    assert "\n" not in str(info.value)
+
+
+def test_auto_takes_the_gpu_only_where_cupy_finds_one():
+    expected = "cython" if NO_GPU is not None else "cupy"
+    assert run_on(SPECS["quadratic"], "auto").provenance["backend"] == expected
+
+
+@pytest.mark.parametrize("variable, value, rank", [
+    ("OMPI_COMM_WORLD_LOCAL_RANK", "3", 3), ("MPI_LOCALRANKID", "1", 1), ("SLURM_LOCALID", "2", 2), (None, None, 0),
+])
+def test_each_rank_takes_the_gpu_of_its_local_rank(variable, value, rank, monkeypatch):
+    for name in ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "PALS_LOCAL_RANKID",
+                 "SLURM_LOCALID"):
+        monkeypatch.delenv(name, raising=False)
+    if variable:
+        monkeypatch.setenv(variable, value)
+    assert gpu.local_rank() == rank
+
+
+def test_structs_match_the_headers():
+    """ctypes lays the structs out as the C compiler does; their fields are problem.h's, in its order."""
+    header = gpu.resources.files("descentsim").joinpath("ext", "problem.h").read_text()
+    header = re.sub(r"/\*.*?\*/", "", header, flags=re.S)
+    for struct, name in ((gpu.ProblemStruct, "ds_problem"), (gpu.RulesStruct, "ds_rules"),
+                         (gpu.OutputsStruct, "ds_outputs")):
+        body = header[:header.index(f"}} {name};")]
+        body = body[body.rindex("typedef struct {") + len("typedef struct {"):]
+        assert re.findall(r"(\w+)\s*[,;]", body) == [field for field, _ in struct._fields_], name
+
+
+def test_kernel_source_inlines_every_header():
+    source = gpu.kernel_source()
+    assert '#include "' not in source
+    assert source.count('#line 1 "trajectory.h"') == 2  # once per precision
+    assert '#line 1 "models/network.h"' in source
+
+
+# ---- compiling for a GPU without one -----------------------------------------------------------------------
+
+
+def nvrtc_library() -> ctypes.CDLL | None:
+    """NVRTC from the CUDA wheels (nvidia-cuda-nvrtc) or the system, or None."""
+    candidates = []
+    try:
+        import nvidia
+
+        for root in nvidia.__path__:
+            candidates += sorted(glob.glob(os.path.join(root, "**", "libnvrtc.so*"), recursive=True))
+    except ImportError:
+        pass
+    found = ctypes.util.find_library("nvrtc")
+    candidates += [found] if found else []
+    for candidate in candidates:
+        try:
+            return ctypes.CDLL(candidate)
+        except OSError:
+            continue
+    return None
+
+
+def nvrtc_ptx(library: ctypes.CDLL, source: str, options: list[str]) -> tuple[int, str, str]:
+    """(result code, log, PTX) of NVRTC compiling ``source``."""
+    program = ctypes.c_void_p()
+    assert library.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"gpu_kernels.cu", 0, None, None) == 0
+    try:
+        encoded = (ctypes.c_char_p * len(options))(*[o.encode() for o in options])
+        code = library.nvrtcCompileProgram(program, len(options), encoded)
+        size = ctypes.c_size_t()
+        library.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        library.nvrtcGetProgramLog(program, log)
+        ptx = b""
+        if code == 0:
+            library.nvrtcGetPTXSize(program, ctypes.byref(size))
+            buffer = ctypes.create_string_buffer(size.value)
+            library.nvrtcGetPTX(program, buffer)
+            ptx = buffer.value
+        return code, log.value.decode(errors="replace"), ptx.decode(errors="replace")
+    finally:
+        library.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+NVRTC = nvrtc_library()
+NVCC = shutil.which("nvcc")
+
+
+def compiled_ptx(compiler: str, arithmetic: str, tmp_path) -> str:
+    """The PTX of the kernels as the GPU engine compiles them (compute capability 9.0, a 64-value work space)."""
+    source = gpu.kernel_source()
+    options = [*gpu.NVRTC_OPTIONS[arithmetic], "-DDS_WORK_VALUES=64"]
+    if compiler == "nvrtc":
+        code, log, ptx = nvrtc_ptx(NVRTC, source, ["--gpu-architecture=compute_90", "--std=c++17", *options])
+        assert code == 0, log
+        assert "warning" not in log, log
+        return ptx
+    path = tmp_path / "gpu_kernels.cu"
+    path.write_text(source)
+    done = subprocess.run([NVCC, "--gpu-architecture=compute_90", "-ptx", "--std=c++17", *options,
+                           str(path), "-o", str(tmp_path / "k.ptx")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, done.stderr
+    return (tmp_path / "k.ptx").read_text()
+
+
+COMPILERS = [pytest.param("nvrtc", marks=pytest.mark.skipif(NVRTC is None, reason="no NVRTC (nvidia-cuda-nvrtc)")),
+             pytest.param("nvcc", marks=pytest.mark.skipif(NVCC is None, reason="no nvcc"))]
+
+
+@pytest.mark.parametrize("compiler", COMPILERS)
+def test_kernels_compile_for_a_gpu_and_exact_mode_has_no_fused_multiply_add(compiler, tmp_path):
+    ptx = compiled_ptx(compiler, "exact", tmp_path)
+    for kernel in ("ds_train_f32", "ds_train_f64"):
+        assert f".entry {kernel}(" in ptx
+    assert "fma.rn" not in ptx  # every product rounds before the sum, as on the CPU and in the reference
+    assert "fma.rn" in compiled_ptx(compiler, "fast", tmp_path)
