@@ -46,7 +46,8 @@ from .map_data import MapData
 from .errors import EXIT_INCOMPLETE, DescentsimError, OutOfSpace, RunInterrupted, SpecError
 from .journal import TileJournal, pack_fields, unpack_fields
 from .lock import output_lock
-from .runner import ProgressCallback, compute_tile, finish_journal, open_journal, record_history, run_provenance
+from .runner import (ProgressCallback, compute_tile, engine_tile_shape, finish_journal, open_journal, record_history,
+                     run_provenance)
 from .spec import MapSpec
 from .threads import effective_threads
 from .tiles import Tile, tiles
@@ -472,6 +473,7 @@ def run_map_mpi(
         log(f"warning: {warning}")
     with contextlib.ExitStack() as held:  # rank 0 holds the output's lock from its checks to the file
         collectively(comm, lambda: held.enter_context(output_lock(output)) if rank == 0 else None)
+        tile_shape = tile_shape or engine_tile_shape(spec, engine)
         return _run_locked(comm, spec, output, engine, n_threads, tile_shape, resume, force, schedule, progress,
                            stop_requested)
 

@@ -25,7 +25,7 @@ from .spec import MapSpec
 from .filesystem import check_name_room, check_output_path
 from .store import read_map, write_tiles
 from .threads import effective_threads
-from .tiles import TILE_POINTS, Tile, clamp_tile_shape, tiles
+from .tiles import TILE_POINTS, Tile, clamp_tile_shape, default_tile_shape, tiles
 
 #: Called after each finished tile with (tiles done, tiles in all, trajectory-steps so far).
 ProgressCallback = Callable[[int, int, int], None]
@@ -234,6 +234,12 @@ def run_provenance(spec: MapSpec, engine: Backend, threads: int, started: float,
     }
 
 
+def engine_tile_shape(spec: MapSpec, engine: Backend) -> tuple[int, int]:
+    """The default tile shape of ``spec``'s map on ``engine``: about its ``tile_points`` points a tile (a GPU wants
+    hundreds of thousands of trajectories at once, the CPU engines TILE_POINTS)."""
+    return default_tile_shape(spec.shape, getattr(engine, "tile_points", TILE_POINTS))
+
+
 def run_tiles(
     spec: MapSpec,
     engine: Backend,
@@ -289,7 +295,7 @@ def run_map(
     """
     engine = get_backend(backend, spec.model_def)
     n_threads = effective_threads(threads)
-    layout = tiles(spec.shape, tile_shape)
+    layout = tiles(spec.shape, tile_shape or engine_tile_shape(spec, engine))
     check_runnable(spec, layout[0].shape)
     fields = empty_fields(spec.shape)
 
@@ -416,7 +422,7 @@ def run_map_to_file(
     engine = get_backend(backend, spec.model_def)
     n_threads = effective_threads(threads)
     with output_lock(check_output_path(output)):
-        journal = open_journal(spec, output, tile_shape, resume, force)
+        journal = open_journal(spec, output, tile_shape or engine_tile_shape(spec, engine), resume, force)
         if isinstance(journal, MapData):
             return journal  # resumed a finished map
         resumed = len(journal.done)

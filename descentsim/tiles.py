@@ -40,11 +40,12 @@ class Tile:
         return iy.ravel(), ix.ravel()
 
 
-def default_tile_shape(shape: tuple[int, int]) -> tuple[int, int]:
-    """About TILE_POINTS points: up to 256 columns wide, as many rows as fill the rest."""
+def default_tile_shape(shape: tuple[int, int], points: int = TILE_POINTS) -> tuple[int, int]:
+    """About ``points`` points (an engine's ``tile_points``, TILE_POINTS for the CPU engines): up to 256 columns wide
+    (the whole row where the map is no wider than 4096), as many rows as fill the rest."""
     ny, nx = shape
-    width = min(nx, 256)
-    return (max(1, min(ny, TILE_POINTS // width)), width)
+    width = min(nx, max(256, min(4096, points // 256)))
+    return (max(1, min(ny, points // width)), width)
 
 
 def clamp_tile_shape(shape: tuple[int, int], tile_shape: tuple[int, int] | None) -> tuple[int, int]:

@@ -69,13 +69,23 @@ def config(tmp_path):
     return write_config(tmp_path / "map.toml", CONFIG)
 
 
+def test_each_rank_of_a_node_has_its_own_local_rank():
+    """The GPU engine takes the GPU of its rank among the ranks of its node (descentsim.backends.gpu.local_rank)."""
+    script = "from descentsim.backends.gpu import local_rank; print(local_rank())"
+    done = subprocess.run([*mpiexec(), "-n", "3", sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=WORKDIR)
+    assert done.returncode == 0, done.stderr
+    assert sorted(int(line) for line in done.stdout.split()) == [0, 1, 2]
+
+
 def test_mpi4py_is_installed():
     import mpi4py  # noqa: F401  (the README's test command installs it)
 
 
 @pytest.mark.parametrize(
     "ranks, extra",
-    [(1, []), (2, []), (3, ["--tile", "3x17"]), (2, ["--schedule", "static", "--tile", "5x48"]), (3, ["--threads", "2"])],
+    [(1, []), (2, []), (3, ["--tile", "3x17"]), (2, ["--schedule", "static", "--tile", "5x48"]), (3, ["--threads", "2"]),
+     (2, ["--backend", "gpu-host", "--tile", "3x17"])],  # the GPU engine's code (built for the host)
 )
 def test_same_map_on_any_number_of_ranks(tmp_path, config, reference, ranks, extra):
     out = tmp_path / "map.h5"

@@ -159,6 +159,8 @@ class GpuBackend:
     order and outcome rule of the CPU engines, with the same fields and recorded curves."""
 
     parallel = False  # threads do not apply: every point has its own GPU thread
+    #: Points a default tile holds: enough trajectories to fill a large GPU (an H100/H200 holds 270 336 threads).
+    tile_points = 1 << 18
 
     def __init__(self, device: Device | None = None) -> None:
         self.device = device if device is not None else CupyDevice()
