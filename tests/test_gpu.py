@@ -86,6 +86,11 @@ def test_gpu_code_records_the_same_curves(engine):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
 
 
+@needs_gpu
+def test_the_gpu_is_named_in_the_provenance():
+    assert run_on(SPECS["quadratic"], "cupy").provenance["device"].startswith("GPU 0: ")
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_results_do_not_depend_on_the_chunking(engine, monkeypatch):
     """Chunks of 7 points, alternating the two streams, give the bits of one chunk."""
@@ -97,7 +102,8 @@ def test_results_do_not_depend_on_the_chunking(engine, monkeypatch):
 
 @needs_compiler
 def test_the_engine_is_recorded_in_the_provenance():
-    assert run_on(SPECS["quadratic"], "gpu-host").provenance["backend"] == "gpu-host"
+    provenance = run_on(SPECS["quadratic"], "gpu-host").provenance
+    assert (provenance["backend"], provenance["device"]) == ("gpu-host", gpu.HostDevice.description)
 
 
 def test_cupy_without_a_gpu_is_refused_in_one_line():

@@ -141,6 +141,7 @@ class Device(Protocol):
     """Where the kernels run: arrays in, a launch, arrays out. ``stream`` is 0 or 1 (two alternate)."""
 
     name: str
+    description: str  # the device, for a map's provenance
 
     def free_bytes(self) -> int: ...
 
@@ -165,6 +166,10 @@ class GpuBackend:
     def __init__(self, device: Device | None = None) -> None:
         self.device = device if device is not None else CupyDevice()
         self.name = self.device.name
+
+    def provenance(self) -> dict[str, str]:
+        """What a map's provenance records of the engine: the GPU it ran on."""
+        return {"device": self.device.description}
 
     def run(
         self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors: np.ndarray | None, threads: int,
@@ -302,6 +307,8 @@ class CupyDevice:
         self.gpu = cupy.cuda.Device(self.index)
         with self.gpu:
             self.streams = (cupy.cuda.Stream(non_blocking=True), cupy.cuda.Stream(non_blocking=True))
+            name = cupy.cuda.runtime.getDeviceProperties(self.index)["name"]
+        self.description = f"GPU {self.index}: {name.decode() if isinstance(name, bytes) else name}"
 
     def free_bytes(self) -> int:
         with self.gpu:
@@ -355,6 +362,7 @@ class HostDevice:
     thread runs, run here point by point. Memory is the host's; transfers are copies."""
 
     name = "gpu-host"
+    description = "the host processor (the GPU code built for it)"
 
     def free_bytes(self) -> int:
         return 1 << 32
