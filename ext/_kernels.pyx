@@ -58,6 +58,7 @@ cdef extern from "kernels.h" nogil:
         DS_RMSPROP
     Py_ssize_t ds_work_vectors(int model, int optimizer, Py_ssize_t p, Py_ssize_t n_consts, Py_ssize_t n_hyper,
                                Py_ssize_t data_rows, Py_ssize_t k_max)
+    Py_ssize_t ds_state_space(int optimizer, Py_ssize_t p, Py_ssize_t n_consts, Py_ssize_t n_hyper)
     ctypedef struct ds_rules:
         Py_ssize_t steps
         double converge_loss
@@ -138,6 +139,16 @@ def scratch_size(dtype: str, model: str, optimizer: str, p: int, data_rows: int,
     k_max = min(max_period, steps)
     return LANES[dtype] * ds_work_vectors(MODEL_IDS[model], OPTIMIZER_IDS[optimizer], p, n_consts, n_hyper,
                                           data_rows, k_max)
+
+def work_parts(model: str, optimizer: str, p: int, data_rows: int, n_consts: int, n_hyper: int, max_period: int,
+               steps: int) -> tuple[int, int]:
+    """The two parts of one trajectory's work space, in values (ds_train_points_with): θ, ∇L, constants,
+    hyperparameters, learning-rate scales and optimiser state, each at a fixed place; then the model's work space
+    and the past θ."""
+    k_max = min(max_period, steps)
+    total = ds_work_vectors(MODEL_IDS[model], OPTIMIZER_IDS[optimizer], p, n_consts, n_hyper, data_rows, k_max)
+    fixed = ds_state_space(OPTIMIZER_IDS[optimizer], p, n_consts, n_hyper)
+    return fixed, total - fixed
 
 cdef enum:
     CHUNK = 32  # points a thread takes at a time (dynamic: trajectory costs differ by orders of magnitude)

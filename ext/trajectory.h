@@ -31,24 +31,32 @@
 
 #ifndef DS_WORK_COMMON
 #define DS_WORK_COMMON
-/* Work space of one thread, in vectors of lanes: θ, ∇L, learning-rate scales and k_max + 1 past θ
- * (p each), constants, hyperparameters, optimiser state and model work space (ds_train_points carves it). */
-DS_INLINE ptrdiff_t ds_work_vectors(int model, int optimizer, ptrdiff_t p, ptrdiff_t n_consts, ptrdiff_t n_hyper,
-                                        ptrdiff_t data_rows, ptrdiff_t k_max)
+/* Work space of one thread, in vectors of lanes (ds_train_points_with carves it): θ, ∇L and the learning-rate
+ * scales (p each), constants, hyperparameters and optimiser state (ds_state_space); then the model's work space and
+ * k_max + 1 past θ. */
+DS_INLINE ptrdiff_t ds_state_space(int optimizer, ptrdiff_t p, ptrdiff_t n_consts, ptrdiff_t n_hyper)
 {
-    return (k_max + 4) * p + n_consts + n_hyper + ds_state_vectors(optimizer, p) + ds_model_vectors(model, p, data_rows);
+    return 3 * p + n_consts + n_hyper + ds_state_vectors(optimizer, p);
+}
+
+DS_INLINE ptrdiff_t ds_work_vectors(int model, int optimizer, ptrdiff_t p, ptrdiff_t n_consts, ptrdiff_t n_hyper,
+                                    ptrdiff_t data_rows, ptrdiff_t k_max)
+{
+    return ds_state_space(optimizer, p, n_consts, n_hyper) + ds_model_vectors(model, p, data_rows) + (k_max + 1) * p;
 }
 #endif
 
-/* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time.
- * work: ds_work_vectors(...) vectors of DS_LANES values. */
-DS_ENTRY void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules, ptrdiff_t first, ptrdiff_t last,
-                                       DS_T *work, const ds_outputs *out)
+/* Train points first..last−1 and classify them (descentsim.outcome has the rules), DS_LANES at a time. The work
+ * space comes in two parts: `work`, ds_state_space(...) vectors for θ, ∇L, the constants, hyperparameters, learning-
+ * rate scales and optimiser state, each at a fixed place (where the model's sizes are compile-time constants, as in
+ * the GPU engine's specialised kernels, they can live in registers), and `memory`, ds_model_vectors(...) + (k_max +
+ * 1)·p vectors for the model's work space and the past θ, indexed as the trajectory goes. */
+DS_INLINE void DS_NAME(ds_train_points_with)(const ds_problem *pb, const ds_rules *rules, ptrdiff_t first,
+                                             ptrdiff_t last, DS_T *work, DS_T *memory, const ds_outputs *out)
 {
     const ptrdiff_t p = pb->p, steps = rules->steps;
     DS_T *th = work, *g = th + p * DS_LANES, *c = g + p * DS_LANES, *hyper = c + pb->n_consts * DS_LANES,
-         *scale = hyper + pb->n_hyper * DS_LANES, *state = scale + p * DS_LANES,
-         *work_model = state + ds_state_vectors(pb->optimizer, p) * DS_LANES,
+         *scale = hyper + pb->n_hyper * DS_LANES, *state = scale + p * DS_LANES, *work_model = memory,
          *history = work_model + ds_model_vectors(pb->model, p, pb->data_rows) * DS_LANES;
     DS_NAME(ds_lanes) lanes, *s = &lanes;
     ptrdiff_t next = first, k, i, q;
@@ -154,6 +162,15 @@ DS_ENTRY void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rul
             }
         }
     }
+}
+
+/* ds_train_points_with on one work space of ds_work_vectors(...) vectors, the two parts one after the other. */
+DS_ENTRY void DS_NAME(ds_train_points)(const ds_problem *pb, const ds_rules *rules, ptrdiff_t first, ptrdiff_t last,
+                                       DS_T *work, const ds_outputs *out)
+{
+    DS_NAME(ds_train_points_with)(pb, rules, first, last, work,
+                                  work + ds_state_space(pb->optimizer, pb->p, pb->n_consts, pb->n_hyper) * DS_LANES,
+                                  out);
 }
 
 #include "precision_end.h"

@@ -91,6 +91,19 @@ def test_the_gpu_is_named_in_the_provenance():
     assert run_on(SPECS["quadratic"], "cupy").provenance["device"].startswith("GPU 0: ")
 
 
+@needs_compiler
+def test_kernels_specialised_for_a_group_agree_with_the_reference():
+    """The GPU compiles each group's kernel with its kernel ids and sizes as constants (DS_FIXED_*): the host copy
+    built the same way gives the reference's bits."""
+    engine = gpu.GpuBackend(gpu.HostDevice(specialise=True))
+    for spec in (NETWORKS["quadratic-momentum-cosine-warmup"], SPECS["relu-wbac"].replace(dtype="float32")):
+        iy, ix = np.divmod(np.arange(spec.shape[0] * spec.shape[1]), spec.shape[1])
+        got = ds.runner.compute_points(spec, engine, iy, ix, 1)
+        expected = ds.runner.compute_points(spec, ds.backends.get_backend("numpy"), iy, ix, 1)
+        for name in got:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_results_do_not_depend_on_the_chunking(engine, monkeypatch):
     """Chunks of 7 points, alternating the two streams, give the bits of one chunk."""
@@ -198,10 +211,17 @@ NVRTC = nvrtc_library()
 NVCC = shutil.which("nvcc")
 
 
-def compiled_ptx(compiler: str, arithmetic: str, tmp_path) -> str:
-    """The PTX of the kernels as the GPU engine compiles them (compute capability 9.0, a 64-value work space)."""
+#: Groups' builds as the GPU engine makes them: the SD map's network (272 parameters, gd; its sizes read at run time),
+#: and the quadratic's with momentum (its sizes compiled in).
+BUILDS = {"sd": gpu.KernelBuild("exact", 3 * 272 + 13 + 1, 4 * 272 + 3 * 8 * 16 + 9 * 272, ()),
+          "quadratic": gpu.KernelBuild("exact", 3 + 1 + 2 + 1, 9, (("MODEL", 0), ("OPTIMIZER", 1), ("P", 1),
+                                                                   ("CONSTS", 1), ("HYPER", 2), ("K_MAX", 8)))}
+
+
+def compiled_ptx(compiler: str, arithmetic: str, tmp_path, build: gpu.KernelBuild = BUILDS["sd"]) -> str:
+    """The PTX of the kernels as the GPU engine compiles them for a group (compute capability 9.0)."""
     source = gpu.kernel_source()
-    options = [*gpu.NVRTC_OPTIONS[arithmetic], "-DDS_WORK_VALUES=64"]
+    options = [*gpu.NVRTC_OPTIONS[arithmetic], *build.defines()]
     if compiler == "nvrtc":
         code, log, ptx = nvrtc_ptx(NVRTC, source, ["--gpu-architecture=compute_90", "--std=c++17", *options])
         assert code == 0, log
@@ -227,3 +247,4 @@ def test_kernels_compile_for_a_gpu_and_exact_mode_has_no_fused_multiply_add(comp
         assert f".entry {kernel}(" in ptx
     assert "fma.rn" not in ptx  # every product rounds before the sum, as on the CPU and in the reference
     assert "fma.rn" in compiled_ptx(compiler, "fast", tmp_path)
+    assert "fma.rn" not in compiled_ptx(compiler, "exact", tmp_path, BUILDS["quadratic"])

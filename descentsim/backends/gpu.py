@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 from importlib import resources
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,6 +43,10 @@ BLOCK_THREADS = 128
 CHUNK_POINTS = 1 << 20
 #: The fraction of the GPU's free memory one chunk (and its pair on the other stream) may take.
 CHUNK_MEMORY_SHARE = 0.25
+#: Groups of at most this many parameters get kernels compiled with their sizes as constants (DS_FIXED_*), so that
+#: a small model's parameters and optimiser state live in registers; larger ones would only unroll into a kernel that
+#: takes minutes to compile and spills anyway.
+FIXED_MAX_PARAMETERS = 32
 #: NVRTC's options by arithmetic: exact rounds every operation once, as the CPU engine and the reference do.
 NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true",)}
 #: The host copy's compiler options by arithmetic.
@@ -117,11 +122,6 @@ def _resolve(root, including: str, name: str) -> str:
     return beside if root.joinpath(beside).is_file() else name
 
 
-def source_digest() -> str:
-    """A short digest of the kernels' source with its headers (the host copy's cache key)."""
-    return hashlib.sha256(kernel_source().encode()).hexdigest()[:16]
-
-
 def rules_struct(spec: MapSpec, factors: np.ndarray | None) -> RulesStruct:
     """The spec's outcome thresholds as ``ds_rules`` (the same values ``_kernels.train`` derives)."""
     th = spec.resolved_thresholds
@@ -135,6 +135,22 @@ def rules_struct(spec: MapSpec, factors: np.ndarray | None) -> RulesStruct:
         k_max=min(th.max_period, steps), window_start=max(steps - th.stuck_window, 0),
         last_start=max(steps - _kernels.SCORE_WINDOW, 0), converge_from=converge_from, diverge_from=diverge_from,
     )
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    """What a group's kernel is compiled with: the arithmetic, the two parts of a thread's work space (values) and
+    the group's kernel ids and sizes as constants (``DS_FIXED_*`` of gpu_kernels.cu)."""
+
+    arithmetic: str
+    work_values: int
+    memory_values: int
+    fixed: tuple[tuple[str, int], ...]
+
+    def defines(self) -> list[str]:
+        """The compiler's -D options."""
+        return [f"-DDS_WORK_VALUES={max(self.work_values, 1)}", f"-DDS_MEMORY_VALUES={max(self.memory_values, 1)}",
+                *(f"-DDS_FIXED_{name}={value}" for name, value in self.fixed)]
 
 
 class Device(Protocol):
@@ -151,8 +167,8 @@ class Device(Protocol):
 
     def get(self, handle: Any, stream: int) -> np.ndarray: ...
 
-    def launch(self, dtype: np.dtype, arithmetic: str, work_values: int, problem: ProblemStruct,
-               rules: RulesStruct, outputs: OutputsStruct, n: int, stream: int, keep: list) -> None: ...
+    def launch(self, dtype: np.dtype, build: KernelBuild, problem: ProblemStruct, rules: RulesStruct,
+               outputs: OutputsStruct, n: int, stream: int, keep: list) -> None: ...
 
 
 class GpuBackend:
@@ -184,10 +200,13 @@ class GpuBackend:
             return out
         model, optimizer = spec.model_def.kernel, spec.optimizer_def.kernel
         th = spec.resolved_thresholds
-        work_values = _kernels.scratch_size(
-            spec.dtype, model, optimizer, p, problem.data.shape[0], problem.consts.shape[1], hyper.shape[1],
-            th.max_period, spec.steps,
-        ) // _kernels.LANES[spec.dtype]
+        work_values, memory_values = _kernels.work_parts(
+            model, optimizer, p, problem.data.shape[0], problem.consts.shape[1], hyper.shape[1], th.max_period,
+            spec.steps)
+        fixed = (("MODEL", _kernels.MODEL_IDS[model]), ("OPTIMIZER", _kernels.OPTIMIZER_IDS[optimizer]), ("P", p),
+                 ("CONSTS", problem.consts.shape[1]), ("HYPER", hyper.shape[1]),
+                 ("K_MAX", min(th.max_period, spec.steps))) if p <= FIXED_MAX_PARAMETERS else ()
+        build = KernelBuild(getattr(spec, "arithmetic", "exact"), work_values, memory_values, fixed)
         device, keep = self.device, []
 
         def arr(a: np.ndarray) -> np.ndarray:
@@ -233,7 +252,7 @@ class GpuBackend:
             keep.extend(handles.values())
             outputs = OutputsStruct(stride=recording.stride if recording is not None else 1,
                                     **{name: device.address(h) for name, h in handles.items()})
-            device.launch(dtype, getattr(spec, "arithmetic", "exact"), work_values, pb, rules, outputs, count, stream, keep)
+            device.launch(dtype, build, pb, rules, outputs, count, stream, keep)
             pending.append((part, stream, handles))
             if len(pending) == 2:  # the chunk before this one has had a stream's turn: collect it
                 self._collect(pending.pop(0), out, paths)
@@ -325,9 +344,9 @@ class CupyDevice:
         with self.gpu:
             return handle.get(stream=self.streams[stream])
 
-    def launch(self, dtype: np.dtype, arithmetic: str, work_values: int, problem: ProblemStruct,
-               rules: RulesStruct, outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
-        kernel = _cupy_kernel(self.index, np.dtype(dtype).itemsize * 8, arithmetic, work_values)
+    def launch(self, dtype: np.dtype, build: KernelBuild, problem: ProblemStruct, rules: RulesStruct,
+               outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
+        kernel = _cupy_kernel(self.index, np.dtype(dtype).itemsize * 8, build)
         with self.gpu, self.streams[stream]:
             structs = [self.cupy.asarray(np.frombuffer(bytes(s), dtype=np.uint8)) for s in (problem, rules, outputs)]
             keep.extend(structs)
@@ -335,14 +354,14 @@ class CupyDevice:
             kernel((blocks,), (BLOCK_THREADS,), (*structs, np.int64(n)))
 
 
-@functools.lru_cache(maxsize=32)
-def _cupy_kernel(device: int, bits: int, arithmetic: str, work_values: int):
-    """The compiled kernel of one precision, arithmetic and work size (CuPy caches the binary on disk too)."""
+@functools.lru_cache(maxsize=64)
+def _cupy_kernel(device: int, bits: int, build: KernelBuild):
+    """The kernel of one precision compiled for a group (CuPy caches the binary on disk too)."""
     import cupy
 
     with cupy.cuda.Device(device):
-        module = cupy.RawModule(code=kernel_source(), backend="nvrtc", options=(
-            *NVRTC_OPTIONS[arithmetic], "--std=c++17", f"-DDS_WORK_VALUES={work_values}"))
+        module = cupy.RawModule(code=kernel_source(), backend="nvrtc",
+                                options=(*NVRTC_OPTIONS[build.arithmetic], "--std=c++17", *build.defines()))
         return module.get_function(f"ds_train_f{bits}")
 
 
@@ -359,10 +378,14 @@ def host_compiler() -> str | None:
 
 class HostDevice:
     """The host copy of the GPU kernels (``gpu_kernels.cu`` compiled as C++ with ``DS_ONE_LANE``): what each GPU
-    thread runs, run here point by point. Memory is the host's; transfers are copies."""
+    thread runs, run here point by point. Memory is the host's; transfers are copies. ``specialise``: compile a copy
+    for each group with its kernel ids and sizes as constants, as the GPU does (slower to build; for the tests)."""
 
     name = "gpu-host"
     description = "the host processor (the GPU code built for it)"
+
+    def __init__(self, specialise: bool = False) -> None:
+        self.specialise = specialise
 
     def free_bytes(self) -> int:
         return 1 << 32
@@ -376,34 +399,38 @@ class HostDevice:
     def get(self, handle: Any, stream: int) -> np.ndarray:
         return handle.copy()
 
-    def launch(self, dtype: np.dtype, arithmetic: str, work_values: int, problem: ProblemStruct,
-               rules: RulesStruct, outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
-        library = host_library(arithmetic)
+    def launch(self, dtype: np.dtype, build: KernelBuild, problem: ProblemStruct, rules: RulesStruct,
+               outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
+        library = host_library(build.arithmetic, tuple(build.defines()) if self.specialise else ())
         bits = np.dtype(dtype).itemsize * 8
-        work = np.zeros(max(work_values, 1), dtype=dtype)
+        work = np.zeros(max(build.work_values, 1), dtype=dtype)
+        memory = np.zeros(max(build.memory_values, 1), dtype=dtype)
         train = getattr(library, f"ds_host_train_f{bits}")
         train.restype = None
         train(ctypes.byref(problem), ctypes.byref(rules), ctypes.byref(outputs), ctypes.c_ssize_t(n),
-              ctypes.c_void_p(work.ctypes.data))
+              ctypes.c_void_p(work.ctypes.data), ctypes.c_void_p(memory.ctypes.data))
 
 
-@functools.lru_cache(maxsize=2)
-def host_library(arithmetic: str = "exact") -> ctypes.CDLL:
-    """The host copy built (once per source digest, in the user's cache directory) and loaded."""
+@functools.lru_cache(maxsize=16)
+def host_library(arithmetic: str = "exact", defines: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """The host copy built (once per source, arithmetic and ``defines``, in the user's cache directory) and
+    loaded."""
     compiler = host_compiler()
     if compiler is None:
         raise SpecError("the host copy of the GPU kernels needs a C++ compiler (g++ or clang++, or set CXX)")
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "descentsim"
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"gpu-host-{arithmetic}-{source_digest()}.so"
+    options = [*HOST_OPTIONS[arithmetic], *defines]
+    key = hashlib.sha256((kernel_source() + "\0".join(options)).encode()).hexdigest()[:16]
+    target = cache / f"gpu-host-{arithmetic}-{key}.so"
     if not target.exists():
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             source = Path(tmp) / "gpu_kernels.cpp"
             source.write_text(kernel_source(), encoding="utf-8")
             built = Path(tmp) / target.name
             subprocess.run(
-                [compiler, "-x", "c++", "-std=c++17", "-O2", "-fno-fast-math", *HOST_OPTIONS[arithmetic],
-                 "-DDS_ONE_LANE", "-shared", "-fPIC", str(source), "-o", str(built)],
+                [compiler, "-x", "c++", "-std=c++17", "-O2", "-fno-fast-math", *options, "-DDS_ONE_LANE", "-shared",
+                 "-fPIC", str(source), "-o", str(built)],
                 check=True, capture_output=True, text=True,
             )
             os.replace(built, target)  # atomic: a concurrent build leaves one whole library
