@@ -24,7 +24,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -163,12 +163,26 @@ class Device(Protocol):
 
     def put(self, array: np.ndarray, stream: int) -> Any: ...
 
+    def empty(self, count: int, dtype: np.dtype, stream: int) -> Any: ...
+
+    def synchronize(self, stream: int) -> None: ...
+
     def address(self, handle: Any) -> int: ...
 
     def get(self, handle: Any, stream: int) -> np.ndarray: ...
 
     def launch(self, dtype: np.dtype, build: KernelBuild, problem: ProblemStruct, rules: RulesStruct,
                outputs: OutputsStruct, n: int, stream: int, keep: list) -> None: ...
+
+
+class _Chunk(NamedTuple):
+    """Points ``part`` of a group on its way through the device: its stream, output arrays and the arrays its
+    kernel reads (held until it has run)."""
+
+    part: slice
+    stream: int
+    handles: dict[str, Any]
+    keep: list
 
 
 class GpuBackend:
@@ -207,12 +221,12 @@ class GpuBackend:
                  ("CONSTS", problem.consts.shape[1]), ("HYPER", hyper.shape[1]),
                  ("K_MAX", min(th.max_period, spec.steps))) if p <= FIXED_MAX_PARAMETERS else ()
         build = KernelBuild(getattr(spec, "arithmetic", "exact"), work_values, memory_values, fixed)
-        device, keep = self.device, []
+        device, shared_keep = self.device, []
 
         def arr(a: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(a, dtype=dtype)
 
-        def put(a: np.ndarray | None, stream: int = 0) -> int:
+        def put(a: np.ndarray | None, stream: int, keep: list) -> int:
             if a is None:
                 return 0
             handle = device.put(a, stream)
@@ -225,51 +239,51 @@ class GpuBackend:
             "point_id": None if problem.point_id is None else np.ascontiguousarray(problem.point_id, dtype=np.int64),
         }
         batch = problem.batch or (0, 0, 0, 0)
+        lr_factors = None if factors is None or spec.steps == 0 else np.ascontiguousarray(factors, np.float64)
         shared = ProblemStruct(
             model=_kernels.MODEL_IDS[model], optimizer=_kernels.OPTIMIZER_IDS[optimizer], p=p,
             samples=problem.data.shape[1], data_rows=problem.data.shape[0], n_consts=problem.consts.shape[1],
-            n_hyper=hyper.shape[1], data=put(arr(problem.data)),
-            lr_factors=put(None if factors is None or spec.steps == 0 else np.ascontiguousarray(factors, np.float64)),
-            trainable=put(np.ascontiguousarray(problem.trainable, dtype=np.uint8)),
+            n_hyper=hyper.shape[1], data=put(arr(problem.data), 0, shared_keep),
+            lr_factors=put(lr_factors, 0, shared_keep),
+            trainable=put(np.ascontiguousarray(problem.trainable, dtype=np.uint8), 0, shared_keep),
             batch_size=batch[0], batch_seed=batch[1], batch_per_point=batch[2], batch_sequential=batch[3],
             eval_count=problem.eval_count,
         )
+        device.synchronize(0)  # the shared arrays are in place before either stream's kernel reads them
         rules = rules_struct(spec, factors)
         paths = {} if recording is None else {
             "loss_path": recording.loss, "theta_path": recording.theta, "accuracy_path": recording.accuracy,
         }
-        chunk = self._chunk_points(n, p, dtype, rows, paths)
-        pending: list[tuple[slice, int, dict[str, Any]]] = []
+        chunk = self._chunk_points(n, rows, paths)
+        pending: list[_Chunk] = []
         for c, first in enumerate(range(0, n, chunk)):
-            part, stream = slice(first, min(first + chunk, n)), c % 2
+            part, stream, keep = slice(first, min(first + chunk, n)), c % 2, []
             count = part.stop - part.start
             pb = ProblemStruct.from_buffer_copy(shared)
             for name in ("theta0", "consts", "hyper", "lr_scale", "point_id"):
-                setattr(pb, name, put(None if rows[name] is None else rows[name][part], stream) or None)
-            handles = {name: device.put(np.empty(count, dtype=FIELDS[name].dtype), stream) for name in OUTPUT_FIELDS}
-            handles.update({name: device.put(np.ascontiguousarray(path[part]), stream)
+                setattr(pb, name, put(None if rows[name] is None else rows[name][part], stream, keep) or None)
+            handles = {name: device.empty(count, FIELDS[name].dtype, stream) for name in OUTPUT_FIELDS}
+            handles.update({name: device.put(np.ascontiguousarray(path[part]), stream)  # NaN past the deciding step
                             for name, path in paths.items() if path is not None})
-            keep.extend(handles.values())
             outputs = OutputsStruct(stride=recording.stride if recording is not None else 1,
                                     **{name: device.address(h) for name, h in handles.items()})
             device.launch(dtype, build, pb, rules, outputs, count, stream, keep)
-            pending.append((part, stream, handles))
-            if len(pending) == 2:  # the chunk before this one has had a stream's turn: collect it
+            pending.append(_Chunk(part, stream, handles, keep))
+            if len(pending) == 2:  # the chunk before this one has had its stream's turn: collect it
                 self._collect(pending.pop(0), out, paths)
         for done in pending:
             self._collect(done, out, paths)
         return out
 
-    def _collect(self, done: tuple[slice, int, dict[str, Any]], out: dict[str, np.ndarray],
-                 paths: dict[str, np.ndarray | None]) -> None:
-        part, stream, handles = done
+    def _collect(self, done: _Chunk, out: dict[str, np.ndarray], paths: dict[str, np.ndarray | None]) -> None:
+        """A chunk's fields and curves, copied back once its stream has finished (its arrays are then let go)."""
         for name in OUTPUT_FIELDS:
-            out[name][part] = self.device.get(handles[name], stream)
+            out[name][done.part] = self.device.get(done.handles[name], done.stream)
         for name, path in paths.items():
             if path is not None:
-                path[part] = self.device.get(handles[name], stream)
+                path[done.part] = self.device.get(done.handles[name], done.stream)
 
-    def _chunk_points(self, n: int, p: int, dtype: np.dtype, rows: dict, paths: dict) -> int:
+    def _chunk_points(self, n: int, rows: dict, paths: dict) -> int:
         """Points per chunk: CHUNK_POINTS at most, fewer where two chunks' arrays would take more than
         CHUNK_MEMORY_SHARE of the device's free memory."""
         per_point = sum(a.itemsize * (a.size // max(len(a), 1)) for a in rows.values() if a is not None)
@@ -337,6 +351,13 @@ class CupyDevice:
         with self.gpu, self.streams[stream]:
             return self.cupy.asarray(array)
 
+    def empty(self, count: int, dtype: np.dtype, stream: int) -> Any:
+        with self.gpu, self.streams[stream]:
+            return self.cupy.empty(count, dtype=dtype)
+
+    def synchronize(self, stream: int) -> None:
+        self.streams[stream].synchronize()
+
     def address(self, handle: Any) -> int:
         return int(handle.data.ptr)
 
@@ -392,6 +413,12 @@ class HostDevice:
 
     def put(self, array: np.ndarray, stream: int) -> Any:
         return np.array(array, copy=True, order="C")
+
+    def empty(self, count: int, dtype: np.dtype, stream: int) -> Any:
+        return np.empty(count, dtype=dtype)
+
+    def synchronize(self, stream: int) -> None:
+        pass
 
     def address(self, handle: Any) -> int:
         return int(handle.ctypes.data) if handle.size else 0
