@@ -223,10 +223,12 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
     for (i = 0; g != NULL && i < DS_COOP_P; i++)
         g[i] = 0;
     for (n = 0; n < count; n++) {
-        const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index);
+        const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index), column = at != NULL ? at[0] : n;
         vec xs[DS_COOP_INPUTS], pre[DS_COOP_UNITS], act[DS_COOP_UNITS], e, delta, dacc;
-        DS_UNROLL for (i = 0; i < DS_COOP_INPUTS; i++)
-            xs[i] = DS_NAME(ds_sample)(x + i * samples, n, at);
+        DS_UNROLL for (i = 0; i < DS_COOP_INPUTS; i++) { /* ds_sample's values, the sample's column found once */
+            const vec value = {x[i * samples + column]};
+            xs[i] = at != NULL ? value : zero + value;
+        }
         e = DS_NAME(ds_coop_forward)(pb, th, c, xs, pre, act) - DS_NAME(ds_sample)(y, n, at);
         loss = loss + e * e;
         if (g == NULL)
