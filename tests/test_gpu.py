@@ -150,34 +150,36 @@ def cooperative(monkeypatch):
     """Every network with one hidden layer and the mse loss in the cooperative layout (however few its parameters);
     yields the groups' builds as launched."""
     builds = []
-    launch = gpu.HostDevice.launch
 
-    def spy(self, dtype, build, *args):
-        builds.append(build)
-        return launch(self, dtype, build, *args)
+    def spy(launch):
+        def launched(self, dtype, build, *args):
+            builds.append(build)
+            return launch(self, dtype, build, *args)
+        return launched
 
     monkeypatch.setattr(gpu, "COOP_MIN_PARAMETERS", 0)
-    monkeypatch.setattr(gpu.HostDevice, "launch", spy)
+    for device in (gpu.HostDevice, gpu.CupyDevice):
+        monkeypatch.setattr(device, "launch", spy(device.launch))
     return builds
 
 
-@needs_compiler
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", sorted(COOP))
-def test_cooperative_kernel_matches_reference(name, dtype, cooperative):
+def test_cooperative_kernel_matches_reference(name, engine, dtype, cooperative):
     """A group of threads a network, each holding its units' share of θ: the reference's bits in every field."""
     spec = COOP[name].replace(dtype=dtype)
-    assert_same_fields(run_on(spec, "numpy"), run_on(spec, "gpu-host"))
+    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
     assert cooperative and all(build.coop for build in cooperative)
 
 
-@needs_compiler
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["sd", "xor-tanh-bias", "moons-adam-minibatch", "xor-sigmoid-frozen-out-momentum"])
-def test_cooperative_kernel_with_several_units_a_thread(name, cooperative, monkeypatch):
+def test_cooperative_kernel_with_several_units_a_thread(name, engine, cooperative, monkeypatch):
     """Groups smaller than the hidden layer (as networks wider than 32 units get): threads of several units, some
     of them empty (width 5 or 9 on 2 threads), give the same bits."""
     monkeypatch.setattr(gpu, "COOP_MAX_THREADS", 2)
     spec = COOP[name]
-    assert_same_fields(run_on(spec, "numpy"), run_on(spec, "gpu-host"))
+    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
     assert {dict(build.coop)["THREADS"] for build in cooperative} == {2}
 
 
@@ -189,14 +191,14 @@ def test_cooperative_maps_cover_the_outcomes():
     assert {ds.Outcome.CONVERGED, ds.Outcome.DIVERGED, ds.Outcome.STUCK, ds.Outcome.UNRESOLVED} <= seen
 
 
-@needs_compiler
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["moons-adam-minibatch", "sd"])
-def test_cooperative_kernel_records_the_same_curves(name, cooperative):
+def test_cooperative_kernel_records_the_same_curves(name, engine, cooperative):
     """L_t, θ_t (written by each parameter's owner) and the accuracy at every stride."""
     spec = COOP[name]
     iy, ix = np.array([0, 1, 1, 0]), np.array([0, 2, 1, 2])
     expected = ds.trajectories(spec, iy, ix, backend="cython", stride=7)
-    got = ds.trajectories(spec, iy, ix, backend="gpu-host", stride=7)
+    got = ds.trajectories(spec, iy, ix, backend=engine, stride=7)
     for field in ("loss", "theta", "accuracy"):
         np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), err_msg=field)
     assert cooperative and all(build.coop for build in cooperative)
