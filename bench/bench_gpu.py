@@ -180,6 +180,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-jax", action="store_true")
     parser.add_argument("--jax-chunk-points", type=int, default=1 << 18, help="grid points per JAX call")
+    parser.add_argument("--one-thread", action="store_true",
+                        help="networks in the one-thread kernel, not the cooperative layout (a group of threads a "
+                             "network, ext/coop.h), to compare the two")
     parser.add_argument("--until", type=float, default=math.inf,
                         help="a deadline (seconds since the epoch): maps not started by then are skipped")
     args = parser.parse_args(argv)
@@ -194,8 +197,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.one_thread:
+        from descentsim.backends import gpu
+
+        gpu.COOP_MIN_PARAMETERS = False
     jax = None if args.skip_jax else import_jax(enable_x64="float64" in args.dtypes)
-    print(f"descentsim {ds.__version__ if hasattr(ds, '__version__') else ''} on {args.backend}; "
+    print(f"descentsim {ds.__version__ if hasattr(ds, '__version__') else ''} on {args.backend} "
+          f"({'one thread' if args.one_thread else 'a cooperative group of threads'} a network); "
           f"JAX {'absent or skipped' if jax is None else jax.__version__ + ' on ' + str(jax.devices()[0])}")
     rows = []
     started = time.perf_counter()

@@ -58,6 +58,8 @@ say "GPU benchmark (bench/bench_gpu.py), $(left) s left"
 UNTIL=$(( $(date +%s) + $(left) - 75 ))
 run_bench() { timeout $(( $(left) - 10 )) $PYTHON "$ROOT/bench/bench_gpu.py" --until "$UNTIL" "$@" 2>&1; }
 run_bench --maps sd --dtypes float64,float32 --arithmetic exact,fast --budget-s 12
+# the same map in the one-thread kernel: what the cooperative layout (a group of threads a network) gains
+run_bench --maps sd --dtypes float64 --arithmetic exact --budget-s 6 --skip-jax --one-thread
 run_bench --maps quadratic --dtypes float32,float64 --arithmetic exact --budget-s 6
 run_bench --maps relu,digits --dtypes float32 --arithmetic exact --budget-s 6
 say "done: tests exit $TESTS; the log is $LOG"

@@ -10,6 +10,10 @@
  *                   or none: the group's kernel ids and sizes as constants, so that loops over parameters unroll and
  *                   θ, ∇L and the optimiser state of a small model stay in registers (the values must be the
  *                   group's: the kernel is compiled for it)
+ *   DS_COOP_THREADS, DS_COOP_INPUTS, DS_COOP_WIDTH, DS_COOP_BIAS, DS_COOP_ACTIVATION, DS_COOP_MEAN_FIELD  all or
+ *                   none: build the cooperative kernels (coop.h: G = DS_COOP_THREADS threads train one network with
+ *                   one hidden layer and the mse loss, each holding a share of θ) instead, ds_coop_train_f32/_f64,
+ *                   for networks of this shape; DS_FIXED_* are then required, DS_FIXED_P the share's size (DS_COOP_P)
  *   DS_ONE_LANE     set by lanes.h under CUDA; a C++ compiler given it and not CUDA builds the host copy instead:
  *                   the same per-thread code called point by point (ds_host_train_*), which the tests run on
  *                   machines without a GPU so that only the launch is left for one
@@ -17,6 +21,9 @@
  * Entry points, per precision (f32, f64): point i < n of the group (ds_problem) is trained and classified by thread
  * i, its fields written to out (ds_outputs, arrays of the group's n points).
  */
+#if defined(DS_COOP_THREADS)
+#define DS_COOP 1 /* the cooperative kernels alone (coop.h) */
+#endif
 #include "lanes.h"
 
 #define DS_PRECISION 32
@@ -47,7 +54,61 @@ DS_INLINE void ds_fixed(const ds_problem *pb, const ds_rules *rules, ds_problem 
 #endif
 }
 
-#if defined(__CUDACC__)
+#if defined(DS_COOP)
+/* A group's view of its network, as thread `rank` of the group sees it (coop.h) */
+DS_INLINE void ds_coop_view(const ds_problem *pb, const ds_rules *rules, int rank, ds_coop *co, ds_rules *fixed_rules)
+{
+    ds_fixed(pb, rules, &co->pb, fixed_rules);
+    ds_coop_begin(co, pb, rank);
+}
+#endif
+
+#if defined(__CUDACC__) && defined(DS_COOP)
+/* the G = DS_COOP_THREADS threads i·G … i·G + G − 1 (consecutive lanes of a warp; blocks a multiple of G) train
+ * point i together (ds_train_points_with_##suffix: trajectory.h's training loop built for coop.h) */
+#define DS_GPU_KERNEL(T, suffix)                                                                                      \
+    extern "C" __global__ void ds_coop_train_##suffix(const ds_problem *pb, const ds_rules *rules,                   \
+                                                      const ds_outputs *out, ptrdiff_t n)                             \
+    {                                                                                                                 \
+        const ptrdiff_t thread = (ptrdiff_t)blockIdx.x * blockDim.x + threadIdx.x, i = thread / DS_COOP_THREADS;    \
+        ds_coop co;                                                                                                   \
+        ds_rules fixed_rules;                                                                                         \
+        T work[DS_WORK_VALUES], memory[DS_MEMORY_VALUES];                                                             \
+        if (i >= n)                                                                                                   \
+            return;                                                                                                   \
+        ds_coop_view(pb, rules, (int)(thread % DS_COOP_THREADS), &co, &fixed_rules);                                \
+        ds_train_points_with_##suffix(&co.pb, &fixed_rules, i, i + 1, work, memory, out);                            \
+    }
+DS_GPU_KERNEL(float, f32)
+DS_GPU_KERNEL(double, f64)
+#elif defined(DS_COOP)
+/* the host copy of the cooperative kernels: a group's G threads as G host threads in lockstep (ds_team), training
+ * the points one after another, each thread with its own work space (sized as the GPU's) */
+#include <thread>
+#include <vector>
+#define DS_HOST_KERNEL(T, suffix)                                                                                     \
+    extern "C" void ds_host_coop_train_##suffix(const ds_problem *pb, const ds_rules *rules, const ds_outputs *out, \
+                                                ptrdiff_t n)                                                          \
+    {                                                                                                                 \
+        ds_team team;                                                                                                 \
+        std::vector<std::thread> threads;                                                                             \
+        for (int rank = 0; rank < DS_COOP_THREADS; rank++)                                                            \
+            threads.emplace_back([&, rank] {                                                                          \
+                std::vector<T> work(DS_WORK_VALUES), memory(DS_MEMORY_VALUES);                                        \
+                ds_coop co;                                                                                           \
+                ds_rules fixed_rules;                                                                                 \
+                ds_coop_view(pb, rules, rank, &co, &fixed_rules);                                                     \
+                co.team = &team;                                                                                      \
+                co.turn = 0;                                                                                          \
+                for (ptrdiff_t i = 0; i < n; i++)                                                                     \
+                    ds_train_points_with_##suffix(&co.pb, &fixed_rules, i, i + 1, work.data(), memory.data(), out);   \
+            });                                                                                                       \
+        for (std::thread &thread : threads)                                                                           \
+            thread.join();                                                                                            \
+    }
+DS_HOST_KERNEL(float, f32)
+DS_HOST_KERNEL(double, f64)
+#elif defined(__CUDACC__)
 /* thread i trains point i (ds_train_points_with_##suffix is trajectory.h's training loop of that precision) */
 #define DS_GPU_KERNEL(T, suffix)                                                                                      \
     extern "C" __global__ void ds_train_##suffix(const ds_problem *pb, const ds_rules *rules, const ds_outputs *out, \

@@ -20,6 +20,10 @@ DS_INLINE ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows
 DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
                                      const uint64_t *keys)
 {
+#if defined(DS_COOP) /* the cooperative kernel: a network with one hidden layer and the mse loss (coop.h) */
+    (void)work;
+    return DS_NAME(ds_coop_network)(pb, th, g, c, keys);
+#else
     switch (pb->model) {
     case DS_QUADRATIC:
         return DS_NAME(ds_quadratic)(th, g, c);
@@ -34,26 +38,38 @@ DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *
     default:
         return DS_NAME(ds_relu_neuron)(pb, th, g, keys);
     }
+#endif
 }
 
 /* The full-data loss L(θ) over the first eval_count samples, forward passes alone: what the outcome rules
  * judge when the gradient is a minibatch's (models with data only). */
 DS_INLINE vec DS_NAME(ds_loss_full)(const ds_problem *pb, const DS_T *th, const DS_T *c, DS_T *work)
 {
+#if defined(DS_COOP)
+    (void)work;
+    return DS_NAME(ds_coop_network)(pb, th, NULL, c, NULL);
+#else
     switch (pb->model) {
     case DS_NETWORK:
         return DS_NAME(ds_network)(pb, th, NULL, c, work, NULL);
     default:
         return DS_NAME(ds_relu_neuron)(pb, th, NULL, NULL);
     }
+#endif
 }
 
 /* classifiers: accuracy, collapse and classes predicted of lane k's network (other models leave NaN, −1, −1) */
 DS_INLINE void DS_NAME(ds_evaluate)(const ds_problem *pb, const DS_T *th, const DS_T *c, ptrdiff_t k, DS_T *work,
                                     double *accuracy, signed char *collapsed, short *classes_predicted)
 {
+#if defined(DS_COOP)
+    (void)k;
+    (void)work;
+    DS_NAME(ds_coop_evaluate)(pb, th, c, accuracy, collapsed, classes_predicted);
+#else
     if (pb->model == DS_NETWORK)
         DS_NAME(ds_network_evaluate)(pb, th, c, k, work, accuracy, collapsed, classes_predicted);
+#endif
 }
 
 /* index of the minimum a converged trajectory reached: double-well 0 for w = −1, 1 for w = +1 */

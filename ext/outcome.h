@@ -18,7 +18,7 @@ DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptr
                                  DS_T *th, DS_T *c, DS_T *hyper, DS_T *state, DS_T *scale)
 {
     const ptrdiff_t row = point >= 0 ? point : 0;
-    const DS_T *theta0 = (const DS_T *)pb->theta0 + row * pb->p;
+    const DS_T *theta0 = (const DS_T *)pb->theta0 + row * ds_params(pb);
     const DS_T *consts = (const DS_T *)pb->consts + row * pb->n_consts;
     const DS_T *hyper0 = (const DS_T *)pb->hyper + row * pb->n_hyper;
     ptrdiff_t i;
@@ -29,13 +29,14 @@ DS_INLINE void DS_NAME(ds_begin)(DS_NAME(ds_lanes) *s, const ds_problem *pb, ptr
     LANE(window_max, k) = -DS_INFINITY;
     LANE(window_min, k) = DS_INFINITY;
     for (i = 0; i < pb->p; i++)
-        th[i * DS_LANES + k] = point >= 0 ? theta0[i] : 0;
+        th[i * DS_LANES + k] = point >= 0 ? ds_param_value(pb, theta0, 0, i, 0) : 0;
     for (i = 0; i < pb->n_consts; i++)
         c[i * DS_LANES + k] = point >= 0 ? consts[i] : 0;
     for (i = 0; i < pb->n_hyper; i++)
         hyper[i * DS_LANES + k] = point >= 0 ? hyper0[i] : 0;
     for (i = 0; i < pb->p; i++)
-        scale[i * DS_LANES + k] = pb->lr_scale == NULL ? 1 : ((const DS_T *)pb->lr_scale)[row * pb->p + i];
+        scale[i * DS_LANES + k] =
+            pb->lr_scale == NULL ? 1 : ds_param_value(pb, ((const DS_T *)pb->lr_scale), row * ds_params(pb), i, 1);
     for (i = 0; i < ds_state_vectors(pb->optimizer, pb->p); i++)
         state[i * DS_LANES + k] = 0;
     if (pb->optimizer == DS_ADAM || pb->optimizer == DS_ADAMW) /* the bias-correction products start at 1 */
@@ -54,6 +55,7 @@ DS_INLINE void DS_NAME(ds_classify_end)(const DS_NAME(ds_lanes) *s, const ds_pro
     *period = 0;
     for (i = 0; i < p; i++)
         biggest = fabs(th[i * DS_LANES + k]) > biggest ? fabs(th[i * DS_LANES + k]) : biggest;
+    biggest = ds_group_max(pb, biggest);
     tol = rules->cycle_tol * (1 + biggest);
     for (lag = 1; lag <= rules->k_max; lag++) {
         gap = 0;
@@ -61,6 +63,7 @@ DS_INLINE void DS_NAME(ds_classify_end)(const DS_NAME(ds_lanes) *s, const ds_pro
             v = fabs((double)th[i * DS_LANES + k] - (double)history[(lag * p + i) * DS_LANES + k]);
             gap = v > gap ? v : gap;
         }
+        gap = ds_group_max(pb, gap);
         if (gap <= tol) {
             *period = (int)lag;
             break;
@@ -118,15 +121,17 @@ DS_INLINE void DS_NAME(ds_record)(const DS_NAME(ds_lanes) *s, const ds_problem *
         const ptrdiff_t row = s->point[k], t = (ptrdiff_t)LANE(t, k);
         if (row < 0)
             continue;
-        out->loss_path[row * length + t] = losses[k / DS_GROUP_LANES][k % DS_GROUP_LANES];
+        if (ds_writes(pb))
+            out->loss_path[row * length + t] = losses[k / DS_GROUP_LANES][k % DS_GROUP_LANES];
         for (i = 0; out->theta_path != NULL && i < p; i++)
-            out->theta_path[(row * length + t) * p + i] = th[i * DS_LANES + k];
+            ds_param_store(pb, out->theta_path, row * length + t, p, i, th[i * DS_LANES + k]);
         if (out->accuracy_path != NULL && t % out->stride == 0) {
             double accuracy = DS_NAN;
             signed char collapsed = -1;
             short classes = -1;
             DS_NAME(ds_evaluate)(pb, th, c, k, work, &accuracy, &collapsed, &classes);
-            out->accuracy_path[row * marks + t / out->stride] = accuracy;
+            if (ds_writes(pb))
+                out->accuracy_path[row * marks + t / out->stride] = accuracy;
         }
     }
 }

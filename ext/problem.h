@@ -65,6 +65,20 @@ typedef struct {
     ptrdiff_t stride;
 } ds_outputs;
 
+#if !defined(DS_COOP)
+/* Hooks of the cooperative kernel (coop.h), where each thread of a group holds a share of one network's θ; where a
+ * lane holds the whole of θ they are what they say. ds_param_value: a lane's parameter i from the row of θ at
+ * rows + start (theta0, lr_scale), `none` where it has no such parameter; ds_param_store: a lane's parameter i
+ * written to row `at` of rows of p (theta_path; the cooperative kernel's rows are the network's); ds_params: a
+ * point's parameter count (a row's length); ds_group_max: the largest v of the threads sharing the point;
+ * ds_writes: whether this thread writes the point's fields. */
+#define ds_param_value(pb, rows, start, i, none) ((rows)[start + i])
+#define ds_param_store(pb, rows, at, p, i, value) ((rows)[(at) * p + i] = (value))
+#define ds_params(pb) ((pb)->p)
+#define ds_group_max(pb, v) (v)
+#define ds_writes(pb) 1
+#endif
+
 /* Minibatches (descentsim.sampling): SplitMix64's finaliser, arithmetic modulo 2^64 */
 DS_INLINE uint64_t ds_mix(uint64_t z)
 {

@@ -7,6 +7,7 @@
  *   numerics.h             tanh, exp, log, sin, cos from + − × ÷ (descentsim.numerics)
  *   minibatch.h            minibatches and samples of the data
  *   models/<model>.h       one model a file: L(θ) and ∇L(θ)
+ *   coop.h                 the GPU's cooperative layout (a group of threads a network; DS_COOP builds only)
  *   models.h               the models by kernel id
  *   optimizers.h           the updates of descentsim.optimizers
  *   outcome.h              the outcome bookkeeping (descentsim.outcome)
@@ -25,6 +26,9 @@
 #include "models/relu_neuron.h"
 #include "models/formula.h"
 #include "models/network.h"
+#if defined(DS_COOP)
+#include "coop.h"
+#endif
 #include "models.h"
 #include "optimizers.h"
 #include "outcome.h"
@@ -127,8 +131,12 @@ DS_INLINE void DS_NAME(ds_train_points_with)(const ds_problem *pb, const ds_rule
                 for (k = 0; k < DS_LANES; k++)
                     lr[k] = lr[k] * (DS_T)pb->lr_factors[LANE(t, k) < steps ? LANE(t, k) : 0]; /* t = steps: no update */
             DS_NAME(ds_optimizer_step)(pb, th, g, hyper, state, scale, lr, go);
+#if defined(DS_COOP)
+            DS_NAME(ds_coop_drift)(pb, th, c, go);
+#else
             if (pb->model == DS_NETWORK)
                 DS_NAME(ds_network_drift)(pb, th, c, go);
+#endif
         }
         for (q = 0; q < DS_GROUPS; q++)
             s->t[q] = s->t[q] - going[q]; /* −1 where the lane went on */
@@ -152,8 +160,10 @@ DS_INLINE void DS_NAME(ds_train_points_with)(const ds_problem *pb, const ds_rule
                 DS_NAME(ds_classify_end)(s, pb, rules, k, th, history, &outcome, &period);
             }
             DS_NAME(ds_evaluate)(pb, th, c, k, work_model, &accuracy, &collapsed, &classes_predicted);
-            DS_NAME(ds_finish)(s, rules, k, losses[k / DS_GROUP_LANES][k % DS_GROUP_LANES], batch_losses[k / DS_GROUP_LANES][k % DS_GROUP_LANES], outcome, period,
-                               attractor, accuracy, collapsed, classes_predicted, out);
+            if (ds_writes(pb))
+                DS_NAME(ds_finish)(s, rules, k, losses[k / DS_GROUP_LANES][k % DS_GROUP_LANES],
+                                   batch_losses[k / DS_GROUP_LANES][k % DS_GROUP_LANES], outcome, period, attractor,
+                                   accuracy, collapsed, classes_predicted, out);
             if (next < last) {
                 DS_NAME(ds_begin)(s, pb, k, next++, th, c, hyper, state, scale);
             } else {

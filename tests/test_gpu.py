@@ -113,6 +113,117 @@ def test_results_do_not_depend_on_the_chunking(engine, monkeypatch):
     assert_same_fields(whole, run_on(spec, engine, tile_shape=(5, 29)))
 
 
+# ---- the cooperative layout (ext/coop.h) ------------------------------------------------------------------------
+
+#: Networks with one hidden layer and the mse loss, each feature of the cooperative kernel: Sohl-Dickstein's map
+#: (272 parameters, 16 threads a network), its every_step drift, biases and the standard parameterisation, each
+#: activation, adam with minibatches, momentum, a frozen input or output layer (lr_layers), a 2-class mse classifier's
+#: accuracy, and converged, diverged, stuck and unresolved points.
+COOP = {
+    "sd": MapSpec(model="mlp", x=Axis("lr1", 0.1, 3.0, 3), y=Axis("lr2", 0.1, 3.0, 3), steps=30),
+    "sd-drift": MapSpec(model="mlp", x=Axis("lr1", 0.1, 3.0, 3), y=Axis("w1_offset", -0.02, 0.02, 2), steps=20,
+                        params={"w1_offset_mode": "every_step"}),
+    "xor-tanh-bias": MapSpec(model="network", x=Axis("lr", 0.05, 20.0, 8, "log"), y=Axis("init_scale", 0.3, 3.0, 4),
+                             steps=300, params={"data": "xor", "widths": "5", "activation": "tanh", "loss": "mse",
+                                                "bias": 1}),
+    "xor-relu-stuck": MapSpec(model="network", x=Axis("lr", 0.05, 20.0, 6, "log"), y=Axis("init_scale", 0.3, 3.0, 3),
+                              steps=300, params={"data": "xor", "widths": "5", "activation": "relu", "loss": "mse",
+                                                 "bias": 1}),
+    "moons-adam-minibatch": MapSpec(
+        model="network", optimizer="adam", x=Axis("lr", 1e-3, 1.0, 4, "log"), y=Axis("init_scale", 0.3, 2.0, 2),
+        steps=30, params={"data": "moons", "widths": "5", "activation": "relu", "bias": 1, "loss": "mse",
+                          "batch_size": 8}),
+    "xor-leaky-frozen-in-drift": MapSpec(
+        model="network", x=Axis("lr", 0.05, 3.0, 5), y=Axis("init_scale", 0.3, 2.0, 3), steps=60,
+        params={"data": "xor", "widths": "6", "activation": "leaky_relu", "loss": "mse", "leaky_slope": 0.1,
+                "parameterization": "mean_field", "lr_layers": "0,1", "offset_mode": "every_step",
+                "init_offset": 0.01}),
+    "xor-sigmoid-frozen-out-momentum": MapSpec(
+        model="network", optimizer="momentum", x=Axis("lr", 0.05, 3.0, 5), y=Axis("init_scale", 0.3, 2.0, 3),
+        steps=60, params={"data": "xor", "widths": "9", "activation": "sigmoid", "loss": "mse", "bias": 1,
+                          "lr_layers": "1,0"}),
+}
+
+
+@pytest.fixture
+def cooperative(monkeypatch):
+    """Every network with one hidden layer and the mse loss in the cooperative layout (however few its parameters);
+    yields the groups' builds as launched."""
+    builds = []
+
+    def spy(launch):
+        def launched(self, dtype, build, *args):
+            builds.append(build)
+            return launch(self, dtype, build, *args)
+        return launched
+
+    monkeypatch.setattr(gpu, "COOP_MIN_PARAMETERS", 0)
+    for device in (gpu.HostDevice, gpu.CupyDevice):
+        monkeypatch.setattr(device, "launch", spy(device.launch))
+    return builds
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", sorted(COOP))
+def test_cooperative_kernel_matches_reference(name, engine, dtype, cooperative):
+    """A group of threads a network, each holding its units' share of θ: the reference's bits in every field."""
+    spec = COOP[name].replace(dtype=dtype)
+    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
+    assert cooperative and all(build.coop for build in cooperative)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", ["sd", "xor-tanh-bias", "moons-adam-minibatch", "xor-sigmoid-frozen-out-momentum"])
+def test_cooperative_kernel_with_several_units_a_thread(name, engine, cooperative, monkeypatch):
+    """Groups smaller than the hidden layer (as networks wider than 32 units get): threads of several units, some
+    of them empty (width 5 or 9 on 2 threads), give the same bits."""
+    monkeypatch.setattr(gpu, "COOP_MAX_THREADS", 2)
+    spec = COOP[name]
+    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
+    assert {dict(build.coop)["THREADS"] for build in cooperative} == {2}
+
+
+def test_cooperative_maps_cover_the_outcomes():
+    """The maps above decide points by every rule but cycling, so the group's reductions decide them all."""
+    seen = set()
+    for spec in COOP.values():
+        seen.update(np.unique(run_on(spec, "cython").outcome).tolist())
+    assert {ds.Outcome.CONVERGED, ds.Outcome.DIVERGED, ds.Outcome.STUCK, ds.Outcome.UNRESOLVED} <= seen
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", ["moons-adam-minibatch", "sd"])
+def test_cooperative_kernel_records_the_same_curves(name, engine, cooperative):
+    """L_t, θ_t (written by each parameter's owner) and the accuracy at every stride."""
+    spec = COOP[name]
+    iy, ix = np.array([0, 1, 1, 0]), np.array([0, 2, 1, 2])
+    expected = ds.trajectories(spec, iy, ix, backend="cython", stride=7)
+    got = ds.trajectories(spec, iy, ix, backend=engine, stride=7)
+    for field in ("loss", "theta", "accuracy"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), err_msg=field)
+    assert cooperative and all(build.coop for build in cooperative)
+
+
+def test_the_cooperative_layout_takes_networks_one_thread_cannot_hold():
+    """Sohl-Dickstein's map (272 parameters): 16 threads a network, each holding 17 values of θ; small networks, deep
+    ones and other losses keep the one-thread kernel."""
+    from descentsim.models import network
+
+    sd = network.dense_consts(1, [16, 16, 1], "tanh_sqrt2", "mse", 0, "mean_field", False)
+    assert gpu.coop_shape("network", sd, 272) == (
+        (("THREADS", 16), ("INPUTS", 16), ("WIDTH", 16), ("BIAS", 0),
+         ("ACTIVATION", network.ACTIVATIONS.index("tanh_sqrt2")), ("MEAN_FIELD", 1)), 17)
+    wide = network.dense_consts(1, [10, 40, 1], "relu", "mse", 1, "standard", True)
+    assert gpu.coop_shape("network", wide, 10 * 40 + 40 + 40 + 1)[0][:4] == (
+        ("THREADS", 32), ("INPUTS", 10), ("WIDTH", 40), ("BIAS", 1))
+    assert gpu.coop_shape("network", wide, 10 * 40 + 40 + 40 + 1)[1] == 2 * (10 + 2) + 1
+    assert gpu.coop_shape("network", sd, 32) is None  # one thread holds it in registers
+    deep = network.dense_consts(1, [16, 16, 16, 1], "tanh_sqrt2", "mse", 0, "mean_field", False)
+    assert gpu.coop_shape("network", deep, 528) is None
+    softmax = network.dense_consts(1, [16, 16, 3], "tanh", "softmax_ce", 0, "standard", True)
+    assert gpu.coop_shape("network", softmax, 304) is None
+
+
 @needs_compiler
 def test_the_engine_is_recorded_in_the_provenance():
     provenance = run_on(SPECS["quadratic"], "gpu-host").provenance
@@ -215,7 +326,13 @@ NVCC = shutil.which("nvcc")
 #: and the quadratic's with momentum (its sizes compiled in).
 BUILDS = {"sd": gpu.KernelBuild("exact", 3 * 272 + 13 + 1, 4 * 272 + 3 * 8 * 16 + 9 * 272, ()),
           "quadratic": gpu.KernelBuild("exact", 3 + 1 + 2 + 1, 9, (("MODEL", 0), ("OPTIMIZER", 1), ("P", 1),
-                                                                   ("CONSTS", 1), ("HYPER", 2), ("K_MAX", 8)))}
+                                                                   ("CONSTS", 1), ("HYPER", 2), ("K_MAX", 8))),
+          # the SD map in the cooperative layout: 16 threads a network, 17 parameters each (adam: its state too)
+          "sd-coop": gpu.KernelBuild("exact", 3 * 17 + 17 + 5 + 2 * 17 + 2, 4 * 17 + 3 * 8 + 9 * 17,
+                                     (("MODEL", 7), ("OPTIMIZER", 3), ("P", 17), ("CONSTS", 17), ("HYPER", 5),
+                                      ("K_MAX", 8)),
+                                     (("THREADS", 16), ("INPUTS", 16), ("WIDTH", 16), ("BIAS", 0), ("ACTIVATION", 5),
+                                      ("MEAN_FIELD", 1)))}
 
 
 def compiled_ptx(compiler: str, arithmetic: str, tmp_path, build: gpu.KernelBuild = BUILDS["sd"]) -> str:
@@ -248,3 +365,15 @@ def test_kernels_compile_for_a_gpu_and_exact_mode_has_no_fused_multiply_add(comp
     assert "fma.rn" not in ptx  # every product rounds before the sum, as on the CPU and in the reference
     assert "fma.rn" in compiled_ptx(compiler, "fast", tmp_path)
     assert "fma.rn" not in compiled_ptx(compiler, "exact", tmp_path, BUILDS["quadratic"])
+
+
+@pytest.mark.parametrize("compiler", COMPILERS)
+def test_the_cooperative_kernels_compile_for_a_gpu_and_exact_mode_has_no_fused_multiply_add(compiler, tmp_path):
+    """The SD map's group kernel: its entry points, warp shuffles within the group, no fma in exact mode."""
+    ptx = compiled_ptx(compiler, "exact", tmp_path, BUILDS["sd-coop"])
+    for kernel in ("ds_coop_train_f32", "ds_coop_train_f64"):
+        assert f".entry {kernel}(" in ptx
+    assert ".entry ds_train_f64(" not in ptx  # a build holds one layout's kernels
+    assert "shfl.sync" in ptx
+    assert "fma.rn" not in ptx
+    assert "fma.rn" in compiled_ptx(compiler, "fast", tmp_path, BUILDS["sd-coop"])

@@ -47,9 +47,18 @@ CHUNK_MEMORY_SHARE = 0.25
 #: a small model's parameters and optimiser state live in registers; larger ones would only unroll into a kernel that
 #: takes minutes to compile and spills anyway.
 FIXED_MAX_PARAMETERS = 32
+#: Networks with one hidden layer and the mse loss (the mlp preset: Sohl-Dickstein's map) of more parameters than
+#: this train in the cooperative layout (ext/coop.h: a group of threads a network, each holding a share of θ in
+#: registers), where one thread could not hold the network; False instead turns the layout off (every group the
+#: one-thread kernel).
+COOP_MIN_PARAMETERS: int | bool = FIXED_MAX_PARAMETERS + 1
+#: Threads a network at most in the cooperative layout: a warp (a group is the smallest power of two of threads at
+#: least as many as the hidden units, at most this; each thread then holds ceil(width / threads) units).
+COOP_MAX_THREADS = 32
 #: NVRTC's options by arithmetic: exact rounds every operation once, as the CPU engine and the reference do.
 NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true",)}
-#: The host copy's compiler options by arithmetic.
+#: The host copy's compiler options by arithmetic (C++20 and threads: the cooperative kernels' host copy runs a
+#: group's threads as host threads meeting at a std::barrier).
 HOST_OPTIONS = {"exact": ("-ffp-contract=off",), "fast": ("-ffp-contract=fast",)}
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
@@ -139,18 +148,51 @@ def rules_struct(spec: MapSpec, factors: np.ndarray | None) -> RulesStruct:
 
 @dataclass(frozen=True)
 class KernelBuild:
-    """What a group's kernel is compiled with: the arithmetic, the two parts of a thread's work space (values) and
-    the group's kernel ids and sizes as constants (``DS_FIXED_*`` of gpu_kernels.cu)."""
+    """What a group's kernel is compiled with: the arithmetic, the two parts of a thread's work space (values), the
+    group's kernel ids and sizes as constants (``DS_FIXED_*`` of gpu_kernels.cu) and, for the cooperative kernels,
+    the network's shape (``DS_COOP_*``: THREADS a network, INPUTS, WIDTH, BIAS, ACTIVATION, MEAN_FIELD)."""
 
     arithmetic: str
     work_values: int
     memory_values: int
     fixed: tuple[tuple[str, int], ...]
+    coop: tuple[tuple[str, int], ...] = ()
 
     def defines(self) -> list[str]:
         """The compiler's -D options."""
         return [f"-DDS_WORK_VALUES={max(self.work_values, 1)}", f"-DDS_MEMORY_VALUES={max(self.memory_values, 1)}",
-                *(f"-DDS_FIXED_{name}={value}" for name, value in self.fixed)]
+                *(f"-DDS_FIXED_{name}={value}" for name, value in self.fixed),
+                *(f"-DDS_COOP_{name}={value}" for name, value in self.coop)]
+
+    @property
+    def threads(self) -> int:
+        """GPU threads a point: a group of the cooperative layout's, else one."""
+        return dict(self.coop).get("THREADS", 1)
+
+    @property
+    def kernel(self) -> str:
+        """The entry point's name, less its precision's suffix."""
+        return "ds_coop_train" if self.coop else "ds_train"
+
+
+def coop_shape(model: str, consts: np.ndarray, p: int) -> tuple[tuple[tuple[str, int], ...], int] | None:
+    """The cooperative layout's shape for a group (``DS_COOP_*``) and the size of a thread's share of θ
+    (``DS_COOP_P`` of ext/coop.h), or None where the group takes the one-thread kernel: not a network with one hidden
+    layer, the mse loss and one output, or at most ``COOP_MIN_PARAMETERS`` − 1 parameters (or the layout off)."""
+    from ..models import network
+
+    if COOP_MIN_PARAMETERS is False or model != "network" or p < COOP_MIN_PARAMETERS or len(consts) == 0:
+        return None
+    row = consts[0]
+    widths = [int(row[network.C_WIDTHS + at]) for at in range(3)] if int(row[network.C_LAYERS]) == 2 else []
+    if not widths or int(row[network.C_LOSS]) != network.LOSSES.index("mse") or widths[2] != 1:
+        return None
+    d, width, bias = widths[0], widths[1], int(row[network.C_BIAS] != 0)
+    threads = min(COOP_MAX_THREADS, 1 << max(width - 1, 0).bit_length())
+    units = -(-width // threads)
+    shape = (("THREADS", threads), ("INPUTS", d), ("WIDTH", width), ("BIAS", bias),
+             ("ACTIVATION", int(row[network.C_ACTIVATION])), ("MEAN_FIELD", int(row[network.C_PARAM] != 0)))
+    return shape, units * (d + bias + 1) + bias
 
 
 class Device(Protocol):
@@ -214,13 +256,16 @@ class GpuBackend:
             return out
         model, optimizer = spec.model_def.kernel, spec.optimizer_def.kernel
         th = spec.resolved_thresholds
+        coop = coop_shape(model, problem.consts, p)
+        share = p if coop is None else coop[1]  # the parameters a thread holds: all, or its share of the network
         work_values, memory_values = _kernels.work_parts(
-            model, optimizer, p, problem.data.shape[0], problem.consts.shape[1], hyper.shape[1], th.max_period,
+            model, optimizer, share, problem.data.shape[0], problem.consts.shape[1], hyper.shape[1], th.max_period,
             spec.steps)
-        fixed = (("MODEL", _kernels.MODEL_IDS[model]), ("OPTIMIZER", _kernels.OPTIMIZER_IDS[optimizer]), ("P", p),
-                 ("CONSTS", problem.consts.shape[1]), ("HYPER", hyper.shape[1]),
-                 ("K_MAX", min(th.max_period, spec.steps))) if p <= FIXED_MAX_PARAMETERS else ()
-        build = KernelBuild(getattr(spec, "arithmetic", "exact"), work_values, memory_values, fixed)
+        fixed = (("MODEL", _kernels.MODEL_IDS[model]), ("OPTIMIZER", _kernels.OPTIMIZER_IDS[optimizer]),
+                 ("P", share), ("CONSTS", problem.consts.shape[1]), ("HYPER", hyper.shape[1]),
+                 ("K_MAX", min(th.max_period, spec.steps))) if share <= FIXED_MAX_PARAMETERS or coop else ()
+        build = KernelBuild(getattr(spec, "arithmetic", "exact"), work_values, memory_values, fixed,
+                            () if coop is None else coop[0])
         device, shared_keep = self.device, []
 
         def arr(a: np.ndarray) -> np.ndarray:
@@ -371,7 +416,7 @@ class CupyDevice:
         with self.gpu, self.streams[stream]:
             structs = [self.cupy.asarray(np.frombuffer(bytes(s), dtype=np.uint8)) for s in (problem, rules, outputs)]
             keep.extend(structs)
-            blocks = -(-n // BLOCK_THREADS)
+            blocks = -(-n * build.threads // BLOCK_THREADS)  # a group's threads (a power of two <= 32) in one warp
             kernel((blocks,), (BLOCK_THREADS,), (*structs, np.int64(n)))
 
 
@@ -383,7 +428,7 @@ def _cupy_kernel(device: int, bits: int, build: KernelBuild):
     with cupy.cuda.Device(device):
         module = cupy.RawModule(code=kernel_source(), backend="nvrtc",
                                 options=(*NVRTC_OPTIONS[build.arithmetic], "--std=c++17", *build.defines()))
-        return module.get_function(f"ds_train_f{bits}")
+        return module.get_function(f"{build.kernel}_f{bits}")
 
 
 # ---- the host copy -------------------------------------------------------------------------------------------
@@ -428,8 +473,13 @@ class HostDevice:
 
     def launch(self, dtype: np.dtype, build: KernelBuild, problem: ProblemStruct, rules: RulesStruct,
                outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
-        library = host_library(build.arithmetic, tuple(build.defines()) if self.specialise else ())
         bits = np.dtype(dtype).itemsize * 8
+        if build.coop:  # the group's threads as host threads; its shape is compiled in, as on the GPU
+            train = getattr(host_library(build.arithmetic, tuple(build.defines())), f"ds_host_coop_train_f{bits}")
+            train.restype = None
+            train(ctypes.byref(problem), ctypes.byref(rules), ctypes.byref(outputs), ctypes.c_ssize_t(n))
+            return
+        library = host_library(build.arithmetic, tuple(build.defines()) if self.specialise else ())
         work = np.zeros(max(build.work_values, 1), dtype=dtype)
         memory = np.zeros(max(build.memory_values, 1), dtype=dtype)
         train = getattr(library, f"ds_host_train_f{bits}")
@@ -456,8 +506,8 @@ def host_library(arithmetic: str = "exact", defines: tuple[str, ...] = ()) -> ct
             source.write_text(kernel_source(), encoding="utf-8")
             built = Path(tmp) / target.name
             subprocess.run(
-                [compiler, "-x", "c++", "-std=c++17", "-O2", "-fno-fast-math", *options, "-DDS_ONE_LANE", "-shared",
-                 "-fPIC", str(source), "-o", str(built)],
+                [compiler, "-x", "c++", "-std=c++20", "-pthread", "-O2", "-fno-fast-math", *options, "-DDS_ONE_LANE",
+                 "-shared", "-fPIC", str(source), "-o", str(built)],
                 check=True, capture_output=True, text=True,
             )
             os.replace(built, target)  # atomic: a concurrent build leaves one whole library
