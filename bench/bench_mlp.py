@@ -21,6 +21,10 @@ For each precision (float32, float64) it times
 * the **NumPy** reference (``backend="numpy"``), which loops in Python over the data points and the
   input dimension and is very slow, on a tiny grid (2 × 2) spanning the same ranges with few steps
   (20), checked against the Cython engine on the same grid;
+* with ``--fast``, the **Cython** engine again with ``arithmetic = "fast"`` (multiply-adds fused where the CPU
+  has FMA; ``descentsim._kernels_fast``), on the same grid in the same run: its outcomes against exact's (all
+  points, and the settled ones of ``descentsim.agreement``) and its speed-up over exact, by wall time and by CPU
+  time (on a shared machine the CPU time is the steadier measure);
 * a plain **JAX** version: the loss written with ``jnp`` (two matmuls and ``jnp.tanh``),
   ``jax.value_and_grad`` over (W1, W2), a ``jax.lax.scan`` over t = 0..steps carrying (W1, W2, L_0,
   outcome, decided step) with the same diverge / converge rules (a decided network is frozen with
@@ -57,7 +61,10 @@ JAX runs every step of every network, so its actual rate is its nominal.
 
 The machine's peak is estimated by measurement, not from the data sheet: the best of a few
 ``np.dot`` of 2048 × 2048 matrices (OpenBLAS, all cores) in float32 and float64, 2·n³ FLOP each;
-each engine's GFLOP/s is printed as a fraction of that practical BLAS peak of its precision.
+each engine's GFLOP/s is printed as a fraction of that practical BLAS peak of its precision. The same is
+printed by CPU time (``time.process_time``, all threads): the map's FLOP per CPU-second over np.dot's, one
+core's worth of each, which other work on a shared machine disturbs less than the wall time (a few per cent of
+the map's CPU time can be OpenBLAS's idle threads spinning, which lowers it a little).
 
 The JAX outcomes are compared with the Cython map of the same precision (the fraction of points in
 the same class). Disagreements are expected at a fraction of a percent: XLA sums in its own order and
@@ -71,6 +78,7 @@ How to run
 ----------
     python bench/bench_mlp.py                       # 64×64 map, 500 steps, both precisions, JAX
     python bench/bench_mlp.py --grid 32 --dtypes float32 --skip-jax
+    python bench/bench_mlp.py --skip-jax --fast --repeats 3   # exact against fast arithmetic
     python bench/bench_mlp.py --help
 
 Everything at the defaults takes about 3–4 minutes on a 2-core machine. Timings on a shared machine
@@ -98,12 +106,15 @@ from common import (
     import_jax,
     jax_rules,
     jax_rules_start,
+    outcome_class,
     parse_checked,
     print_jax_agreement,
     print_jax_status,
     time_cython_and_reference,
+    time_descentsim,
     time_jax,
 )
+from descentsim.agreement import compare_outcomes
 from descentsim.map_data import package_version
 from descentsim.threads import available_cores
 
@@ -216,18 +227,20 @@ def xla_flop_estimate(compiled) -> float | None:
 # ---- the machine ---------------------------------------------------------------------------------
 
 
-def matmul_peak(dtype: str, size: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of ``np.dot`` on two ``size`` × ``size`` matrices of ``dtype`` (2·size³ FLOP a call)."""
+def matmul_peak(dtype: str, size: int = 2048, repeats: int = 5) -> tuple[float, float]:
+    """Best GFLOP/s of ``np.dot`` on two ``size`` × ``size`` matrices of ``dtype`` (2·size³ FLOP a call): per
+    second of wall time (all cores), and per second of CPU time (one core's worth)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
     np.dot(a, b)  # warm-up (threads, pages)
-    best = np.inf
+    best = best_cpu = np.inf
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         np.dot(a, b)
         best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
+        best_cpu = min(best_cpu, time.process_time() - cpu_started)
+    return 2 * size**3 / best / 1e9, 2 * size**3 / best_cpu / 1e9
 
 
 def cpu_model() -> str:
@@ -245,11 +258,12 @@ def cpu_model() -> str:
 # ---- report --------------------------------------------------------------------------------------
 
 
-def print_table(rows: list[Measurement], peaks: dict[str, float]) -> None:
-    """The measurements, with GFLOP/s as a fraction of the matmul peak and Cython's nominal rate over JAX's."""
+def print_table(rows: list[Measurement], peaks: dict[str, tuple[float, float]]) -> None:
+    """The measurements, with GFLOP/s as a fraction of the matmul peak (by wall and by CPU time) and Cython's
+    nominal rate over JAX's."""
     header = (
-        f"{'engine':<8}{'dtype':<9}{'grid':>8}{'steps':>7}{'wall s':>10}{'nominal st/s':>14}{'actual st/s':>13}"
-        f"{'GFLOP/s':>9}{'of peak':>9}{'ds/JAX':>8}"
+        f"{'engine':<8}{'arith':<7}{'dtype':<9}{'grid':>8}{'steps':>7}{'wall s':>10}{'nominal st/s':>14}"
+        f"{'actual st/s':>13}{'GFLOP/s':>9}{'of peak':>9}{'CPU s':>8}{'of peak':>9}{'ds/JAX':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -259,10 +273,13 @@ def print_table(rows: list[Measurement], peaks: dict[str, float]) -> None:
         if m.engine == "cython" and m.dtype in jax_rows:
             ratio = f"{m.nominal_rate / jax_rows[m.dtype].nominal_rate:.2f}"
         grid = f"{m.shape[0]}×{m.shape[1]}"
-        peak = f"{m.gflops / peaks[m.dtype]:.1%}" if m.dtype in peaks else ""
+        peak = f"{m.gflops / peaks[m.dtype][0]:.1%}" if m.dtype in peaks else ""
+        cpu = f"{m.cpu_s:.2f}" if m.cpu_s else ""
+        cpu_peak = (f"{m.steps_run * m.flop_per_step / m.cpu_s / 1e9 / peaks[m.dtype][1]:.1%}"
+                    if m.cpu_s and m.dtype in peaks else "")
         print(
-            f"{m.engine:<8}{m.dtype:<9}{grid:>8}{m.budget:>7}{m.wall_s:>10.3f}{m.nominal_rate:>14.3e}"
-            f"{m.actual_rate:>13.3e}{m.gflops:>9.2f}{peak:>9}{ratio:>8}"
+            f"{m.engine:<8}{m.arithmetic or '-':<7}{m.dtype:<9}{grid:>8}{m.budget:>7}{m.wall_s:>10.3f}"
+            f"{m.nominal_rate:>14.3e}{m.actual_rate:>13.3e}{m.gflops:>9.2f}{peak:>9}{cpu:>8}{cpu_peak:>9}{ratio:>8}"
         )
 
 
@@ -275,6 +292,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--numpy-steps", type=int, default=20, help="steps for the NumPy reference (20)")
     parser.add_argument("--extrapolate-grid", type=int, default=512,
                         help="grid whose Cython wall time is extrapolated from the measured one (512)")
+    parser.add_argument("--fast", action="store_true",
+                        help='also time the Cython engine with arithmetic = "fast" and compare it with exact')
     return parse_checked(parser, argv, sizes=("numpy_grid", "extrapolate_grid"), steps=("numpy_steps",))
 
 
@@ -283,8 +302,9 @@ def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None
     spec = mlp_map_spec(args.grid, args.steps, dtype)
     small = mlp_map_spec(args.numpy_grid, args.numpy_steps, dtype)
     cython, cython_map, reference = time_cython_and_reference(spec, small, args.threads, args.repeats, flop)
+    rows = [cython, reference] + ([time_fast(args, spec, cython, cython_map, flop)] if args.fast else [])
     if jax is None:
-        return [cython, reference]
+        return rows
 
     jax_run = time_jax(jax, spec, jax_mlp_map_fn(jax, spec), args.jax_chunk_rows, args.repeats, flop)
     print(f"  jax {args.grid}×{args.grid} (chunks of {args.jax_chunk_rows} rows): compile {jax_run.compile_s:.3f} s, "
@@ -295,7 +315,21 @@ def bench_precision(args: argparse.Namespace, dtype: str, jax: ModuleType | None
         print(f"  XLA cost analysis of one chunk: {xla_flop:.4g} FLOP = "
               f"{xla_flop / chunk_points:,.0f} per network (the scan body counted once; cf. {flop:,})")
     print_jax_agreement(cython_map, jax_run)
-    return [cython, reference, jax_run.measurement]
+    return [*rows, jax_run.measurement]
+
+
+def time_fast(args: argparse.Namespace, spec: ds.MapSpec, exact: Measurement, exact_map: ds.ConvergenceMap,
+              flop: int) -> Measurement:
+    """Time the Cython engine on ``spec`` with arithmetic = "fast", printing its outcomes against the exact map's
+    and its speed-up over exact (``exact``) by wall and by CPU time."""
+    fast, fast_map = time_descentsim(spec.replace(arithmetic="fast"), "cython", args.threads, args.repeats, flop)
+    agreement = compare_outcomes(exact_map.outcome, fast_map.outcome)
+    print(f"  cython fast {spec.shape[0]}×{spec.shape[1]}: {fast.wall_s:.3f} s; "
+          f"{class_fractions(outcome_class(fast_map.outcome))}")
+    print(f"  fast vs exact: outcome the same at {agreement.fraction:.4%} of the points, at "
+          f"{agreement.settled_fraction:.4%} of the {agreement.settled} settled ones; speed-up "
+          f"{exact.wall_s / fast.wall_s:.2f}x by wall time, {exact.cpu_s / fast.cpu_s:.2f}x by CPU time")
+    return fast
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     print_jax_status(jax, args.skip_jax, args.jax_chunk_rows)
     peaks = {dtype: matmul_peak(dtype) for dtype in args.dtypes}
     print("practical peak, np.dot 2048×2048 (best of 5): "
-          + ", ".join(f"{dtype} {gf:.1f} GFLOP/s" for dtype, gf in peaks.items()))
+          + ", ".join(f"{dtype} {gf:.1f} GFLOP/s ({cpu:.1f} per CPU-second)" for dtype, (gf, cpu) in peaks.items()))
     print()
 
     rows: list[Measurement] = []
@@ -327,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, peaks)
     print("\nst/s = network-steps per second: nominal = grid points × steps / wall; actual = steps actually run / wall "
           "(JAX runs every step: actual = nominal). GFLOP/s from the actual steps and the FLOP count above (tanh "
-          "not counted); 'of peak' = GFLOP/s / the np.dot figure of that precision. ds/JAX = Cython nominal / JAX "
+          "not counted); 'of peak' = GFLOP/s / the np.dot figure of that precision; CPU s and the second 'of peak': "
+          "the same by CPU time (GFLOP per CPU-second / np.dot's, one core's worth: steadier on a shared machine). "
+          "ds/JAX = Cython nominal / JAX "
           "nominal. NumPy runs on its own tiny grid with fewer steps.")
 
     big = args.extrapolate_grid
@@ -336,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in rows:
         if m.engine == "cython":
             estimate = m.wall_s * big * big / m.points
-            print(f"  {m.dtype}: ≈ {estimate:.0f} s ({estimate / 60:.1f} min)")
+            print(f"  {m.dtype}, {m.arithmetic}: ≈ {estimate:.0f} s ({estimate / 60:.1f} min)")
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
     return 0
 

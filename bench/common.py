@@ -89,6 +89,8 @@ class Measurement:
     budget : steps per trajectory (the spec's ``steps``).
     steps_run : steps (trajectory- or network-steps) actually run, summed over the grid points.
     flop_per_step : FLOP per step, where the benchmark counts them (0 otherwise).
+    cpu_s : CPU time of the timed run (all its threads; ``time.process_time``), where measured (0 otherwise).
+    arithmetic : the spec's ``arithmetic`` (descentsim's engines; "" for others).
     """
 
     engine: str
@@ -98,6 +100,8 @@ class Measurement:
     wall_s: float
     steps_run: int
     flop_per_step: int = 0
+    cpu_s: float = 0.0
+    arithmetic: str = ""
 
     @property
     def points(self) -> int:
@@ -122,18 +126,21 @@ class Measurement:
 def time_descentsim(
     spec: ds.MapSpec, backend: str, threads: int, repeats: int, flop: int = 0
 ) -> tuple[Measurement, ds.ConvergenceMap]:
-    """Best of ``repeats`` runs of ``run_map`` with ``backend``; the map of the last run."""
+    """Best of ``repeats`` runs of ``run_map`` with ``backend`` (wall time, and the CPU time of that run); the map
+    of the last run."""
     warm_up = spec.replace(x=ds.Axis(spec.x.name, spec.x.start, spec.x.stop, 2, spec.x.scale), y=None,
                            steps=min(spec.steps, 5))
     ds.run_map(warm_up, backend=backend, threads=threads)  # first-call costs (imports, lazy set-up) untimed
-    best = np.inf
+    best, best_cpu = np.inf, 0.0
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         conv_map = ds.run_map(spec, backend=backend, threads=threads)
-        best = min(best, time.perf_counter() - started)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        best, best_cpu = (wall, cpu) if wall < best else (best, best_cpu)
     steps_run = int(conv_map.provenance["trajectory_steps"])
     assert steps_run == int(conv_map.fields["steps"].sum())
-    return Measurement(backend, spec.dtype, spec.shape, spec.steps, best, steps_run, flop), conv_map
+    return Measurement(backend, spec.dtype, spec.shape, spec.steps, best, steps_run, flop, best_cpu,
+                       spec.arithmetic), conv_map
 
 
 def fields_identical(a: ds.ConvergenceMap, b: ds.ConvergenceMap) -> bool:

@@ -203,7 +203,7 @@ def _warnings_as_lines(prog: str) -> None:
 CONFIG_HELP = """The config is a TOML file with the keys of descentsim.MapSpec:
 
   model = "relu-neuron"   # descentsim-models (or --list) lists models, optimizers and knobs
-  steps = 1000            # gradient steps per trajectory; also dtype, optimizer, record
+  steps = 1000            # gradient steps per trajectory; also dtype, arithmetic, optimizer, record
   [x]                     # the knob along x: name, start, stop, n, scale ("linear" or "log")
   name = "lr"
   start = 0.01
@@ -408,9 +408,10 @@ def map_main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix}{args.output} is already complete: nothing to do")
         return 0
     ranks = f"{prov['ranks']} ranks × " if prov.get("ranks", 1) > 1 else ""
+    engine = prov["backend"] + (", fast arithmetic" if spec.arithmetic == "fast" else "")
     print(
         f"{prefix}wrote {args.output}: {spec.shape[0]}x{spec.shape[1]} {spec.model} map in {prov['wall_time_s']:.2f} s "
-        f"({prov['backend']}, {ranks}{prov['threads']} threads, "
+        f"({engine}, {ranks}{prov['threads']} threads, "
         f"{prov['trajectory_steps'] / max(prov['wall_time_s'], 1e-9):.3g} traj-steps/s); "
         + ", ".join(f"{o.label} {f:.1%}" for o, f in cmap.fractions().items() if f > 0)
     )

@@ -147,7 +147,9 @@ class ConvergenceMap(MapData):
         self.plot().figure.savefig(picture, format="png", dpi=80)
         png = base64.b64encode(picture.getvalue()).decode("ascii")
         spec, (ny, nx) = self.spec, self.shape
-        rows = [("model", f"{spec.model} ({spec.optimizer}, {spec.dtype})"), ("shape", f"{ny} × {nx} (y × x)")]
+        arithmetic = ", fast arithmetic" if spec.arithmetic == "fast" else ""
+        rows = [("model", f"{spec.model} ({spec.optimizer}, {spec.dtype}{arithmetic})"),
+                ("shape", f"{ny} × {nx} (y × x)")]
         rows += [(which, f"{axis.name} {axis.start:g} … {axis.stop:g}, {axis.n} points, {axis.scale}")
                  for which, axis in zip("xy", spec.axes)]
         rows.append(("steps", str(spec.steps)))

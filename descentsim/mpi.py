@@ -465,7 +465,7 @@ def run_map_mpi(
     def choose_engine():
         if schedule not in ("dynamic", "static"):
             raise SpecError(f"schedule must be 'dynamic' or 'static', got {schedule!r}")
-        return get_backend(backend, spec.model_def)
+        return get_backend(backend, spec.model_def, spec.arithmetic)
 
     engine = collectively(comm, choose_engine)
     n_threads, warning = collectively(comm, lambda: threads_per_rank(comm, threads))

@@ -228,7 +228,7 @@ def _refine(
 ) -> MapData:
     """The refined map, its points computed in blocks; with a ``journal``, points found there are taken from
     it and new ones recorded in it."""
-    engine, n_threads = get_backend(backend, spec.model_def), effective_threads(threads)
+    engine, n_threads = get_backend(backend, spec.model_def, spec.arithmetic), effective_threads(threads)
     resumed = journal.points if journal is not None else 0
     started, steps = time.perf_counter(), 0
     nx = spec.shape[1]

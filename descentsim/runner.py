@@ -95,7 +95,8 @@ def run_points(
     replaced point by point by ``overrides`` (for refinement between grid points); a pure function of its
     input."""
     iy, ix, overrides = _flat_points(spec, iy, ix, overrides)
-    return compute_points(spec, get_backend(backend, spec.model_def), iy, ix, effective_threads(threads), overrides)
+    engine = get_backend(backend, spec.model_def, spec.arithmetic)
+    return compute_points(spec, engine, iy, ix, effective_threads(threads), overrides)
 
 
 def _flat_points(spec: MapSpec, iy, ix, overrides) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -156,7 +157,8 @@ def trajectories(
         raise SpecError("no points given; pass the grid indices (and overrides) of at least one trajectory")
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
         raise SpecError(f"stride must be a whole number >= 1, got {stride!r}")
-    return _trajectories(spec, get_backend(backend, spec.model_def), iy, ix, effective_threads(threads), overrides, int(stride), theta)
+    engine = get_backend(backend, spec.model_def, spec.arithmetic)
+    return _trajectories(spec, engine, iy, ix, effective_threads(threads), overrides, int(stride), theta)
 
 
 def _trajectories(spec: MapSpec, engine: Backend, iy: np.ndarray, ix: np.ndarray, threads: int,
@@ -219,13 +221,15 @@ def problem(spec: MapSpec, iy: int = 0, ix: int = 0) -> Problem:
 
 def run_provenance(spec: MapSpec, engine: Backend, threads: int, started: float, trajectory_steps: int,
                    **more) -> dict:
-    """The facts of a run of ``spec`` for its map's provenance: engine, threads that really ran (1 rank unless
-    ``more`` says otherwise), wall time since ``started`` (``time.perf_counter``), steps run, what the
-    model records of itself (``Model.provenance``) and of its data (``map_data.data_record``)."""
+    """The facts of a run of ``spec`` for its map's provenance: engine and its arithmetic, what the engine records
+    of itself (``provenance()``, where it has one), threads that really ran (1 rank unless ``more`` says otherwise),
+    wall time since ``started`` (``time.perf_counter``), steps run, what the model records of itself
+    (``Model.provenance``) and of its data (``map_data.data_record``)."""
     return {
         **spec.model_def.provenance(),
         **data_record(spec)[0],
         "backend": engine.name,
+        "arithmetic": spec.arithmetic,
         **getattr(engine, "provenance", dict)(),
         "threads": threads if engine.parallel else 1,
         "ranks": 1,
@@ -294,7 +298,7 @@ def run_map(
     >>> run_map(spec).fraction(Outcome.DIVERGED)  # lr = 2.5 and 3 exceed 2/a = 2
     0.3333333333333333
     """
-    engine = get_backend(backend, spec.model_def)
+    engine = get_backend(backend, spec.model_def, spec.arithmetic)
     n_threads = effective_threads(threads)
     layout = tiles(spec.shape, tile_shape or engine_tile_shape(spec, engine))
     check_runnable(spec, layout[0].shape)
@@ -420,7 +424,7 @@ def run_map_to_file(
     ``stop_requested()`` turns true (say, on SIGTERM) the run stops between tiles, keeps its journal and
     raises RunInterrupted.
     """
-    engine = get_backend(backend, spec.model_def)
+    engine = get_backend(backend, spec.model_def, spec.arithmetic)
     n_threads = effective_threads(threads)
     with output_lock(check_output_path(output)):
         journal = open_journal(spec, output, tile_shape or engine_tile_shape(spec, engine), resume, force)

@@ -20,6 +20,10 @@ from .optimizers import Optimizer, get_optimizer, knob_owners
 from .outcome import Thresholds
 
 DTYPES = ("float64", "float32")
+#: How the compiled engine may do its arithmetic: "exact" (the default) as the NumPy reference, bit for bit;
+#: "fast" with multiply-adds fused (FMA) where the CPU has them: slightly different roundings (README, "Fast
+#: arithmetic"). The reference itself is exact only.
+ARITHMETICS = ("exact", "fast")
 SCALES = ("linear", "log")
 #: Most points along one axis, and most steps (the ``steps`` field is int32).
 MAX_AXIS_POINTS = 2**24
@@ -123,6 +127,10 @@ class MapSpec:
     steps : the budget of gradient steps per trajectory (at least 1).
     params : fixed knob values; knobs neither fixed nor swept take their defaults.
     dtype : ``"float64"`` or ``"float32"``, the precision of the arithmetic.
+    arithmetic : ``"exact"`` (default: bit for bit the NumPy reference's roundings) or ``"fast"`` (the compiled
+        engine fuses multiply-adds where the CPU has FMA: faster, and not bit-identical to exact; outcomes agree
+        with exact but near fractal boundaries). Part of the map's identity, like ``dtype``; SpecError for
+        anything else.
     optimizer : name of the optimiser (``"gd"``).
     thresholds : the outcome rules' thresholds (``Thresholds`` or a dict).
     record : points whose curves the map keeps (``ConvergenceMap.history``): knob values ``(x, y)``
@@ -144,6 +152,7 @@ class MapSpec:
     steps: int = 1000
     params: Mapping[str, KnobValue] = field(default_factory=dict)
     dtype: str = "float64"
+    arithmetic: str = "exact"
     optimizer: str = "gd"
     thresholds: Thresholds = field(default_factory=Thresholds)
     record: tuple = ()
@@ -164,6 +173,8 @@ class MapSpec:
                             "give the gradient steps each trajectory may take, e.g. steps = 1000")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if self.arithmetic not in ARITHMETICS:
+            raise SpecError(f"arithmetic must be 'exact' (the default) or 'fast', got {self.arithmetic!r}")
         if not isinstance(self.params, Mapping):
             raise SpecError("params must be a table of knob = value")
         if self.shape[0] * self.shape[1] > MAX_AXIS_POINTS * 64:
@@ -289,8 +300,10 @@ class MapSpec:
             "optimizer": self.optimizer,
             "steps": self.steps,
             "dtype": self.dtype,
-            "x": self.x.to_dict(),
         }
+        if self.arithmetic != "exact":  # written only when not the default, so exact maps' specs read as before
+            table["arithmetic"] = self.arithmetic
+        table["x"] = self.x.to_dict()
         if self.y is not None:
             table["y"] = self.y.to_dict()
         table["params"] = dict(self.params)

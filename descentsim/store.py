@@ -3,7 +3,7 @@
 Layout (format version 1):
 
 * root attributes ``descentsim_format = "descentsim-map"``, ``format_version``, ``spec`` (the
-  MapSpec as TOML text) and the provenance (package version, backend, dtype, threads, ranks, wall
+  MapSpec as TOML text) and the provenance (package version, backend, arithmetic, dtype, threads, ranks, wall
   time, date, host);
 * one dataset per axis, named after its knob, holding the coordinates, made an HDF5 dimension scale;
 * one dataset per field (``outcome``, ``steps``, ...), shaped (ny, nx) or (nx,) for a one-row map,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import descentsim
-from descentsim import boundary, convergence_map, datasets, errors, knobs, refine, runner, spec, zoom
+from descentsim import agreement, boundary, convergence_map, datasets, errors, knobs, refine, runner, spec, zoom
 
-MODULES = [descentsim, spec, runner, convergence_map, refine, zoom, boundary, errors, knobs, datasets]
+MODULES = [descentsim, spec, runner, convergence_map, refine, zoom, boundary, errors, knobs, datasets, agreement]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

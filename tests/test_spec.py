@@ -53,6 +53,7 @@ def test_unknown_knob_lists_valid_ones():
         (dict(steps=-1), "steps must be a whole number from 1 to"),
         (dict(steps=0), "steps must be a whole number from 1 to .*, got 0; give the gradient steps"),
         (dict(dtype="float16"), "dtype must be 'float64' or 'float32'"),
+        (dict(arithmetic="fsat"), "arithmetic must be 'exact' \\(the default\\) or 'fast', got 'fsat'"),
         (dict(params={"lr": 0.1}), "both fixed in params and swept"),
         (dict(y=Axis("lr", 0.1, 1, 2)), "x and y both sweep knob 'lr'"),
         (dict(optimizer="lion"), "unknown optimizer 'lion'; valid optimizers: gd"),
@@ -153,6 +154,7 @@ def specs(draw):
         steps=draw(st.integers(1, 10**6)),
         params=draw(st.fixed_dictionaries({}, optional={"a": st.floats(0, 1e6)})),
         dtype=draw(st.sampled_from(["float32", "float64"])),
+        arithmetic=draw(st.sampled_from(["exact", "fast"])),
         thresholds=draw(
             st.fixed_dictionaries(
                 {},

@@ -112,7 +112,7 @@ def no_kernel(model: Model | None) -> str | None:
 BACKENDS = ("auto", "cython", "cupy", "gpu-host", "numpy")
 
 
-def get_backend(name: str, model: Model | None = None) -> Backend:
+def get_backend(name: str, model: Model | None = None, arithmetic: str = "exact") -> Backend:
     """An engine by name:
 
     - ``"auto"``: the GPU engine where CuPy finds a GPU, else the compiled CPU engine, else the NumPy reference with
@@ -123,7 +123,8 @@ def get_backend(name: str, model: Model | None = None) -> Backend:
     - ``"numpy"``: the reference.
 
     With ``model``, a model the compiled engines have no kernel for (``no_kernel``) also falls back (auto) or is
-    refused."""
+    refused. ``arithmetic`` is the spec's: ``"fast"`` runs on the compiled engines only (the NumPy reference is
+    exact by definition), so the reference refuses it, and ``auto`` refuses it instead of falling back."""
     if name not in BACKENDS:
         raise unknown_name(name, BACKENDS, "backend")
     problem = compiled_unavailable() or no_kernel(model)
@@ -147,8 +148,13 @@ def get_backend(name: str, model: Model | None = None) -> Backend:
             return CythonBackend()
         if name == "cython":
             raise SpecError(f"the cython backend is not available: {problem}")
+        if arithmetic != "exact":
+            raise SpecError(f"arithmetic = {arithmetic!r} needs the compiled engine, which is not available: {problem}")
         warnings.warn(f"descentsim falls back to the NumPy reference, tens of times slower: {problem}",
                       RuntimeWarning, stacklevel=3)
-    from .reference import NumpyBackend
+    from .reference import NumpyBackend, exact_only
 
+    problem = exact_only(arithmetic, name)
+    if problem:
+        raise SpecError(problem)
     return NumpyBackend()

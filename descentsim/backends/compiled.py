@@ -1,10 +1,15 @@
-"""The compiled engine: Cython kernels with OpenMP threads over grid points."""
+"""The compiled engine: Cython kernels with OpenMP threads over grid points.
+
+Two builds of the same kernel source: ``descentsim._kernels`` (arithmetic = "exact", no floating-point
+contraction: bit for bit the NumPy reference) and ``descentsim._kernels_fast`` (arithmetic = "fast", multiply-adds
+fused on CPUs with AVX2 and FMA). The spec's ``arithmetic`` chooses.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _kernels
+from .. import _kernels, _kernels_fast
 from ..fields import FIELDS
 from ..history import Recording
 from ..models import Problem
@@ -12,8 +17,13 @@ from ..outcome import decision_steps
 from ..spec import MapSpec
 
 
+#: The kernels' module for each of the spec's arithmetics (descentsim.spec.ARITHMETICS).
+KERNELS = {"exact": _kernels, "fast": _kernels_fast}
+
+
 class CythonBackend:
-    """Runs ``descentsim._kernels.train`` in the spec's precision, ``threads`` OpenMP threads."""
+    """Runs ``train`` of the spec's arithmetic's kernels (``KERNELS``) in its precision, ``threads`` OpenMP
+    threads."""
 
     name = "cython"
     parallel = _kernels.OPENMP  # built with OpenMP: threads are real
@@ -28,7 +38,8 @@ class CythonBackend:
         threads = max(1, min(threads, n)) if self.parallel else 1
         out = {name: np.empty(n, dtype=info.dtype) for name, info in FIELDS.items()}
         optimizer = spec.optimizer_def.kernel
-        size = _kernels.scratch_size(
+        kernels = KERNELS[spec.arithmetic]
+        size = kernels.scratch_size(
             spec.dtype, spec.model_def.kernel, optimizer, p, problem.data.shape[0], problem.consts.shape[1],
             hyper.shape[1], th.max_period, spec.steps,
         )
@@ -37,7 +48,7 @@ class CythonBackend:
         def arr(a):
             return np.ascontiguousarray(a, dtype=dtype)
 
-        _kernels.train(
+        kernels.train(
             spec.model_def.kernel,
             optimizer,
             arr(problem.theta0),

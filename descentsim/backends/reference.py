@@ -13,6 +13,7 @@ from ..models import Model, Problem
 from ..optimizers import Optimizer
 from ..outcome import SCORE_CLIP, SCORE_WINDOW, Outcome, Thresholds, decision_steps
 from ..sampling import batch_indices
+from ..errors import SpecError
 from ..spec import MapSpec
 
 #: Largest number of floats the cycle-detection history may hold at once (points are chunked).
@@ -203,13 +204,17 @@ def _score(decided, final_v, sum_v, sum_inv, last_sum, steps) -> np.ndarray:
 
 
 class NumpyBackend:
-    """The reference engine (single thread; ``threads`` is ignored)."""
+    """The reference engine (single thread; ``threads`` is ignored). Exact arithmetic only: it defines what
+    ``arithmetic = "exact"`` means, so a spec asking for ``"fast"`` is refused (SpecError, ``exact_only``)."""
 
     name = "numpy"
     parallel = False
 
     def run(self, spec: MapSpec, problem: Problem, hyper: np.ndarray, factors, threads: int,
             recording: Recording | None = None) -> dict[str, np.ndarray]:
+        problem_text = exact_only(spec.arithmetic, "numpy")
+        if problem_text:
+            raise SpecError(problem_text)
         return train(
             spec.model_def,
             spec.optimizer_def,
@@ -221,3 +226,12 @@ class NumpyBackend:
             spec.dtype,
             recording,
         )
+
+
+def exact_only(arithmetic: str, backend: str) -> str | None:
+    """Why the NumPy reference (asked for as backend ``backend``) cannot compute a map of ``arithmetic``, in one
+    line with the fix; None for ``"exact"``."""
+    if arithmetic == "exact":
+        return None
+    return (f"arithmetic = {arithmetic!r} needs the compiled engine, but backend {backend!r} is the NumPy reference, "
+            "which is exact by definition; use backend 'cython' (or 'auto'), or arithmetic = 'exact'")
