@@ -58,11 +58,12 @@ typedef unsigned long long uint64_t;
 #endif
 /* On x86-64 Linux (glibc) with GCC, the training loop also gets an AVX2 clone chosen at run time: the same IEEE
  * operations on wider registers, hence the same bits. arithmetic = "fast" (DS_ARITHMETIC_FAST, built with
- * contraction) takes an AVX2 + FMA (haswell) clone instead, so that multiply-adds fuse. */
+ * contraction) takes an AVX2 + FMA clone instead (x86-64-v3: dispatched by the CPU's features; "arch=haswell" would be
+ * dispatched by CPU model, so that only Haswells ran it), so that multiply-adds fuse. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
     !defined(DS_ONE_LANE)
 #if defined(DS_ARITHMETIC_FAST)
-#define DS_ENTRY __attribute__((target_clones("arch=haswell", "default"))) static
+#define DS_ENTRY __attribute__((target_clones("arch=x86-64-v3", "default"))) static
 #else
 #define DS_ENTRY __attribute__((target_clones("avx2", "default"))) static
 #endif

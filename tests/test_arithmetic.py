@@ -129,15 +129,7 @@ def cpu_has_fma() -> bool:
     return {"avx2", "fma"} <= set(flags.split())
 
 
-#: Whether the kernels' headers clone the fast build for "arch=haswell" (lanes.h's DS_ENTRY at this writing).
-HASWELL_CLONE = any('"arch=haswell"' in header.read_text() for header in (ROOT / "ext").rglob("*.h"))
-
-
 @pytest.mark.skipif(not cpu_has_fma(), reason="this CPU has no AVX2 and FMA: fast runs the exact code")
-@pytest.mark.xfail(HASWELL_CLONE, strict=False,
-                   reason='ext/lanes.h clones target_clones("arch=haswell"), which GCC dispatches by CPU model '
-                   '(__builtin_cpu_is: Haswell only): other CPUs run the default clone, without FMA; '
-                   'the fix is "arch=x86-64-v3" (dispatched by features)')
 def test_an_fma_cpu_runs_the_fused_code():
     """On a CPU with FMA the fast kernels' FMA clone runs: the final losses differ from exact in their last bits."""
     exact = ds.run_map(example("network (mlp preset)", "steps=50"))
