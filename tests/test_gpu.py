@@ -224,6 +224,16 @@ def test_the_cooperative_layout_takes_networks_one_thread_cannot_hold():
     assert gpu.coop_shape("network", softmax, 304) is None
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fast_arithmetic_runs_its_own_build(engine):
+    """arithmetic = "fast" compiles the kernels with contraction (--fmad=true; the host copy -ffp-contract=fast):
+    the outcomes of a map with no chaotic band agree with exact's, and the map says how it was made."""
+    spec = SPECS["quadratic"]
+    fast = run_on(spec.replace(arithmetic="fast"), engine)
+    assert fast.provenance["arithmetic"] == "fast"
+    np.testing.assert_array_equal(fast.outcome, run_on(spec, "numpy").outcome)
+
+
 @needs_compiler
 def test_the_engine_is_recorded_in_the_provenance():
     provenance = run_on(SPECS["quadratic"], "gpu-host").provenance

@@ -264,7 +264,7 @@ class GpuBackend:
         fixed = (("MODEL", _kernels.MODEL_IDS[model]), ("OPTIMIZER", _kernels.OPTIMIZER_IDS[optimizer]),
                  ("P", share), ("CONSTS", problem.consts.shape[1]), ("HYPER", hyper.shape[1]),
                  ("K_MAX", min(th.max_period, spec.steps))) if share <= FIXED_MAX_PARAMETERS or coop else ()
-        build = KernelBuild(getattr(spec, "arithmetic", "exact"), work_values, memory_values, fixed,
+        build = KernelBuild(spec.arithmetic, work_values, memory_values, fixed,
                             () if coop is None else coop[0])
         device, shared_keep = self.device, []
 
