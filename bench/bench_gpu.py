@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from typing import Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# JAX shares the GPU with descentsim: it takes memory as it needs it instead of 75 % of it when it starts
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import descentsim as ds  # noqa: E402
 from bench_mlp import flop_count, jax_mlp_map_fn, mlp_map_spec, mlp_sizes  # noqa: E402

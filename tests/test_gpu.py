@@ -1,12 +1,14 @@
 """The GPU engine: its source compiles for a GPU (NVRTC or nvcc, no GPU needed), its per-thread code — built for
-the host (``backend="gpu-host"``) — agrees with the NumPy reference bit for bit on every model, optimiser,
-schedule, minibatch order and outcome rule, and, where CuPy finds a GPU, so does the GPU itself.
+the host (``backend="gpu-host"``) — agrees bit for bit on every model, optimiser, schedule, minibatch order and
+outcome rule with the compiled CPU engine (itself bit for bit the NumPy reference: test_engines, test_network), and,
+where CuPy finds a GPU, so does the GPU itself.
 
 Without a GPU only CuPy's launch and transfers (``CupyDevice``) go untested here; ``bench/gpu_check.sh`` runs the
 tests marked for a GPU on a machine with one.
 """
 
 import ctypes
+import dataclasses
 import ctypes.util
 import glob
 import os
@@ -66,7 +68,7 @@ def test_gpu_code_matches_reference(name, engine, dtype):
     if name == "formula":
         pytest.importorskip("sympy")
     spec = (MapSpec(**FORMULA) if name == "formula" else {**SPECS, **NETWORKS}[name]).replace(dtype=dtype)
-    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
+    assert_same_fields(run_on(spec, "cython"), run_on(spec, engine))
 
 
 @needs_compiler
@@ -168,7 +170,7 @@ def cooperative(monkeypatch):
 def test_cooperative_kernel_matches_reference(name, engine, dtype, cooperative):
     """A group of threads a network, each holding its units' share of θ: the reference's bits in every field."""
     spec = COOP[name].replace(dtype=dtype)
-    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
+    assert_same_fields(run_on(spec, "cython"), run_on(spec, engine))
     assert cooperative and all(build.coop for build in cooperative)
 
 
@@ -179,7 +181,7 @@ def test_cooperative_kernel_with_several_units_a_thread(name, engine, cooperativ
     of them empty (width 5 or 9 on 2 threads), give the same bits."""
     monkeypatch.setattr(gpu, "COOP_MAX_THREADS", 2)
     spec = COOP[name]
-    assert_same_fields(run_on(spec, "numpy"), run_on(spec, engine))
+    assert_same_fields(run_on(spec, "cython"), run_on(spec, engine))
     assert {dict(build.coop)["THREADS"] for build in cooperative} == {2}
 
 
@@ -346,21 +348,24 @@ BUILDS = {"sd": gpu.KernelBuild("exact", 3 * 272 + 13 + 1, 4 * 272 + 3 * 8 * 16 
 
 
 def compiled_ptx(compiler: str, arithmetic: str, tmp_path, build: gpu.KernelBuild = BUILDS["sd"]) -> str:
-    """The PTX of the kernels as the GPU engine compiles them for a group (compute capability 9.0)."""
+    """The PTX of the kernels compiled for a group with the GPU engine's own NVRTC options (compute capability 9.0);
+    nvcc takes the same options."""
     source = gpu.kernel_source()
-    options = [*gpu.NVRTC_OPTIONS[arithmetic], *build.defines()]
+    options = gpu.nvrtc_options(dataclasses.replace(build, arithmetic=arithmetic), "compute_90")
     if compiler == "nvrtc":
-        code, log, ptx = nvrtc_ptx(NVRTC, source, ["--gpu-architecture=compute_90", "--std=c++17", *options])
+        code, log, ptx = nvrtc_ptx(NVRTC, source, options)
         assert code == 0, log
         assert "warning" not in log, log
-        return ptx
-    path = tmp_path / "gpu_kernels.cu"
-    path.write_text(source)
-    done = subprocess.run([NVCC, "--gpu-architecture=compute_90", "-ptx", "--std=c++17", *options,
-                           str(path), "-o", str(tmp_path / "k.ptx")], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "warning" not in done.stderr, done.stderr
-    return (tmp_path / "k.ptx").read_text()
+    else:
+        path = tmp_path / "gpu_kernels.cu"
+        path.write_text(source)
+        done = subprocess.run([NVCC, "-ptx", *options, str(path), "-o", str(tmp_path / "k.ptx")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "warning" not in done.stderr, done.stderr
+        ptx = (tmp_path / "k.ptx").read_text()
+    assert ".ftz" not in ptx  # subnormals kept, as on the CPU and in the reference (CuPy's own compile flushes them)
+    return ptx
 
 
 COMPILERS = [pytest.param("nvrtc", marks=pytest.mark.skipif(NVRTC is None, reason="no NVRTC (nvidia-cuda-nvrtc)")),

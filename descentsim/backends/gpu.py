@@ -203,6 +203,8 @@ class Device(Protocol):
 
     def free_bytes(self) -> int: ...
 
+    def reserved_bytes(self, dtype: np.dtype, build: KernelBuild) -> int: ...
+
     def put(self, array: np.ndarray, stream: int) -> Any: ...
 
     def empty(self, count: int, dtype: np.dtype, stream: int) -> Any: ...
@@ -299,7 +301,7 @@ class GpuBackend:
         paths = {} if recording is None else {
             "loss_path": recording.loss, "theta_path": recording.theta, "accuracy_path": recording.accuracy,
         }
-        chunk = self._chunk_points(n, rows, paths)
+        chunk = self._chunk_points(n, rows, paths, device.reserved_bytes(dtype, build))
         pending: list[_Chunk] = []
         for c, first in enumerate(range(0, n, chunk)):
             part, stream, keep = slice(first, min(first + chunk, n)), c % 2, []
@@ -328,13 +330,13 @@ class GpuBackend:
             if path is not None:
                 path[done.part] = self.device.get(done.handles[name], done.stream)
 
-    def _chunk_points(self, n: int, rows: dict, paths: dict) -> int:
+    def _chunk_points(self, n: int, rows: dict, paths: dict, reserved: int) -> int:
         """Points per chunk: CHUNK_POINTS at most, fewer where two chunks' arrays would take more than
-        CHUNK_MEMORY_SHARE of the device's free memory."""
+        CHUNK_MEMORY_SHARE of the device's free memory less what the kernel's local memory will reserve."""
         per_point = sum(a.itemsize * (a.size // max(len(a), 1)) for a in rows.values() if a is not None)
         per_point += sum(np.dtype(info.dtype).itemsize for info in FIELDS.values())
         per_point += sum(a.itemsize * (a.size // max(len(a), 1)) for a in paths.values() if a is not None)
-        fits = int(self.device.free_bytes() * CHUNK_MEMORY_SHARE) // (2 * per_point)
+        fits = int(max(self.device.free_bytes() - reserved, 0) * CHUNK_MEMORY_SHARE) // (2 * per_point)
         if fits < 1:
             raise SpecError(f"one point's arrays ({per_point} bytes) do not fit the GPU's free memory; "
                             "record fewer steps or parameters")
@@ -392,6 +394,14 @@ class CupyDevice:
         with self.gpu:
             return int(self.cupy.cuda.runtime.memGetInfo()[0])
 
+    def reserved_bytes(self, dtype: np.dtype, build: KernelBuild) -> int:
+        """The local memory the driver reserves for the kernel: (its per-thread local memory + 512 bytes of stack)
+        for every thread the device can hold at once."""
+        kernel = _cupy_kernel(self.index, np.dtype(dtype).itemsize * 8, build)
+        attributes = self.gpu.attributes
+        return (int(kernel.local_size_bytes) + 512) * int(attributes["MaxThreadsPerMultiProcessor"]) * int(
+            attributes["MultiProcessorCount"])
+
     def put(self, array: np.ndarray, stream: int) -> Any:
         with self.gpu, self.streams[stream]:
             return self.cupy.asarray(array)
@@ -420,15 +430,59 @@ class CupyDevice:
             kernel((blocks,), (BLOCK_THREADS,), (*structs, np.int64(n)))
 
 
+def nvrtc_options(build: KernelBuild, architecture: str) -> list[str]:
+    """NVRTC's options for a group's kernels on ``architecture`` (``sm_90`` for a binary, ``compute_90`` for PTX):
+    IEEE division and square root, subnormals kept (no flush to zero: CuPy's own compile adds ``-ftz=true``, which
+    is why the engine calls NVRTC itself), contraction by the arithmetic, the group's definitions."""
+    return ["--std=c++17", f"--gpu-architecture={architecture}", "--ftz=false", "--prec-div=true", "--prec-sqrt=true",
+            *NVRTC_OPTIONS[build.arithmetic], *build.defines()]
+
+
 @functools.lru_cache(maxsize=64)
 def _cupy_kernel(device: int, bits: int, build: KernelBuild):
-    """The kernel of one precision compiled for a group (CuPy caches the binary on disk too)."""
+    """The kernel of one precision compiled for a group by NVRTC (through CuPy's binding) into a binary for the
+    device, kept in the user's cache directory (keyed by source, options and NVRTC version) and loaded by CuPy."""
     import cupy
+    from cupy_backends.cuda.libs import nvrtc
 
+    with cupy.cuda.Device(device) as gpu:
+        capability = str(gpu.compute_capability)
+    supported = [int(a) for a in nvrtc.getSupportedArchs()] if hasattr(nvrtc, "getSupportedArchs") else []
+    binary = not supported or int(capability) in supported
+    architecture = f"sm_{capability}" if binary else f"compute_{max(a for a in supported if a <= int(capability))}"
+    options = nvrtc_options(build, architecture)
+    source = kernel_source()
+    key = hashlib.sha256("\0".join([source, *options, str(nvrtc.getVersion())]).encode()).hexdigest()[:20]
+    target = cache_directory() / f"gpu-{key}.{'cubin' if binary else 'ptx'}"
+    if not target.exists():
+        program = nvrtc.createProgram(source, KERNEL_FILE, (), ())
+        try:
+            try:
+                nvrtc.compileProgram(program, options)
+            except Exception as exc:
+                log = nvrtc.getProgramLog(program) if hasattr(nvrtc, "getProgramLog") else ""
+                raise SpecError(f"NVRTC could not compile the GPU kernels for this group ({exc}): "
+                                f"{' '.join(str(log).split())[:300]}") from None
+            code = nvrtc.getCUBIN(program) if binary else nvrtc.getPTX(program)
+        finally:
+            nvrtc.destroyProgram(program)
+        _write_atomically(target, code if isinstance(code, bytes) else code.encode())
     with cupy.cuda.Device(device):
-        module = cupy.RawModule(code=kernel_source(), backend="nvrtc",
-                                options=(*NVRTC_OPTIONS[build.arithmetic], "--std=c++17", *build.defines()))
-        return module.get_function(f"{build.kernel}_f{bits}")
+        return cupy.RawModule(path=str(target)).get_function(f"{build.kernel}_f{bits}")
+
+
+def cache_directory() -> Path:
+    """Where compiled kernels are kept: ``$XDG_CACHE_HOME/descentsim`` (``~/.cache/descentsim``)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "descentsim"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """``data`` at ``target``, whole or not at all (a concurrent writer leaves one whole file)."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, target)
 
 
 # ---- the host copy -------------------------------------------------------------------------------------------
@@ -455,6 +509,9 @@ class HostDevice:
 
     def free_bytes(self) -> int:
         return 1 << 32
+
+    def reserved_bytes(self, dtype: np.dtype, build: KernelBuild) -> int:
+        return 0
 
     def put(self, array: np.ndarray, stream: int) -> Any:
         return np.array(array, copy=True, order="C")
@@ -495,8 +552,7 @@ def host_library(arithmetic: str = "exact", defines: tuple[str, ...] = ()) -> ct
     compiler = host_compiler()
     if compiler is None:
         raise SpecError("the host copy of the GPU kernels needs a C++ compiler (g++ or clang++, or set CXX)")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "descentsim"
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = cache_directory()
     options = [*HOST_OPTIONS[arithmetic], *defines]
     key = hashlib.sha256((kernel_source() + "\0".join(options)).encode()).hexdigest()[:16]
     target = cache / f"gpu-host-{arithmetic}-{key}.so"
