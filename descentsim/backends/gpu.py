@@ -445,8 +445,7 @@ def _cupy_kernel(device: int, bits: int, build: KernelBuild):
     import cupy
     from cupy_backends.cuda.libs import nvrtc
 
-    with cupy.cuda.Device(device) as gpu:
-        capability = str(gpu.compute_capability)
+    capability = str(cupy.cuda.Device(device).compute_capability)  # "90" for compute capability 9.0
     supported = [int(a) for a in nvrtc.getSupportedArchs()] if hasattr(nvrtc, "getSupportedArchs") else []
     binary = not supported or int(capability) in supported
     architecture = f"sm_{capability}" if binary else f"compute_{max(a for a in supported if a <= int(capability))}"
