@@ -1,5 +1,5 @@
 /* descentsim's GPU kernels: the CPU engine's maths (trajectory.h and the headers it includes), one trajectory per
- * GPU thread (lanes.h's one-lane types). CuPy compiles this file at run time with NVRTC and --fmad=false, so that,
+ * GPU thread (lanes.h's one-lane types). descentsim compiles this file at run time with NVRTC (backends/gpu.py) and --fmad=false, so that,
  * as on the CPU, every operation rounds once and the results agree with the NumPy reference bit for bit.
  *
  * Compile-time definitions:

@@ -1,7 +1,7 @@
 """The GPU engine: ``ext/gpu_kernels.cu`` (the CPU engine's maths, one trajectory per GPU thread) through CuPy.
 
-CuPy compiles the kernels at run time with NVRTC and ``--fmad=false`` (``arithmetic = "exact"``), so that, like the
-CPU engine, every operation rounds once and the results agree with the NumPy reference bit for bit; with
+The kernels are compiled at run time by NVRTC (CuPy's binding; not CuPy's own compile, which flushes float32
+subnormals to zero) with ``--fmad=false`` (``arithmetic = "exact"``), so that, like the CPU engine, every operation rounds once and the results agree with the NumPy reference bit for bit; with
 ``arithmetic = "fast"`` multiply-adds fuse. The same Python code drives two devices:
 
 - ``CupyDevice``: a CUDA GPU (CuPy); a group's points go through in chunks that fit the GPU's memory, alternating
