@@ -1,6 +1,6 @@
 /* descentsim's GPU kernels: the CPU engine's maths (trajectory.h and the headers it includes), one trajectory per
- * GPU thread (lanes.h's one-lane types). descentsim compiles this file at run time with NVRTC (backends/gpu.py) and --fmad=false, so that,
- * as on the CPU, every operation rounds once and the results agree with the NumPy reference bit for bit.
+ * GPU thread (lanes.h's one-lane types). backends/gpu.py compiles this file at run time with NVRTC and --fmad=false,
+ * so that, as on the CPU, every operation rounds once and the results agree with the NumPy reference bit for bit.
  *
  * Compile-time definitions:
  *   DS_WORK_VALUES, DS_MEMORY_VALUES  the two parts of one thread's work space (ds_train_points_with), in values
