@@ -44,7 +44,7 @@ else  # no meson-python: Meson builds and installs into a prefix put on PYTHONPA
     SITE=$(dirname "$(find "$PREFIX" -path '*/descentsim/__init__.py' | head -1)")
     export PYTHONPATH="$(dirname "$SITE")${PYTHONPATH:+:$PYTHONPATH}"
 fi
-cd /tmp  # away from the source tree, which would shadow the installed package
+cd "$(mktemp -d)"  # an empty directory: the source tree (or any stray module) would shadow the installed package
 $PYTHON -c "import descentsim, descentsim._kernels; print('  descentsim from', descentsim.__file__)" \
     || { say "FAILED: descentsim does not import"; exit 1; }
 $PYTHON -c "from descentsim.backends.gpu import cupy_unavailable as u; print('  GPU engine:', u() or 'available')"
