@@ -14,8 +14,21 @@ cdef extern from *:
     #else
     #define DS_OPENMP 0
     #endif
+    /* whether the CPU has AVX-512 as x86-64-v4 defines it (the fast build's 64-byte lanes run there) */
+    static int ds_cpu_has_avx512(void)
+    {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
+    #else
+        return 0;
+    #endif
+    }
     """
     int DS_OPENMP
+    int ds_cpu_has_avx512()
 
 cdef extern from "kernels.h" nogil:
     double DS_SCORE_CLIP
@@ -126,6 +139,8 @@ FORMULA_OP_COUNT = DS_OP_TANH - DS_OP_CONST + 1
 OPTIMIZER_IDS = {"gd": DS_GD, "momentum": DS_MOMENTUM, "nesterov": DS_NESTEROV, "adam": DS_ADAM, "adamw": DS_ADAMW,
                  "rmsprop": DS_RMSPROP}
 OPENMP = bool(DS_OPENMP)
+#: Whether this CPU has AVX-512 (x86-64-v4): descentsim.backends.compiled then runs fast arithmetic in _kernels_fast_wide.
+CPU_HAS_AVX512 = bool(ds_cpu_has_avx512())
 # The score's constants as the kernels use them (tests check them against descentsim.outcome).
 SCORE_CLIP = DS_SCORE_CLIP
 SCORE_WINDOW = DS_SCORE_WINDOW

@@ -3,8 +3,8 @@
  *
  * The maths and the rules mirror the NumPy reference (descentsim.backends.reference and the models' loss_grad)
  * operation for operation, including the order of every sum, so the engines agree bit for bit (the build disables
- * floating-point contraction). One thread runs 32 bytes' worth of trajectories at once, one per SIMD lane (lanes.h:
- * GCC/Clang vector extensions).
+ * floating-point contraction). One thread runs DS_VECTOR_BYTES (32; 64 in the fast build) bytes' worth of trajectories at
+ * once, one per SIMD lane (lanes.h: GCC/Clang vector extensions).
  *
  * Needs GCC >= 9 or Clang (vector extensions with __builtin_convertvector).
  */

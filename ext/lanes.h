@@ -4,8 +4,9 @@
  * semantics: element-wise + − × ÷, comparisons giving masks, scalars broadcast, (vmask)x and (vec)m reinterpreting
  * bits, v[k] for lane k. Two implementations:
  *
- *   - SIMD lanes (the CPU engine, C): GCC/Clang vector types of 32 bytes, 8 float or 4 double trajectories per
- *     thread; the bookkeeping runs in groups of 4 double lanes.
+ *   - SIMD lanes (the CPU engine, C): GCC/Clang vector types of DS_VECTOR_BYTES bytes, 32 by default (8 float or
+ *     4 double trajectories per thread), 64 in the fast build for AVX-512 CPUs (16 or 8: one zmm register); the
+ *     bookkeeping runs in groups of 4 double lanes.
  *   - One lane (the GPU engine, CUDA C++, one trajectory per GPU thread; also the host build of the GPU code that
  *     the tests run): C++ structs holding one value, with operators that mean what GCC's vectors mean.
  *
@@ -18,6 +19,16 @@
 
 #if defined(__CUDACC__) && !defined(DS_ONE_LANE)
 #define DS_ONE_LANE 1
+#endif
+
+/* the bytes of one CPU vector of lanes (precision.h): 32 unless the build says otherwise (meson.build gives the fast
+ * build for AVX-512 CPUs 64); a multiple of 32, so that the lanes fill whole groups of 4 double lanes in either
+ * precision */
+#ifndef DS_VECTOR_BYTES
+#define DS_VECTOR_BYTES 32
+#endif
+#if DS_VECTOR_BYTES % 32 != 0
+#error "DS_VECTOR_BYTES must be a multiple of 32"
 #endif
 
 #if defined(__CUDACC_RTC__) /* NVRTC: no C library headers; ptrdiff_t and the maths functions are built in */
@@ -58,12 +69,18 @@ typedef unsigned long long uint64_t;
 #endif
 /* On x86-64 Linux (glibc) with GCC, the training loop also gets an AVX2 clone chosen at run time: the same IEEE
  * operations on wider registers, hence the same bits. arithmetic = "fast" (DS_ARITHMETIC_FAST, built with
- * contraction) takes an AVX2 + FMA clone instead (x86-64-v3: dispatched by the CPU's features; "arch=haswell" would be
- * dispatched by CPU model, so that only Haswells ran it), so that multiply-adds fuse. */
+ * contraction) takes an AVX2 + FMA clone instead (x86-64-v3), and its 64-byte build an AVX-512 one (x86-64-v4), so
+ * that multiply-adds fuse; both are dispatched by the CPU's features ("arch=haswell" would be dispatched by CPU model,
+ * so that only Haswells ran it). The 64-byte build is run on AVX-512 CPUs only (descentsim.backends.compiled): without
+ * AVX-512, GCC turns each comparison of 64-byte vectors into scalar compares, 6–7× slower (measured). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
     !defined(DS_ONE_LANE)
 #if defined(DS_ARITHMETIC_FAST)
+#if DS_VECTOR_BYTES == 64
+#define DS_ENTRY __attribute__((target_clones("arch=x86-64-v4", "default"))) static
+#else
 #define DS_ENTRY __attribute__((target_clones("arch=x86-64-v3", "default"))) static
+#endif
 #else
 #define DS_ENTRY __attribute__((target_clones("avx2", "default"))) static
 #endif

@@ -84,12 +84,12 @@ DS_INLINE vmask DS_NAME(ds_join_groups)(const dmask *groups)
     return r;
 }
 #else
-/* trajectories run in the lanes of 32-byte SIMD vectors: 8 in float, 4 in double; the bookkeeping in quads of
- * 4 double lanes, one 32-byte vector (two quads in float) */
+/* trajectories run in the lanes of DS_VECTOR_BYTES-byte SIMD vectors (lanes.h): 8 in float, 4 in double at 32
+ * bytes; the bookkeeping in quads of 4 double lanes, one 32-byte vector each (DS_LANES / 4 quads) */
 #define DS_LANES DS_LANES_OF(DS_T)
 #define DS_GROUP_LANES 4
-typedef DS_T vec __attribute__((vector_size(32)));
-typedef DS_MASK_T vmask __attribute__((vector_size(32)));
+typedef DS_T vec __attribute__((vector_size(DS_VECTOR_BYTES)));
+typedef DS_MASK_T vmask __attribute__((vector_size(DS_VECTOR_BYTES)));
 typedef DS_T DS_NAME(ds_qvec) __attribute__((vector_size(4 * sizeof(DS_T))));
 typedef DS_MASK_T DS_NAME(ds_qmask) __attribute__((vector_size(4 * sizeof(DS_T))));
 typedef double dvec __attribute__((vector_size(32)));

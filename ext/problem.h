@@ -14,8 +14,8 @@ enum { DS_CONVERGED = 1, DS_DIVERGED = 2, DS_STUCK = 3, DS_CYCLING = 4, DS_UNRES
 
 #define DS_SCORE_CLIP 1e6 /* normalised losses above this (and non-finite ones) count as this */
 #define DS_SCORE_WINDOW 20 /* the score's trainability test averages this many final values */
-/* trajectories run in the lanes of 32-byte SIMD vectors: 8 in float, 4 in double */
-#define DS_LANES_OF(T) ((ptrdiff_t)(32 / sizeof(T)))
+/* trajectories run in the lanes of DS_VECTOR_BYTES-byte SIMD vectors (lanes.h): 8 in float, 4 in double at 32 */
+#define DS_LANES_OF(T) ((ptrdiff_t)(DS_VECTOR_BYTES / sizeof(T)))
 #define DS_LANES_F32 DS_LANES_OF(float)
 #define DS_LANES_F64 DS_LANES_OF(double)
 

@@ -16,7 +16,8 @@ import pytest
 from helpers import assert_same_fields
 
 import descentsim as ds
-from descentsim import _kernels, _kernels_fast, cli
+from descentsim import _kernels, _kernels_fast, _kernels_fast_wide, cli
+from descentsim.backends import compiled
 from descentsim.agreement import compare_outcomes
 from descentsim.convergence_map import run_map_to_file
 
@@ -118,7 +119,25 @@ def disassembly(module) -> str:
 
 def test_the_fast_kernels_hold_fused_multiply_adds_and_the_exact_ones_none():
     assert "vfmadd" in disassembly(_kernels_fast)
+    wide = disassembly(_kernels_fast_wide)
+    assert "vfmadd" in wide and "zmm" in wide  # the AVX-512 clone's 64-byte lanes, one register each
     assert "vfmadd" not in disassembly(_kernels)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_both_widths_of_fast_give_the_same_bits(dtype, monkeypatch):
+    """Lanes never mix: the 64-byte build (AVX-512 CPUs) and the 32-byte one give the same fields, where both run
+    fused code (an AVX-512 CPU runs the first's AVX-512 clone and the second's AVX2 + FMA one)."""
+    if not (_kernels.CPU_HAS_AVX512 and cpu_has_fma()):
+        pytest.skip("this CPU runs one width only")
+    spec = example("network (mlp preset)", "steps=60", "arithmetic=fast").replace(dtype=dtype)
+    fields = {}
+    for module in (_kernels_fast, _kernels_fast_wide):
+        monkeypatch.setitem(compiled.KERNELS, "fast", module)
+        fields[module.__name__] = ds.run_map(spec, backend="cython").fields
+    narrow, wide = fields.values()
+    for name in narrow:
+        np.testing.assert_array_equal(narrow[name], wide[name], err_msg=name)
 
 
 def cpu_has_fma() -> bool:

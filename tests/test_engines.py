@@ -61,11 +61,13 @@ def test_unknown_backend_is_refused():
 
 
 def test_kernel_constants_match_the_definition():
-    from descentsim import _kernels
+    from descentsim import _kernels, _kernels_fast, _kernels_fast_wide
     from descentsim.outcome import SCORE_CLIP, SCORE_WINDOW
 
     assert (_kernels.SCORE_CLIP, _kernels.SCORE_WINDOW) == (SCORE_CLIP, SCORE_WINDOW)
-    assert _kernels.LANES == {"float32": 8, "float64": 4}
+    assert _kernels.LANES == {"float32": 8, "float64": 4}  # 32-byte vectors
+    assert _kernels_fast.LANES == {"float32": 8, "float64": 4}
+    assert _kernels_fast_wide.LANES == {"float32": 16, "float64": 8}  # 64-byte vectors (meson.build's DS_VECTOR_BYTES)
 
 
 SWEEPS = {
