@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import descentsim as ds  # noqa: E402
+from descentsim.map_data import package_version  # noqa: E402
 from bench_mlp import flop_count, jax_mlp_map_fn, mlp_map_spec, mlp_sizes  # noqa: E402
 from bench_network import digits_flop_count, digits_map_spec, jax_digits_map_fn  # noqa: E402
 from bench_relu_neuron import jax_relu_map_fn, relu_map_spec  # noqa: E402
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
         gpu.COOP_MIN_PARAMETERS = False
     jax = None if args.skip_jax else import_jax(enable_x64="float64" in args.dtypes)
-    print(f"descentsim {ds.__version__ if hasattr(ds, '__version__') else ''} on {args.backend} "
+    print(f"descentsim {package_version()} on {args.backend} "
           f"({'one thread' if args.one_thread else 'a cooperative group of threads'} a network); "
           f"JAX {'absent or skipped' if jax is None else jax.__version__ + ' on ' + str(jax.devices()[0])}")
     rows = []

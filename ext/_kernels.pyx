@@ -155,6 +155,33 @@ def scratch_size(dtype: str, model: str, optimizer: str, p: int, data_rows: int,
     return LANES[dtype] * ds_work_vectors(MODEL_IDS[model], OPTIMIZER_IDS[optimizer], p, n_consts, n_hyper,
                                           data_rows, k_max)
 
+cdef ds_rules make_rules(Py_ssize_t steps, double converge_loss, Py_ssize_t converge_window, double diverge_factor,
+                         Py_ssize_t stuck_window, double stuck_tol, Py_ssize_t max_period, double cycle_tol,
+                         Py_ssize_t converge_from, Py_ssize_t diverge_from):
+    cdef ds_rules rules
+    rules.steps = steps
+    rules.converge_loss = converge_loss
+    rules.converge_window = converge_window
+    rules.diverge_factor = diverge_factor
+    rules.stuck_tol = stuck_tol
+    rules.cycle_tol = cycle_tol
+    rules.k_max = max_period if max_period < steps else steps
+    rules.window_start = steps - stuck_window if steps > stuck_window else 0
+    rules.last_start = steps - DS_SCORE_WINDOW if steps > DS_SCORE_WINDOW else 0
+    rules.converge_from = converge_from
+    rules.diverge_from = diverge_from
+    return rules
+
+
+def rules(Py_ssize_t steps, double converge_loss, Py_ssize_t converge_window, double diverge_factor,
+          Py_ssize_t stuck_window, double stuck_tol, Py_ssize_t max_period, double cycle_tol, Py_ssize_t converge_from,
+          Py_ssize_t diverge_from) -> dict:
+    """The outcome rules as the kernels take them (ds_rules, a dict of its fields): the thresholds, with the cycle
+    lags k_max and the first steps of the stuck and score windows derived, as train derives them."""
+    return make_rules(steps, converge_loss, converge_window, diverge_factor, stuck_window, stuck_tol, max_period,
+                      cycle_tol, converge_from, diverge_from)
+
+
 def work_parts(model: str, optimizer: str, p: int, data_rows: int, n_consts: int, n_hyper: int, max_period: int,
                steps: int) -> tuple[int, int]:
     """The two parts of one trajectory's work space, in values (ds_train_points_with): θ, ∇L, constants,
@@ -257,17 +284,8 @@ def train(
     if batch_size > 0 and batch_per_point and point_id is None:
         raise ValueError("per-point minibatches need point_id")
     pb.trainable = &trainable[0]
-    rules.steps = steps
-    rules.converge_loss = converge_loss
-    rules.converge_window = converge_window
-    rules.diverge_factor = diverge_factor
-    rules.stuck_tol = stuck_tol
-    rules.cycle_tol = cycle_tol
-    rules.k_max = k_max
-    rules.window_start = steps - stuck_window if steps > stuck_window else 0
-    rules.last_start = steps - DS_SCORE_WINDOW if steps > DS_SCORE_WINDOW else 0
-    rules.converge_from = converge_from
-    rules.diverge_from = diverge_from
+    rules = make_rules(steps, converge_loss, converge_window, diverge_factor, stuck_window, stuck_tol, max_period,
+                       cycle_tol, converge_from, diverge_from)
     out.outcome = &outcome[0]
     out.steps = &steps_out[0]
     out.final_loss = &final_loss[0]

@@ -132,18 +132,13 @@ def _resolve(root, including: str, name: str) -> str:
 
 
 def rules_struct(spec: MapSpec, factors: np.ndarray | None) -> RulesStruct:
-    """The spec's outcome thresholds as ``ds_rules`` (the same values ``_kernels.train`` derives)."""
-    th = spec.resolved_thresholds
-    steps = spec.steps
-    converge_from, diverge_from = decision_steps(factors, steps)
+    """The spec's outcome rules as ``ds_rules``, derived where ``_kernels.train`` derives them."""
     from .. import _kernels
 
-    return RulesStruct(
-        steps=steps, converge_loss=th.converge_loss, converge_window=th.converge_window,
-        diverge_factor=th.diverge_factor, stuck_tol=th.stuck_tol, cycle_tol=th.cycle_tol,
-        k_max=min(th.max_period, steps), window_start=max(steps - th.stuck_window, 0),
-        last_start=max(steps - _kernels.SCORE_WINDOW, 0), converge_from=converge_from, diverge_from=diverge_from,
-    )
+    th = spec.resolved_thresholds
+    return RulesStruct(**_kernels.rules(
+        spec.steps, th.converge_loss, th.converge_window, th.diverge_factor, th.stuck_window, th.stuck_tol,
+        th.max_period, th.cycle_tol, *decision_steps(factors, spec.steps)))
 
 
 @dataclass(frozen=True)
