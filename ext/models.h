@@ -8,7 +8,7 @@ DS_INLINE ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows
 {
     switch (model) {
     case DS_NETWORK:
-        return 4 * p + 3 * DS_NET_POINTS * (p / data_rows);
+        return 4 * p + DS_NET_POINTS * (3 * (p / data_rows) + data_rows);
     case DS_FORMULA:
         return data_rows;
     default:

@@ -18,11 +18,40 @@ DS_TABLE double DS_COS_C[6] = {-1.13585365213876817300e-11, 2.087570084197473167
                                    2.48015872888517045348e-5, -1.38888888888730564116e-3, 4.16666666666665929218e-2};
 #endif
 
+/* ---- divisions (fast arithmetic: products with a reciprocal computed once) ------------------------------ */
+
+/* v / by as the reference computes it; with fast arithmetic (DS_ARITHMETIC_FAST) v·inverse, inverse = 1/by
+ * computed once by the caller (within an ulp or two of v / by; a division costs as much as 8–16 multiplications) */
+DS_INLINE vec DS_NAME(ds_divide)(vec v, vec by, vec inverse)
+{
+#if defined(DS_ARITHMETIC_FAST)
+    (void)by;
+    return v * inverse;
+#else
+    (void)inverse;
+    return v / by;
+#endif
+}
+
+/* v / r / r as the reference computes it (mean-field's output scale: r = √n); with fast arithmetic v·inverse,
+ * inverse = 1/(r·r) computed once by the caller */
+DS_INLINE vec DS_NAME(ds_divide_twice)(vec v, vec r, vec inverse)
+{
+#if defined(DS_ARITHMETIC_FAST)
+    (void)r;
+    return v * inverse;
+#else
+    (void)inverse;
+    return v / r / r;
+#endif
+}
+
 /* ---- tanh from + − × ÷ (descentsim.numerics, Cephes) -------------------------------------------- */
 
 DS_INLINE vec DS_NAME(ds_horner)(const double *c, ptrdiff_t n, vec x)
 {
-    vec r = x * 0 + (DS_T)c[0];
+    const vec zero = {0};
+    vec r = zero + (DS_T)c[0];
     ptrdiff_t k;
     for (k = 1; k < n; k++)
         r = r * x + (DS_T)c[k];
@@ -38,7 +67,8 @@ DS_INLINE vmask DS_NAME(ds_exp_parts)(vec t, vec *p, vec *q, vec *two_k)
     const DS_T magic = DS_ROUND_MAGIC;
     const vec shifted = (DS_T)DS_LOG2E * t + magic;
     const vec kf = shifted - magic;
-    const vmask k = (vmask)shifted - (vmask)(t * 0 + magic);
+    const vec zero = {0};
+    const vmask k = (vmask)shifted - (vmask)(zero + magic);
     const vec r = t - kf * (DS_T)DS_LN2_HI - kf * (DS_T)DS_LN2_LO;
     const vec z = r * r;
     *p = r * DS_NAME(ds_horner)(DS_EXP_P, 3, z);
@@ -51,9 +81,10 @@ DS_INLINE vmask DS_NAME(ds_exp_parts)(vec t, vec *p, vec *q, vec *two_k)
  * tanh a = (2^k(q + p) − (q − p)) / (2^k(q + p) + (q − p)), or p/q where k = 0: one division. */
 DS_INLINE vec DS_NAME(ds_tanh)(vec x)
 {
-    const vmask sign = (vmask)(x * 0 - (DS_T)0); /* the sign bit alone */
+    const vec zero = {0};
+    const vmask sign = (vmask)(-zero); /* −0: the sign bit alone */
     const vec magnitude = (vec)((vmask)x & ~sign);
-    const vec a = vselect(magnitude > (DS_T)DS_TANH_CAP, x * 0 + (DS_T)DS_TANH_CAP, magnitude);
+    const vec a = vselect(magnitude > (DS_T)DS_TANH_CAP, zero + (DS_T)DS_TANH_CAP, magnitude);
     vec p, q, two_k;
     const vmask small = DS_NAME(ds_exp_parts)((DS_T)2 * a, &p, &q, &two_k) == 0;
     const vec up = two_k * (q + p), down = q - p;
@@ -65,10 +96,11 @@ DS_INLINE vec DS_NAME(ds_tanh)(vec x)
  * (2^k stays a normal number in both precisions). */
 DS_INLINE vec DS_NAME(ds_exp_nonpositive)(vec x)
 {
+    const vec zero = {0};
     const vmask floor = x < (DS_T)DS_EXP_FLOOR;
     vec p, q, two_k;
-    DS_NAME(ds_exp_parts)(vselect(floor, x * 0, x), &p, &q, &two_k);
-    return vselect(floor, x * 0, (two_k * (q + p)) / (q - p));
+    DS_NAME(ds_exp_parts)(vselect(floor, zero, x), &p, &q, &two_k);
+    return vselect(floor, zero, (two_k * (q + p)) / (q - p));
 }
 
 /* log(s) of a positive normal s (descentsim.numerics._log_split), its exponent lowered by `lower`:
@@ -77,13 +109,14 @@ DS_INLINE vec DS_NAME(ds_exp_nonpositive)(vec x)
 DS_INLINE vec DS_NAME(ds_log_normal)(vec s, vmask lower)
 {
     const DS_T magic = DS_ROUND_MAGIC;
+    const vec zero = {0};
     const vmask bits = (vmask)s;
-    const vmask mantissa = ((vmask)(s * 0) + 1) << DS_MANTISSA_BITS;
+    const vmask mantissa = ((vmask)zero + 1) << DS_MANTISSA_BITS;
     const vmask e_frexp = ((bits >> DS_MANTISSA_BITS) & (2 * DS_EXPONENT_BIAS + 1)) - (DS_EXPONENT_BIAS - 1);
-    const vec m_frexp = (vec)((bits & (mantissa - 1)) | ((vmask)(s * 0) + ((DS_MASK_T)(DS_EXPONENT_BIAS - 1) << DS_MANTISSA_BITS)));
+    const vec m_frexp = (vec)((bits & (mantissa - 1)) | ((vmask)zero + ((DS_MASK_T)(DS_EXPONENT_BIAS - 1) << DS_MANTISSA_BITS)));
     const vmask low = m_frexp < (DS_T)DS_SQRT_HALF;
     const vec m = vselect(low, m_frexp * 2, m_frexp);
-    const vec e = (vec)((vmask)(s * 0 + magic) + (e_frexp + low - lower)) - magic; /* low is −1 where true */
+    const vec e = (vec)((vmask)(zero + magic) + (e_frexp + low - lower)) - magic; /* low is −1 where true */
     const vec u = (m - 1) / (m + 1);
     const vec w = u * u;
     const vec log_m = 2 * u + (2 * u) * w * DS_NAME(ds_horner)(DS_ATANH_R, 10, w);

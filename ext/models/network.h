@@ -23,9 +23,14 @@ typedef struct {
         act_at[DS_NET_MAX_LAYERS], z_at[DS_NET_MAX_LAYERS], errors_at;
 } ds_network_shape;
 
-/* A network with one hidden layer and the mse loss (ds_network_shallow) takes DS_NET_UNITS hidden units and
- * DS_NET_POINTS samples at a time. */
+/* The forward pass (ds_network_forward) computes DS_NET_UNITS outputs at a time in registers. A network with one
+ * hidden layer and the mse loss (ds_network_shallow) takes DS_NET_POINTS samples at a time, and its matrix products
+ * DS_NET_BLOCK units × DS_NET_BLOCK samples (or input rows) at a time in registers: 16 sums, each load of a weight
+ * used by 4 samples and each input by 4 units (8 units × 2 samples, whose weights the compiler loads twice, was
+ * 10 % slower, measured). */
 #define DS_NET_UNITS 8
+#define DS_NET_POINTS 8
+#define DS_NET_BLOCK 4
 #define DS_NET_POINTS 8
 #endif
 
@@ -130,7 +135,7 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
         for (j = 0; j < fan_out; j++) {
             vec v = vload(z + j * DS_LANES);
             if (net->mean_field)
-                v = l == last ? v / root / root : v * scale;
+                v = l == last ? DS_NAME(ds_divide_twice)(v, root, 1 / (root * root)) : v * scale;
             if (net->bias)
                 v = v + vload(b + j * DS_LANES);
             vstore(z + j * DS_LANES, v);
@@ -140,116 +145,176 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
     }
 }
 
+/* A block of sums in registers: acc[r][c] + Σ_k a_rk·b_kc, k = 0 … depth − 1 in order, for rows r < count (1 …
+ * DS_NET_BLOCK) and DS_NET_BLOCK columns c, a_rk the vector at a + (r·a_row + k·a_step)·DS_LANES and b_kc at
+ * b + (k·b_step + c)·DS_LANES: each load of b serves every row, each load of a every column. */
+DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK][DS_NET_BLOCK], const DS_T *a, ptrdiff_t a_row,
+                                      ptrdiff_t a_step, const DS_T *b, ptrdiff_t b_step, ptrdiff_t depth,
+                                      const ptrdiff_t count)
+{
+    ptrdiff_t k, r, c;
+    for (k = 0; k < depth; k++) {
+        vec bv[DS_NET_BLOCK];
+        DS_UNROLL for (c = 0; c < DS_NET_BLOCK; c++)
+            bv[c] = vload(b + (k * b_step + c) * DS_LANES);
+        DS_UNROLL for (r = 0; r < count; r++) {
+            const vec av = vload(a + (r * a_row + k * a_step) * DS_LANES);
+            DS_UNROLL for (c = 0; c < DS_NET_BLOCK; c++)
+                acc[r][c] = acc[r][c] + av * bv[c];
+        }
+    }
+}
+
+/* Pre-activations of `count` (1 … DS_NET_BLOCK) samples for DS_NET_BLOCK hidden units: acc[s][jj] =
+ * Σ_i x_si·W1[i][j0 + jj] from 0 in index order i (ds_network_forward's order), then ·(1/√n_0) (mean_field) and
+ * + b1 (bias), into pre[s] (rows of the units j0 …). xs: the samples' inputs, rows of d vectors; w: W1 from column
+ * j0 (rows of width); b: b1 from j0. */
+DS_INLINE void DS_NAME(ds_shallow_units)(const DS_T *xs, ptrdiff_t d, const DS_T *w, ptrdiff_t width,
+                                         const ptrdiff_t count, vec scale, const DS_T *b, const int mean_field,
+                                         const int bias, DS_T *pre)
+{
+    const vec zero = {0};
+    vec acc[DS_NET_BLOCK][DS_NET_BLOCK];
+    ptrdiff_t s, jj;
+    DS_UNROLL for (s = 0; s < count; s++)
+        DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
+            acc[s][jj] = zero;
+    DS_NAME(ds_block_sums)(acc, xs, d, 1, w, width, d, count);
+    DS_UNROLL for (s = 0; s < count; s++)
+        DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++) {
+            const vec v = mean_field ? acc[s][jj] * scale : acc[s][jj];
+            vstore(pre + (s * width + jj) * DS_LANES, bias ? v + vload(b + jj * DS_LANES) : v);
+        }
+}
+
+/* The input layer's gradient rows i … i + count − 1 (count 1 … DS_NET_BLOCK), DS_NET_BLOCK columns from j0:
+ * g1[i][j] + Σ_t x_ti·dz_tj over the block's samples t in order (each entry its samples' terms in sample order, as
+ * ds_network adds them). */
+DS_INLINE void DS_NAME(ds_shallow_rows)(const DS_T *xs, ptrdiff_t d, const DS_T *dz, ptrdiff_t width,
+                                        ptrdiff_t points, const ptrdiff_t count, DS_T *gi)
+{
+    vec acc[DS_NET_BLOCK][DS_NET_BLOCK];
+    ptrdiff_t r, jj;
+    DS_UNROLL for (r = 0; r < count; r++)
+        DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
+            acc[r][jj] = vload(gi + (r * width + jj) * DS_LANES);
+    DS_NAME(ds_block_sums)(acc, xs, 1, d, dz, width, points, count);
+    DS_UNROLL for (r = 0; r < count; r++)
+        DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
+            vstore(gi + (r * width + jj) * DS_LANES, acc[r][jj]);
+}
+
 /* The network with one hidden layer and the mse loss (the mlp preset: Sohl-Dickstein's map) exactly as ds_network
- * computes it, with the loops blocked — DS_NET_UNITS hidden units, DS_NET_POINTS samples at a time — so that partial
- * sums stay in registers; every sum still runs in index order (over i for a hidden unit's input, over j for the
- * output, over samples for the loss and each gradient entry), so no result changes. work: the pre-activations,
- * activations and ∂acc of the hidden layer for DS_NET_POINTS samples (ds_model_vectors). lowest: 1 where W1 is
- * frozen. keys and g as ds_network. */
+ * computes it, with the loops blocked: DS_NET_POINTS samples at a time, their inputs gathered once; the
+ * pre-activations and the input layer's gradient as small matrix products, DS_NET_BLOCK units × DS_NET_BLOCK samples
+ * (or rows) in registers; the activations, outputs and errors of all the block's samples before their backward
+ * steps, so that one sample's chain of divisions overlaps the next one's work. Every sum still runs in index order
+ * (over i for a hidden unit's input, over j for the output, over samples for the loss and each gradient entry), so no
+ * result changes. work: the pre-activations, activations and ∂acc of the hidden layer and the inputs of DS_NET_POINTS
+ * samples (ds_model_vectors). lowest: 1 where W1 is frozen. keys and g as ds_network. */
 DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_network_shape *net, const DS_T *th,
                                                DS_T *g, const DS_T *c, DS_T *work, const uint64_t *keys,
                                                ptrdiff_t lowest, const int phi, const int mean_field, const int bias)
 {
     const ptrdiff_t d = net->width[0], width = net->width[1], samples = pb->samples;
     const ptrdiff_t batch = keys != NULL ? pb->batch_size : 0, count = batch > 0 ? batch : pb->eval_count;
-    ptrdiff_t index[DS_NET_POINTS][DS_LANES]; /* minibatches: each lane's sample at each block position */
+    ptrdiff_t index[DS_LANES]; /* minibatches: each lane's sample at a block position */
     const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
     const DS_T *w1 = th + net->w_at[0] * DS_LANES, *b1 = th + net->b_at[0] * DS_LANES,
                *w2 = th + net->w_at[1] * DS_LANES, *b2 = th + net->b_at[1] * DS_LANES;
-    DS_T *pre = work, *h = pre + DS_NET_POINTS * width * DS_LANES, *dz = h + DS_NET_POINTS * width * DS_LANES;
+    DS_T *pre = work, *h = pre + DS_NET_POINTS * width * DS_LANES, *dz = h + DS_NET_POINTS * width * DS_LANES,
+         *xs = dz + DS_NET_POINTS * width * DS_LANES;
     DS_T *g1 = g + net->w_at[0] * DS_LANES, *gb1 = g + net->b_at[0] * DS_LANES, *g2 = g + net->w_at[1] * DS_LANES,
          *gb2 = g + net->b_at[1] * DS_LANES;
     /* 1/√n_0 and √n_1: the consts' scale of layer 0 and root of layer 1 (two layers: columns L + 1 and 2·L + 2) */
     const vec zero = {0}, n_terms = zero + (DS_T)count, slope = vload(c + DS_NET_SLOPE * DS_LANES),
               scale = vload(c + (DS_NET_WIDTHS + 3) * DS_LANES), root = vload(c + (DS_NET_WIDTHS + 6) * DS_LANES);
     const int train_out = g != NULL && pb->trainable[net->w_at[1]], train_in = g != NULL && lowest == 0;
-    vec loss = zero;
-    ptrdiff_t n0, t, points, i, j, j0 = 0, jj;
+    const vec out_inverse = 1 / (root * root), terms_inverse = 1 / n_terms; /* fast arithmetic's (ds_divide) */
+    vec loss = zero, ys[DS_NET_POINTS], delta[DS_NET_POINTS], dacc[DS_NET_POINTS];
+    ptrdiff_t n0, t, points, i, j, j0;
     for (i = 0; g != NULL && i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
     for (n0 = 0; n0 < count; n0 += DS_NET_POINTS) {
         points = count - n0 < DS_NET_POINTS ? count - n0 : DS_NET_POINTS;
-        for (t = 0; t < points; t++) { /* forward, loss, output layer, errors at the hidden layer */
-            const ptrdiff_t row = t * width * DS_LANES, n = n0 + t;
-            const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n, index[t]);
-            vec s = zero, e, delta, dacc;
-            for (j0 = 0; j0 + DS_NET_UNITS <= width; j0 += DS_NET_UNITS) { /* blocks of units, in registers */
-                vec acc[DS_NET_UNITS];
-                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
-                    acc[jj] = zero;
-                for (i = 0; i < d; i++) {
-                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n, at);
-                    const DS_T *wi = w1 + (i * width + j0) * DS_LANES;
-                    DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
-                        acc[jj] = acc[jj] + xi * vload(wi + jj * DS_LANES);
-                }
-                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++) {
-                    vec v = mean_field ? acc[jj] * scale : acc[jj];
-                    vstore(pre + row + (j0 + jj) * DS_LANES, bias ? v + vload(b1 + (j0 + jj) * DS_LANES) : v);
-                }
-            }
-            for (j = j0; j < width; j++) { /* the units left over */
+        for (t = 0; t < points; t++) { /* the block's inputs and targets (each lane's own sample with minibatches) */
+            const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n0 + t, index);
+            for (i = 0; i < d; i++)
+                vstore(xs + (t * d + i) * DS_LANES, DS_NAME(ds_sample)(x + i * samples, n0 + t, at));
+            ys[t] = DS_NAME(ds_sample)(y, n0 + t, at);
+        }
+        for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) { /* pre-activations: blocks of units */
+            for (t = 0; t + DS_NET_BLOCK <= points; t += DS_NET_BLOCK)
+                DS_NAME(ds_shallow_units)(xs + t * d * DS_LANES, d, w1 + j0 * DS_LANES, width, DS_NET_BLOCK, scale,
+                                          b1 + j0 * DS_LANES, mean_field, bias, pre + (t * width + j0) * DS_LANES);
+            for (; t < points; t++)
+                DS_NAME(ds_shallow_units)(xs + t * d * DS_LANES, d, w1 + j0 * DS_LANES, width, 1, scale,
+                                          b1 + j0 * DS_LANES, mean_field, bias, pre + (t * width + j0) * DS_LANES);
+        }
+        for (j = j0; j < width; j++) /* the units left over */
+            for (t = 0; t < points; t++) {
                 vec acc = zero;
                 for (i = 0; i < d; i++)
-                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n, at) * vload(w1 + (i * width + j) * DS_LANES);
+                    acc = acc + vload(xs + (t * d + i) * DS_LANES) * vload(w1 + (i * width + j) * DS_LANES);
                 acc = mean_field ? acc * scale : acc;
-                vstore(pre + row + j * DS_LANES, bias ? acc + vload(b1 + j * DS_LANES) : acc);
+                vstore(pre + (t * width + j) * DS_LANES, bias ? acc + vload(b1 + j * DS_LANES) : acc);
             }
+        for (t = 0; t < points; t++) { /* activations, output, loss */
+            const ptrdiff_t row = t * width * DS_LANES;
+            vec s = zero, e;
             for (j = 0; j < width; j++) {
                 const vec act = DS_NAME(ds_network_phi)(phi, vload(pre + row + j * DS_LANES), slope);
                 vstore(h + row + j * DS_LANES, act);
                 s = s + act * vload(w2 + j * DS_LANES);
             }
             if (mean_field)
-                s = s / root / root;
+                s = DS_NAME(ds_divide_twice)(s, root, out_inverse);
             if (bias)
                 s = s + vload(b2);
-            e = s - DS_NAME(ds_sample)(y, n, at);
+            e = s - ys[t];
             loss = loss + e * e;
-            if (g == NULL)
-                continue;
-            delta = ((DS_T)2 * e) / n_terms;
-            dacc = mean_field ? delta / root / root : delta;
-            if (train_out && bias)
-                vstore(gb2, vload(gb2) + delta);
+            delta[t] = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse);
+            dacc[t] = mean_field ? DS_NAME(ds_divide_twice)(delta[t], root, out_inverse) : delta[t];
+        }
+        if (g == NULL)
+            continue;
+        for (t = 0; train_out && bias && t < points; t++)
+            vstore(gb2, vload(gb2) + delta[t]);
+        for (j = 0; train_out && j < width; j++) { /* the output layer: each entry its samples' terms in order */
+            vec acc = vload(g2 + j * DS_LANES);
+            for (t = 0; t < points; t++)
+                acc = acc + vload(h + (t * width + j) * DS_LANES) * dacc[t];
+            vstore(g2 + j * DS_LANES, acc);
+        }
+        for (t = 0; train_in && t < points; t++) { /* errors at the hidden layer */
+            const ptrdiff_t row = t * width * DS_LANES;
             for (j = 0; j < width; j++) {
-                const vec act = vload(h + row + j * DS_LANES);
-                vec back;
-                if (train_out)
-                    vstore(g2 + j * DS_LANES, vload(g2 + j * DS_LANES) + act * dacc);
-                if (!train_in)
-                    continue;
-                back = DS_NAME(ds_network_phi_backward)(phi, zero + vload(w2 + j * DS_LANES) * dacc,
-                                                        vload(pre + row + j * DS_LANES), act, slope);
+                const vec back = DS_NAME(ds_network_phi_backward)(phi, zero + vload(w2 + j * DS_LANES) * dacc[t],
+                                                                  vload(pre + row + j * DS_LANES),
+                                                                  vload(h + row + j * DS_LANES), slope);
                 if (bias)
                     vstore(gb1 + j * DS_LANES, vload(gb1 + j * DS_LANES) + back);
                 vstore(dz + row + j * DS_LANES, mean_field ? back * scale : back);
             }
         }
-        for (i = 0; train_in && i < d; i++) { /* input layer: the block's samples added in order */
-            for (j0 = 0; j0 + DS_NET_UNITS <= width; j0 += DS_NET_UNITS) {
-                DS_T *gi = g1 + (i * width + j0) * DS_LANES;
-                vec acc[DS_NET_UNITS];
-                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
-                    acc[jj] = vload(gi + jj * DS_LANES);
-                for (t = 0; t < points; t++) {
-                    const vec xi = DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL);
-                    const DS_T *dzt = dz + (t * width + j0) * DS_LANES;
-                    DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
-                        acc[jj] = acc[jj] + xi * vload(dzt + jj * DS_LANES);
-                }
-                DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
-                    vstore(gi + jj * DS_LANES, acc[jj]);
-            }
-            for (j = j0; j < width; j++) {
+        if (!train_in)
+            continue;
+        for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) { /* input layer: blocks of units × rows */
+            for (i = 0; i + DS_NET_BLOCK <= d; i += DS_NET_BLOCK)
+                DS_NAME(ds_shallow_rows)(xs + i * DS_LANES, d, dz + j0 * DS_LANES, width, points, DS_NET_BLOCK,
+                                         g1 + (i * width + j0) * DS_LANES);
+            for (; i < d; i++)
+                DS_NAME(ds_shallow_rows)(xs + i * DS_LANES, d, dz + j0 * DS_LANES, width, points, 1,
+                                         g1 + (i * width + j0) * DS_LANES);
+        }
+        for (j = j0; j < width; j++) /* the units left over */
+            for (i = 0; i < d; i++) {
                 DS_T *gi = g1 + (i * width + j) * DS_LANES;
                 vec acc = vload(gi);
                 for (t = 0; t < points; t++)
-                    acc = acc + DS_NAME(ds_sample)(x + i * samples, n0 + t, batch > 0 ? index[t] : NULL)
-                                    * vload(dz + (t * width + j) * DS_LANES);
+                    acc = acc + vload(xs + (t * d + i) * DS_LANES) * vload(dz + (t * width + j) * DS_LANES);
                 vstore(gi, acc);
             }
-        }
     }
     return loss / n_terms;
 }
@@ -293,6 +358,7 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
     const ptrdiff_t samples = pb->samples, batch = keys != NULL ? pb->batch_size : 0;
     const ptrdiff_t count = batch > 0 ? batch : pb->eval_count;
     const vec zero = {0}, n_terms = zero + (DS_T)count, slope = vload(c + DS_NET_SLOPE * DS_LANES);
+    const vec terms_inverse = 1 / n_terms; /* fast arithmetic's (ds_divide) */
     vec loss = zero;
     ptrdiff_t n, i, j, l, k, lowest, index[DS_LANES];
     DS_T *errors[2], *xs;
@@ -320,13 +386,13 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
         if (net.loss == DS_NET_MSE) {
             const vec e = vload(out) - target;
             loss = loss + e * e;
-            vstore(delta, ((DS_T)2 * e) / n_terms);
+            vstore(delta, DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse));
         } else if (net.loss == DS_NET_SIGMOID_BCE) {
             const vec v = vload(out);
             const vec a = DS_NAME(ds_exp_nonpositive)((vec)((vmask)v | (vmask)(-zero))); /* −|v| */
             const vec sigma = vselect(v >= zero, 1 / (1 + a), a / (1 + a));
             loss = loss + (((vec)((v > zero) & (vmask)v) - v * target) + DS_NAME(ds_log_at_least_one)(1 + a));
-            vstore(delta, (sigma - target) / n_terms);
+            vstore(delta, DS_NAME(ds_divide)(sigma - target, n_terms, terms_inverse));
         } else { /* softmax_ce: μ the first largest logit, s = Σ exp(z − μ) in class order */
             vec top = vload(out), s = zero, picked = zero;
             ptrdiff_t cl;
@@ -342,7 +408,8 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
             loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - picked);
             for (cl = 0; g != NULL && cl < outputs; cl++) {
                 const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
-                vstore(delta + cl * DS_LANES, (vload(delta + cl * DS_LANES) / s - onehot) / n_terms);
+                const vec softmax = DS_NAME(ds_divide)(vload(delta + cl * DS_LANES), s, 1 / s);
+                vstore(delta + cl * DS_LANES, DS_NAME(ds_divide)(softmax - onehot, n_terms, terms_inverse));
             }
         }
         if (g == NULL)
@@ -357,7 +424,8 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
                 dacc = delta == errors[0] ? errors[1] : errors[0];
                 for (j = 0; j < fan_out; j++) {
                     const vec dl = vload(delta + j * DS_LANES);
-                    vstore(dacc + j * DS_LANES, l == net.layers - 1 ? dl / root / root : dl * scale);
+                    vstore(dacc + j * DS_LANES,
+                           l == net.layers - 1 ? DS_NAME(ds_divide_twice)(dl, root, 1 / (root * root)) : dl * scale);
                 }
             }
             if (pb->trainable[net.w_at[l]]) {
