@@ -21,8 +21,9 @@ from .outcome import Thresholds
 
 DTYPES = ("float64", "float32")
 #: How the compiled engine may do its arithmetic: "exact" (the default) as the NumPy reference, bit for bit;
-#: "fast" with multiply-adds fused (FMA) where the CPU has them: slightly different roundings (README, "Fast
-#: arithmetic"). The reference itself is exact only.
+#: "fast" with multiply-adds fused (FMA) where the CPU has them and divisions by a value alike for every sample made
+#: products with its reciprocal: slightly different roundings (README, "Fast arithmetic"). The reference itself is
+#: exact only.
 ARITHMETICS = ("exact", "fast")
 SCALES = ("linear", "log")
 #: Most points along one axis, and most steps (the ``steps`` field is int32).
@@ -128,8 +129,9 @@ class MapSpec:
     params : fixed knob values; knobs neither fixed nor swept take their defaults.
     dtype : ``"float64"`` or ``"float32"``, the precision of the arithmetic.
     arithmetic : ``"exact"`` (default: bit for bit the NumPy reference's roundings) or ``"fast"`` (the compiled
-        engine fuses multiply-adds where the CPU has FMA: faster, and not bit-identical to exact; outcomes agree
-        with exact but near fractal boundaries). Part of the map's identity, like ``dtype``; SpecError for
+        engine fuses multiply-adds where the CPU has FMA and multiplies by reciprocals where it divides by the
+        count or mean-field's √n·√n: faster, and not bit-identical to exact; outcomes agree with exact but near
+        fractal boundaries). Part of the map's identity, like ``dtype``; SpecError for
         anything else.
     optimizer : name of the optimiser (``"gd"``).
     thresholds : the outcome rules' thresholds (``Thresholds`` or a dict).

@@ -56,10 +56,12 @@ COOP_MIN_PARAMETERS: int | bool = FIXED_MAX_PARAMETERS + 1
 #: least as many as the hidden units, at most this; each thread then holds ceil(width / threads) units).
 COOP_MAX_THREADS = 32
 #: NVRTC's options by arithmetic: exact rounds every operation once, as the CPU engine and the reference do.
-NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true",)}
+#: Fast arithmetic is the CPU engine's (meson.build): multiply-adds fused and DS_ARITHMETIC_FAST, whose few divisions
+#: by a constant become products with its reciprocal (ext/numerics.h, ds_divide).
+NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true", "-DDS_ARITHMETIC_FAST=1")}
 #: The host copy's compiler options by arithmetic (C++20 and threads: the cooperative kernels' host copy runs a
 #: group's threads as host threads meeting at a std::barrier).
-HOST_OPTIONS = {"exact": ("-ffp-contract=off",), "fast": ("-ffp-contract=fast",)}
+HOST_OPTIONS = {"exact": ("-ffp-contract=off",), "fast": ("-ffp-contract=fast", "-DDS_ARITHMETIC_FAST=1")}
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 
