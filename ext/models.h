@@ -20,7 +20,7 @@ DS_INLINE ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows
 DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
                                      const uint64_t *keys)
 {
-#if defined(DS_COOP) /* the cooperative kernel: a network with one hidden layer and the mse loss (coop.h) */
+#if defined(DS_COOP) /* the cooperative kernel: a group of threads a dense network (coop.h) */
     (void)work;
     return DS_NAME(ds_coop_network)(pb, th, g, c, keys);
 #else
