@@ -46,8 +46,8 @@
  * fields to thread 0 (a shared value, the shallow path's b2, written by thread 0 alone).
  *
  * The group's exchanges: on a GPU warp shuffles within the group's lanes and the mirror in shared memory; on the
- * host (the tests' emulation) the group's G threads are host threads in lockstep, exchanging through slots and a
- * mirror between barriers (ds_team).
+ * host (the tests' emulation) the group's G threads are G fibers of one host thread in lockstep, exchanging through
+ * slots and a mirror between meetings (ds_team).
  */
 #ifndef DS_COOP_COMMON
 #define DS_COOP_COMMON
@@ -194,12 +194,16 @@ DS_COOP_CONSTEXPR ptrdiff_t ds_coop_most_units(void)
 #define DS_COOP_SLOTS (DS_COOP_THREADS * ds_coop_most_units())
 
 #if !defined(__CUDACC__)
-#include <barrier>
-/* the host's group: G threads meeting at a barrier, exchanging values through two sets of slots (used in turn, so
- * that one barrier an exchange suffices: a set is written again only after every thread has passed the next
- * barrier, hence read it), and the mirror of the general path (a float held in a double's place) */
+#include <ucontext.h>
+/* the host's group: G fibers of one host thread (gpu_kernels.cu's host copy), each running one GPU thread's code
+ * until it meets the others (ds_coop_meet), then handing over to the next in turn, so that a fiber going on from a
+ * meeting knows that every fiber has come to it (a barrier: what each wrote before it, all see after it) and none
+ * has passed the next. Cheaper than G host threads at a barrier by orders of magnitude where the cores are fewer than
+ * the threads (a thread switch a meeting, each through the kernel). They exchange values through two sets of slots
+ * (used in turn, so that one meeting an exchange suffices: a set is written again only after every fiber has come to
+ * the next meeting, hence read it) and the general path's mirror (a float held in a double's place). */
 struct ds_team {
-    std::barrier<> gate{DS_COOP_THREADS};
+    ucontext_t fibers[DS_COOP_THREADS], host; /* host: the caller's, where each fiber returns once it has done */
     double slots[2][DS_COOP_SLOTS];
     double mirror[DS_COOP_MIRROR > 0 ? DS_COOP_MIRROR : 1];
 };
@@ -221,6 +225,14 @@ typedef struct {
 } ds_coop;
 
 DS_INLINE const ds_coop *ds_coop_of(const ds_problem *pb) { return (const ds_coop *)pb; }
+
+#if !defined(__CUDACC__)
+/* the host's fiber `rank` meets the group's others (ds_team) */
+DS_INLINE void ds_coop_meet(const ds_coop *co)
+{
+    swapcontext(&co->team->fibers[co->rank], &co->team->fibers[(co->rank + 1) % DS_COOP_THREADS]);
+}
+#endif
 
 /* the θ index of the thread's compact parameter c, or −1 where c is a unit it does not have */
 DS_INLINE ptrdiff_t ds_param_at(const ds_problem *pb, ptrdiff_t c)
@@ -321,7 +333,7 @@ DS_INLINE double ds_group_max(const ds_problem *pb, double v)
     int r;
     co->turn ^= 1;
     slots[co->rank] = v;
-    co->team->gate.arrive_and_wait();
+    ds_coop_meet(co);
     for (r = 0; r < DS_COOP_THREADS; r++)
         v = slots[r] > v ? slots[r] : v;
     return v;
@@ -335,7 +347,7 @@ DS_INLINE void ds_coop_sync(const ds_problem *pb)
     (void)pb;
     __syncwarp(ds_coop_mask());
 #else
-    ds_coop_of(pb)->team->gate.arrive_and_wait();
+    ds_coop_meet(ds_coop_of(pb));
 #endif
 }
 
@@ -401,7 +413,7 @@ DS_INLINE void DS_NAME(ds_coop_share)(const ds_problem *pb, const vec *mine, vec
     co->turn ^= 1;
     for (u = 0; u < DS_COOP_UNITS; u++)
         slots[u * DS_COOP_THREADS + co->rank] = (double)mine[u].v; /* a float is exact in double */
-    co->team->gate.arrive_and_wait();
+    ds_coop_meet(co);
     for (u = 0; u < DS_COOP_UNITS; u++)
         for (r = 0; r < DS_COOP_THREADS; r++)
             all[u * DS_COOP_THREADS + r].v = (DS_T)slots[u * DS_COOP_THREADS + r];
@@ -546,7 +558,7 @@ template <ptrdiff_t n> DS_INLINE void DS_NAME(ds_coop_gather)(const ds_problem *
     co->turn ^= 1;
     for (u = 0; u < (n + DS_COOP_THREADS - 1) / DS_COOP_THREADS; u++)
         slots[u * DS_COOP_THREADS + co->rank] = (double)mine[u].v; /* a float is exact in double */
-    co->team->gate.arrive_and_wait();
+    ds_coop_meet(co);
     for (j = 0; j < n; j++)
         all[j].v = (DS_T)slots[j];
 #endif

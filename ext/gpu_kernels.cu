@@ -89,31 +89,55 @@ extern __shared__ double ds_coop_shared[];
 DS_GPU_KERNEL(float, f32)
 DS_GPU_KERNEL(double, f64)
 #elif defined(DS_COOP)
-/* the host copy of the cooperative kernels: a group's G threads as G host threads in lockstep (ds_team, with the
- * group's mirror), training the points one after another, each thread with its own work space (sized as the GPU's) */
+/* the host copy of the cooperative kernels: a group's G threads as G fibers of the calling thread (ds_team), each
+ * training the points one after another with its own work space (sized as the GPU's) on a stack of its own */
 #include <memory>
-#include <thread>
 #include <vector>
+#define DS_HOST_STACK_BYTES (1 << 20)
+struct ds_host_job {
+    const ds_problem *pb;
+    const ds_rules *rules;
+    const ds_outputs *out;
+    ptrdiff_t n;
+    ds_team *team;
+    int rank;
+};
+
 #define DS_HOST_KERNEL(T, suffix)                                                                                     \
+    /* fiber `job->rank` of the group (makecontext passes its job's address as two ints) */                         \
+    static void ds_host_coop_fiber_##suffix(unsigned high, unsigned low)                                             \
+    {                                                                                                                 \
+        const ds_host_job *job = (const ds_host_job *)(((uintptr_t)high << 32) | (uintptr_t)low);                    \
+        std::vector<T> work(DS_WORK_VALUES), memory(DS_MEMORY_VALUES);                                                \
+        ds_coop co;                                                                                                   \
+        ds_rules fixed_rules;                                                                                         \
+        ds_coop_view(job->pb, job->rules, job->rank, &co, &fixed_rules);                                              \
+        co.team = job->team;                                                                                          \
+        co.mirror = job->team->mirror;                                                                                \
+        co.turn = 0;                                                                                                  \
+        for (ptrdiff_t i = 0; i < job->n; i++)                                                                        \
+            ds_train_points_with_##suffix(&co.pb, &fixed_rules, i, i + 1, work.data(), memory.data(), job->out);     \
+    }                                                                                                                 \
     extern "C" void ds_host_coop_train_##suffix(const ds_problem *pb, const ds_rules *rules, const ds_outputs *out, \
                                                 ptrdiff_t n)                                                          \
     {                                                                                                                 \
         std::unique_ptr<ds_team> team(new ds_team);                                                                   \
-        std::vector<std::thread> threads;                                                                             \
+        std::vector<ds_host_job> jobs(DS_COOP_THREADS);                                                               \
+        std::vector<std::vector<char>> stacks(DS_COOP_THREADS, std::vector<char>(DS_HOST_STACK_BYTES));               \
+        for (int rank = 0; rank < DS_COOP_THREADS; rank++) {                                                          \
+            const uintptr_t at = (uintptr_t)&jobs[rank];                                                              \
+            ucontext_t *fiber = &team->fibers[rank];                                                                  \
+            jobs[rank] = ds_host_job{pb, rules, out, n, team.get(), rank};                                            \
+            getcontext(fiber);                                                                                        \
+            fiber->uc_stack.ss_sp = stacks[rank].data();                                                              \
+            fiber->uc_stack.ss_size = stacks[rank].size();                                                            \
+            fiber->uc_link = &team->host;                                                                             \
+            makecontext(fiber, (void (*)(void))ds_host_coop_fiber_##suffix, 2, (unsigned)(at >> 32), (unsigned)at);  \
+        }                                                                                                             \
+        /* fiber 0 runs first; each, its points done, returns here, and the next (waiting at the meeting the last    \
+         * ran past) goes on to its end */                                                                            \
         for (int rank = 0; rank < DS_COOP_THREADS; rank++)                                                            \
-            threads.emplace_back([&, rank] {                                                                          \
-                std::vector<T> work(DS_WORK_VALUES), memory(DS_MEMORY_VALUES);                                        \
-                ds_coop co;                                                                                           \
-                ds_rules fixed_rules;                                                                                 \
-                ds_coop_view(pb, rules, rank, &co, &fixed_rules);                                                     \
-                co.team = team.get();                                                                                 \
-                co.mirror = team->mirror;                                                                             \
-                co.turn = 0;                                                                                          \
-                for (ptrdiff_t i = 0; i < n; i++)                                                                     \
-                    ds_train_points_with_##suffix(&co.pb, &fixed_rules, i, i + 1, work.data(), memory.data(), out);   \
-            });                                                                                                       \
-        for (std::thread &thread : threads)                                                                           \
-            thread.join();                                                                                            \
+            swapcontext(&team->host, &team->fibers[rank]);                                                            \
     }
 DS_HOST_KERNEL(float, f32)
 DS_HOST_KERNEL(double, f64)

@@ -6,6 +6,12 @@
  * instruction of the program (the data's rows). */
 DS_INLINE ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
+#if defined(DS_COOP) /* the cooperative kernels' per-sample values are arrays of constant sizes (coop.h) */
+    (void)model;
+    (void)p;
+    (void)data_rows;
+    return 0;
+#endif
     switch (model) {
     case DS_NETWORK:
         return 4 * p + 3 * DS_NET_POINTS * (p / data_rows);

@@ -316,6 +316,19 @@ def test_general_cooperative_kernel_with_several_units_a_thread(name, dtype, eng
     assert {dict(build.coop)["THREADS"] for build in cooperative} == {4}
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fast_arithmetic_reaches_the_cooperative_kernels(engine, cooperative):
+    """arithmetic = "fast" builds the general path with contraction too (the compile test: fma in its PTX); a map of
+    no chaotic band keeps exact's outcomes and, to rounding, its losses."""
+    pytest.importorskip("sklearn")
+    spec = COOP_DEEP["teacher-deep-tanh-mean-field"]
+    fast = run_on(spec.replace(arithmetic="fast"), engine)
+    assert cooperative and {build.arithmetic for build in cooperative} == {"fast"}
+    exact = run_on(spec, "cython")
+    np.testing.assert_array_equal(fast.fields["outcome"], exact.fields["outcome"])
+    np.testing.assert_allclose(fast.fields["final_loss"], exact.fields["final_loss"], rtol=1e-9)
+
+
 @needs_compiler
 def test_a_network_whose_mirror_does_not_fit_takes_the_one_thread_kernel(monkeypatch):
     """Where one group's mirror of the weights exceeds the shared memory a block may take, the group takes the
@@ -452,14 +465,14 @@ BUILDS = {"sd": gpu.KernelBuild("exact", 3 * 272 + 13 + 1, 4 * 272 + 3 * 8 * 16 
           "quadratic": gpu.KernelBuild("exact", 3 + 1 + 2 + 1, 9, (("MODEL", 0), ("OPTIMIZER", 1), ("P", 1),
                                                                    ("CONSTS", 1), ("HYPER", 2), ("K_MAX", 8))),
           # the SD map in the cooperative layout: 16 threads a network, 17 parameters each (adam: its state too)
-          "sd-coop": gpu.KernelBuild("exact", 3 * 17 + 17 + 5 + 2 * 17 + 2, 4 * 17 + 3 * 8 + 9 * 17,
+          "sd-coop": gpu.KernelBuild("exact", 3 * 17 + 17 + 5 + 2 * 17 + 2, 9 * 17,
                                      (("MODEL", 7), ("OPTIMIZER", 3), ("P", 17), ("CONSTS", 17), ("HYPER", 5),
                                       ("K_MAX", 8)),
                                      (("THREADS", 16), ("LAYERS", 2), ("N0", 16), ("N1", 16), ("N2", 1), ("BIAS", 0),
                                       ("ACTIVATION", 5), ("MEAN_FIELD", 1), ("LOSS", 0))),
           # the digits network (examples/digits_collapse.toml) in the general path: 32 threads a network, at most
           # 104 parameters each (adam), a mirror of W_1 and W_2 in shared memory
-          "digits-coop": gpu.KernelBuild("exact", 546, 1376,
+          "digits-coop": gpu.KernelBuild("exact", 546, 9 * 104,
                                          (("MODEL", 7), ("OPTIMIZER", 3), ("P", 104), ("CONSTS", 19), ("HYPER", 5),
                                           ("K_MAX", 8)),
                                          (("THREADS", 32), ("LAYERS", 3), ("N0", 64), ("N1", 25), ("N2", 12),

@@ -66,8 +66,8 @@ PORTABLE_SHARED_BYTES = 48 * 1024
 HOST_SHARED_BYTES = 227 * 1024
 #: NVRTC's options by arithmetic: exact rounds every operation once, as the CPU engine and the reference do.
 NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true",)}
-#: The host copy's compiler options by arithmetic (C++20 and threads: the cooperative kernels' host copy runs a
-#: group's threads as host threads meeting at a std::barrier).
+#: The host copy's compiler options by arithmetic (the cooperative kernels' host copy runs a group's threads as fibers
+#: of the calling thread, ext/coop.h's ds_team).
 HOST_OPTIONS = {"exact": ("-ffp-contract=off",), "fast": ("-ffp-contract=fast",)}
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
@@ -326,6 +326,8 @@ class GpuBackend:
         work_values, memory_values = _kernels.work_parts(
             model, optimizer, share, problem.data.shape[0], problem.consts.shape[1], hyper.shape[1], th.max_period,
             spec.steps)
+        if coop is not None:  # the cooperative kernels need no model work space (coop.h): the past θ alone
+            memory_values = (min(th.max_period, spec.steps) + 1) * share
         fixed = (("MODEL", _kernels.MODEL_IDS[model]), ("OPTIMIZER", _kernels.OPTIMIZER_IDS[optimizer]),
                  ("P", share), ("CONSTS", problem.consts.shape[1]), ("HYPER", hyper.shape[1]),
                  ("K_MAX", min(th.max_period, spec.steps))) if share <= FIXED_MAX_PARAMETERS or coop else ()
