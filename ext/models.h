@@ -6,6 +6,12 @@
  * instruction of the program (the data's rows). */
 DS_INLINE ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
+#if defined(DS_COOP) /* the cooperative kernels' per-sample values are arrays of constant sizes (coop.h) */
+    (void)model;
+    (void)p;
+    (void)data_rows;
+    return 0;
+#endif
     switch (model) {
     case DS_NETWORK:
         return 4 * p + DS_NET_POINTS * (3 * (p / data_rows) + data_rows);
@@ -20,7 +26,7 @@ DS_INLINE ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows
 DS_INLINE vec DS_NAME(ds_loss_grad)(const ds_problem *pb, const DS_T *th, DS_T *g, const DS_T *c, DS_T *work,
                                      const uint64_t *keys)
 {
-#if defined(DS_COOP) /* the cooperative kernel: a network with one hidden layer and the mse loss (coop.h) */
+#if defined(DS_COOP) /* the cooperative kernel: a group of threads a dense network (coop.h) */
     (void)work;
     return DS_NAME(ds_coop_network)(pb, th, g, c, keys);
 #else

@@ -195,36 +195,153 @@ def test_cooperative_maps_cover_the_outcomes():
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("name", ["moons-adam-minibatch", "sd"])
+@pytest.mark.parametrize("name", ["moons-adam-minibatch", "sd", "digits-adam-minibatch",
+                                  "clusters-identity-frozen-output-mean-field"])
 def test_cooperative_kernel_records_the_same_curves(name, engine, cooperative):
-    """L_t, θ_t (written by each parameter's owner) and the accuracy at every stride."""
-    spec = COOP[name]
-    iy, ix = np.array([0, 1, 1, 0]), np.array([0, 2, 1, 2])
-    expected = ds.trajectories(spec, iy, ix, backend="cython", stride=7)
-    got = ds.trajectories(spec, iy, ix, backend=engine, stride=7)
+    """L_t, θ_t (written by each parameter's owner) and the accuracy at every stride, on the shallow path (COOP) and
+    the general one (COOP_DEEP)."""
+    if name in COOP_DEEP:
+        pytest.importorskip("sklearn")
+    spec = {**COOP, **COOP_DEEP}[name]
+    iy, ix = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1])
+    expected = ds.trajectories(spec, iy, ix, backend="cython", stride=3)
+    got = ds.trajectories(spec, iy, ix, backend=engine, stride=3)
     for field in ("loss", "theta", "accuracy"):
         np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), err_msg=field)
     assert cooperative and all(build.coop for build in cooperative)
 
 
 def test_the_cooperative_layout_takes_networks_one_thread_cannot_hold():
-    """Sohl-Dickstein's map (272 parameters): 16 threads a network, each holding 17 values of θ; small networks, deep
-    ones and other losses keep the one-thread kernel."""
+    """Sohl-Dickstein's map (272 parameters): 16 threads a network, each holding 17 values of θ (the shallow path, no
+    mirror); deep networks and other losses too (the general path: each layer's units dealt out, a mirror of the
+    hidden layers' weights in shared memory); small networks, networks deeper than COOP_MAX_LAYERS and networks whose
+    mirror does not fit the shared memory keep the one-thread kernel."""
     from descentsim.models import network
 
     sd = network.dense_consts(1, [16, 16, 1], "tanh_sqrt2", "mse", 0, "mean_field", False)
     assert gpu.coop_shape("network", sd, 272) == (
-        (("THREADS", 16), ("INPUTS", 16), ("WIDTH", 16), ("BIAS", 0),
-         ("ACTIVATION", network.ACTIVATIONS.index("tanh_sqrt2")), ("MEAN_FIELD", 1)), 17)
+        (("THREADS", 16), ("LAYERS", 2), ("N0", 16), ("N1", 16), ("N2", 1), ("BIAS", 0),
+         ("ACTIVATION", network.ACTIVATIONS.index("tanh_sqrt2")), ("MEAN_FIELD", 1), ("LOSS", 0)), 17)
+    assert gpu.coop_mirror_values(gpu.coop_shape("network", sd, 272)[0]) == 0
     wide = network.dense_consts(1, [10, 40, 1], "relu", "mse", 1, "standard", True)
-    assert gpu.coop_shape("network", wide, 10 * 40 + 40 + 40 + 1)[0][:4] == (
-        ("THREADS", 32), ("INPUTS", 10), ("WIDTH", 40), ("BIAS", 1))
+    assert gpu.coop_shape("network", wide, 10 * 40 + 40 + 40 + 1)[0][:5] == (
+        ("THREADS", 32), ("LAYERS", 2), ("N0", 10), ("N1", 40), ("N2", 1))
     assert gpu.coop_shape("network", wide, 10 * 40 + 40 + 40 + 1)[1] == 2 * (10 + 2) + 1
     assert gpu.coop_shape("network", sd, 32) is None  # one thread holds it in registers
     deep = network.dense_consts(1, [16, 16, 16, 1], "tanh_sqrt2", "mse", 0, "mean_field", False)
-    assert gpu.coop_shape("network", deep, 528) is None
+    assert gpu.coop_shape("network", deep, 528) == (
+        (("THREADS", 16), ("LAYERS", 3), ("N0", 16), ("N1", 16), ("N2", 16), ("N3", 1), ("BIAS", 0),
+         ("ACTIVATION", network.ACTIVATIONS.index("tanh_sqrt2")), ("MEAN_FIELD", 1), ("LOSS", 0)), 16 + 16 + 16)
     softmax = network.dense_consts(1, [16, 16, 3], "tanh", "softmax_ce", 0, "standard", True)
-    assert gpu.coop_shape("network", softmax, 304) is None
+    assert gpu.coop_shape("network", softmax, 304)[1] == 16 + 16  # W1's column, and one output's (3 threads' of 16)
+    # the digits network: 64 → 25 → 12 → 10, 2067 parameters, 32 threads of at most 65 + 26 + 13; W_1, W_2 mirrored
+    digits = network.dense_consts(1, [64, 25, 12, 10], "relu", "softmax_ce", 1, "standard", True)
+    shape, share = gpu.coop_shape("network", digits, 2067)
+    assert (dict(shape)["THREADS"], share, gpu.coop_mirror_values(shape)) == (32, 104, 25 * 12 + 12 * 10)
+    build = gpu.KernelBuild("exact", 1, 1, (), shape)
+    assert build.block(8, gpu.HOST_SHARED_BYTES) == (128, 4 * 420 * 8)  # 4 groups a block, each its mirror
+    assert build.block(8, 420 * 8) == (32, 420 * 8)  # fewer groups where their mirrors do not fit
+    assert gpu.coop_shape("network", digits, 2067, 8, 420 * 8 - 1) is None  # not even one group's
+    assert gpu.coop_shape("network", digits, 2067, 4, 420 * 8 - 1) is not None  # float32's half the size
+    linear = network.dense_consts(1, [64, 10], "relu", "softmax_ce", 1, "standard", True)
+    assert gpu.coop_shape("network", linear, 650)[1] == 65  # one layer: no mirror
+    too_deep = network.dense_consts(1, [4] * (gpu.COOP_MAX_LAYERS + 1) + [1], "tanh", "mse", 1, "standard", False)
+    assert gpu.coop_shape("network", too_deep, 20 * (gpu.COOP_MAX_LAYERS + 1) + 5) is None
+
+
+#: Networks of coop.h's general path (every network but one hidden layer, the mse loss and one output), each feature:
+#: the digits network (softmax_ce, adam, minibatches; 64 → 25 → 12 → 10), deep mse regression (mean-field and
+#: standard, bias on and off), sigmoid_bce and softmax_ce classifiers, every activation, a frozen lowest layer and a
+#: frozen output layer, the W1 drift, momentum, nesterov and rmsprop, one layer (no hidden layer, no mirror), and
+#: widths no multiple of the group's threads (empty units).
+COOP_DEEP = {
+    "digits-adam-minibatch": MapSpec(
+        model="network", optimizer="adam", x=Axis("lr", 1e-3, 1.0, 2, "log"), y=Axis("init_scale", 0.3, 3.0, 2, "log"),
+        steps=6, params={"data": "digits", "standardize": 1, "train_samples": 150, "widths": "25,12",
+                         "activation": "relu", "loss": "softmax_ce", "init": "he", "batch_size": 8,
+                         "eval_samples": 40}),
+    "teacher-deep-tanh-mean-field": MapSpec(
+        model="network", x=Axis("lr", 0.05, 4.0, 4), y=Axis("init_scale", 0.3, 2.0, 2), steps=40,
+        params={"data": "teacher", "features": 3, "samples": 24, "widths": "6,5,4", "activation": "tanh",
+                "loss": "mse", "bias": 0, "parameterization": "mean_field"}),
+    "teacher-relu-sqrt2-drift-momentum": MapSpec(
+        model="network", optimizer="momentum", x=Axis("lr", 0.01, 1.0, 4, "log"), y=Axis("init_scale", 0.3, 2.0, 2),
+        steps=40, params={"data": "linear", "features": 2, "samples": 24, "widths": "7,3", "activation": "relu_sqrt2",
+                          "loss": "mse", "bias": 1, "offset_mode": "every_step", "init_offset": 0.01}),
+    "xor-sigmoid-bce-rmsprop": MapSpec(
+        model="network", optimizer="rmsprop", x=Axis("lr", 1e-3, 1.0, 4, "log"), y=Axis("init_scale", 0.3, 2.0, 2),
+        steps=40, params={"data": "xor", "samples": 24, "widths": "5,3", "activation": "sigmoid",
+                          "loss": "sigmoid_bce", "bias": 1, "weight_decay": 1e-3}),
+    "clusters-leaky-frozen-lowest-nesterov": MapSpec(
+        model="network", optimizer="nesterov", x=Axis("lr", 0.05, 3.0, 4), y=Axis("init_scale", 0.3, 2.0, 2),
+        steps=40, params={"data": "clusters", "classes": 3, "features": 4, "per_class": 8, "widths": "6,5",
+                          "activation": "leaky_relu", "leaky_slope": 0.1, "loss": "softmax_ce", "lr_layers": "0,1,1"}),
+    "clusters-identity-frozen-output-mean-field": MapSpec(
+        model="network", x=Axis("lr", 0.05, 3.0, 4), y=Axis("init_scale", 0.3, 2.0, 2), steps=40,
+        params={"data": "clusters", "classes": 3, "features": 4, "per_class": 8, "widths": "9", "bias": 0,
+                "activation": "identity", "loss": "softmax_ce", "parameterization": "mean_field", "lr_layers": "1,0"}),
+    "moons-tanh-sqrt2-bce-adam-minibatch": MapSpec(
+        model="network", optimizer="adam", x=Axis("lr", 1e-3, 1.0, 4, "log"), y=Axis("init_scale", 0.3, 2.0, 2),
+        steps=30, params={"data": "moons", "samples": 24, "widths": "9,6", "activation": "tanh_sqrt2",
+                          "loss": "sigmoid_bce", "batch_size": 5, "parameterization": "mean_field"}),
+    "clusters-linear-softmax": MapSpec(
+        model="network", x=Axis("lr", 0.05, 5.0, 4, "log"), y=Axis("init_scale", 0.3, 2.0, 2), steps=40,
+        params={"data": "clusters", "classes": 4, "features": 8, "per_class": 6, "widths": ""}),
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", sorted(COOP_DEEP))
+def test_cooperative_kernel_matches_reference_on_any_dense_network(name, engine, dtype, cooperative):
+    """coop.h's general path (units of every layer dealt out to the group's threads, the errors' rows from the mirror
+    of the weights): the reference's bits in every field."""
+    pytest.importorskip("sklearn")
+    spec = COOP_DEEP[name].replace(dtype=dtype)
+    assert_same_fields(run_on(spec, "cython"), run_on(spec, engine))
+    assert cooperative and all(build.coop and not gpu.coop_shallow(build.coop) for build in cooperative)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name, dtype", [("digits-adam-minibatch", "float32"),
+                                         ("teacher-deep-tanh-mean-field", "float64"),
+                                         ("clusters-leaky-frozen-lowest-nesterov", "float32"),
+                                         ("xor-sigmoid-bce-rmsprop", "float64")])
+def test_general_cooperative_kernel_with_several_units_a_thread(name, dtype, engine, cooperative, monkeypatch):
+    """Groups of 4 threads: several units of each layer a thread, empty ones where a width is no multiple of 4
+    (25, 12, 10; 6, 5, 4; 5, 3, 1)."""
+    pytest.importorskip("sklearn")
+    monkeypatch.setattr(gpu, "COOP_MAX_THREADS", 4)
+    spec = COOP_DEEP[name].replace(dtype=dtype)
+    assert_same_fields(run_on(spec, "cython"), run_on(spec, engine))
+    assert {dict(build.coop)["THREADS"] for build in cooperative} == {4}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fast_arithmetic_reaches_the_cooperative_kernels(engine, cooperative):
+    """arithmetic = "fast" builds the general path with contraction too (the compile test: fma in its PTX); a map of
+    no chaotic band keeps exact's outcomes and, to rounding, its losses."""
+    pytest.importorskip("sklearn")
+    spec = COOP_DEEP["teacher-deep-tanh-mean-field"]
+    fast = run_on(spec.replace(arithmetic="fast"), engine)
+    assert cooperative and {build.arithmetic for build in cooperative} == {"fast"}
+    exact = run_on(spec, "cython")
+    np.testing.assert_array_equal(fast.fields["outcome"], exact.fields["outcome"])
+    np.testing.assert_allclose(fast.fields["final_loss"], exact.fields["final_loss"], rtol=1e-9)
+
+
+@needs_compiler
+def test_a_network_whose_mirror_does_not_fit_takes_the_one_thread_kernel(monkeypatch):
+    """Where one group's mirror of the weights exceeds the shared memory a block may take, the group takes the
+    one-thread kernel (the reference's bits there too)."""
+    pytest.importorskip("sklearn")
+    builds = []
+    launch = gpu.HostDevice.launch
+    monkeypatch.setattr(gpu.HostDevice, "launch", lambda self, dtype, build, *rest: (
+        builds.append(build), launch(self, dtype, build, *rest))[1])
+    monkeypatch.setattr(gpu, "HOST_SHARED_BYTES", 25 * 12 * 8)  # W_1's mirror alone; not W_2's too
+    spec = COOP_DEEP["digits-adam-minibatch"].replace(steps=3)
+    assert_same_fields(run_on(spec, "cython"), run_on(spec, "gpu-host"))
+    assert builds and not any(build.coop for build in builds)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -348,11 +465,19 @@ BUILDS = {"sd": gpu.KernelBuild("exact", 3 * 272 + 13 + 1, 4 * 272 + 3 * 8 * 16 
           "quadratic": gpu.KernelBuild("exact", 3 + 1 + 2 + 1, 9, (("MODEL", 0), ("OPTIMIZER", 1), ("P", 1),
                                                                    ("CONSTS", 1), ("HYPER", 2), ("K_MAX", 8))),
           # the SD map in the cooperative layout: 16 threads a network, 17 parameters each (adam: its state too)
-          "sd-coop": gpu.KernelBuild("exact", 3 * 17 + 17 + 5 + 2 * 17 + 2, 4 * 17 + 3 * 8 + 9 * 17,
+          "sd-coop": gpu.KernelBuild("exact", 3 * 17 + 17 + 5 + 2 * 17 + 2, 9 * 17,
                                      (("MODEL", 7), ("OPTIMIZER", 3), ("P", 17), ("CONSTS", 17), ("HYPER", 5),
                                       ("K_MAX", 8)),
-                                     (("THREADS", 16), ("INPUTS", 16), ("WIDTH", 16), ("BIAS", 0), ("ACTIVATION", 5),
-                                      ("MEAN_FIELD", 1)))}
+                                     (("THREADS", 16), ("LAYERS", 2), ("N0", 16), ("N1", 16), ("N2", 1), ("BIAS", 0),
+                                      ("ACTIVATION", 5), ("MEAN_FIELD", 1), ("LOSS", 0))),
+          # the digits network (examples/digits_collapse.toml) in the general path: 32 threads a network, at most
+          # 104 parameters each (adam), a mirror of W_1 and W_2 in shared memory
+          "digits-coop": gpu.KernelBuild("exact", 546, 9 * 104,
+                                         (("MODEL", 7), ("OPTIMIZER", 3), ("P", 104), ("CONSTS", 19), ("HYPER", 5),
+                                          ("K_MAX", 8)),
+                                         (("THREADS", 32), ("LAYERS", 3), ("N0", 64), ("N1", 25), ("N2", 12),
+                                          ("N3", 10), ("BIAS", 1), ("ACTIVATION", 1), ("MEAN_FIELD", 0),
+                                          ("LOSS", 1)))}
 
 
 def compiled_ptx(compiler: str, arithmetic: str, tmp_path, build: gpu.KernelBuild = BUILDS["sd"]) -> str:
@@ -391,12 +516,18 @@ def test_kernels_compile_for_a_gpu_and_exact_mode_has_no_fused_multiply_add(comp
 
 
 @pytest.mark.parametrize("compiler", COMPILERS)
-def test_the_cooperative_kernels_compile_for_a_gpu_and_exact_mode_has_no_fused_multiply_add(compiler, tmp_path):
-    """The SD map's group kernel: its entry points, warp shuffles within the group, no fma in exact mode."""
-    ptx = compiled_ptx(compiler, "exact", tmp_path, BUILDS["sd-coop"])
+@pytest.mark.parametrize("build", ["sd-coop", "digits-coop"])
+def test_the_cooperative_kernels_compile_for_a_gpu_and_exact_mode_has_no_fused_multiply_add(compiler, build,
+                                                                                          tmp_path):
+    """The group kernels of the SD map (the shallow path) and of the digits network (the general path, its mirror in
+    dynamic shared memory, synced by __syncwarp): entry points, warp shuffles within the group, no fma in exact
+    mode."""
+    ptx = compiled_ptx(compiler, "exact", tmp_path, BUILDS[build])
     for kernel in ("ds_coop_train_f32", "ds_coop_train_f64"):
         assert f".entry {kernel}(" in ptx
     assert ".entry ds_train_f64(" not in ptx  # a build holds one layout's kernels
     assert "shfl.sync" in ptx
     assert "fma.rn" not in ptx
-    assert "fma.rn" in compiled_ptx(compiler, "fast", tmp_path, BUILDS["sd-coop"])
+    if build == "digits-coop":
+        assert "ds_coop_shared" in ptx and "bar.warp.sync" in ptx
+    assert "fma.rn" in compiled_ptx(compiler, "fast", tmp_path, BUILDS[build])

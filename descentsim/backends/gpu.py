@@ -47,20 +47,29 @@ CHUNK_MEMORY_SHARE = 0.25
 #: a small model's parameters and optimiser state live in registers; larger ones would only unroll into a kernel that
 #: takes minutes to compile and spills anyway.
 FIXED_MAX_PARAMETERS = 32
-#: Networks with one hidden layer and the mse loss (the mlp preset: Sohl-Dickstein's map) of more parameters than
-#: this train in the cooperative layout (ext/coop.h: a group of threads a network, each holding a share of θ in
-#: registers), where one thread could not hold the network; False instead turns the layout off (every group the
-#: one-thread kernel).
+#: Dense networks (any depth, activation, bias, parameterisation and loss) of more parameters than this train in the
+#: cooperative layout (ext/coop.h: a group of threads a network, each holding a share of θ in registers), where one
+#: thread could not hold the network; False instead turns the layout off (every group the one-thread kernel).
 COOP_MIN_PARAMETERS: int | bool = FIXED_MAX_PARAMETERS + 1
 #: Threads a network at most in the cooperative layout: a warp (a group is the smallest power of two of threads at
-#: least as many as the hidden units, at most this; each thread then holds ceil(width / threads) units).
+#: least as many as the widest layer's outputs, at most this; each thread then holds ceil(width / threads) units of
+#: each layer).
 COOP_MAX_THREADS = 32
+#: Layers a network at most in the cooperative layout (ext/coop.h's DS_COOP_MAX_LAYERS); deeper ones take the
+#: one-thread kernel.
+COOP_MAX_LAYERS = 16
+#: Dynamic shared memory every CUDA GPU grants a block without opting in; a block asking for more has its kernel's
+#: limit raised (max_dynamic_shared_size_bytes) up to the device's MaxSharedMemoryPerBlockOptin.
+PORTABLE_SHARED_BYTES = 48 * 1024
+#: What the host copy takes as its device's shared memory a block: an H100's or H200's (227 KiB), so that it runs the
+#: layout where those GPUs do.
+HOST_SHARED_BYTES = 227 * 1024
 #: NVRTC's options by arithmetic: exact rounds every operation once, as the CPU engine and the reference do.
 #: Fast arithmetic is the CPU engine's (meson.build): multiply-adds fused and DS_ARITHMETIC_FAST, whose few divisions
-#: by a constant become products with its reciprocal (ext/numerics.h, ds_divide).
+#: by a value alike for every sample become products with its reciprocal (ext/numerics.h, ds_divide).
 NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true", "-DDS_ARITHMETIC_FAST=1")}
-#: The host copy's compiler options by arithmetic (C++20 and threads: the cooperative kernels' host copy runs a
-#: group's threads as host threads meeting at a std::barrier).
+#: The host copy's compiler options by arithmetic (the cooperative kernels' host copy runs a group's threads as fibers
+#: of the calling thread, ext/coop.h's ds_team).
 HOST_OPTIONS = {"exact": ("-ffp-contract=off",), "fast": ("-ffp-contract=fast", "-DDS_ARITHMETIC_FAST=1")}
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
@@ -147,7 +156,8 @@ def rules_struct(spec: MapSpec, factors: np.ndarray | None) -> RulesStruct:
 class KernelBuild:
     """What a group's kernel is compiled with: the arithmetic, the two parts of a thread's work space (values), the
     group's kernel ids and sizes as constants (``DS_FIXED_*`` of gpu_kernels.cu) and, for the cooperative kernels,
-    the network's shape (``DS_COOP_*``: THREADS a network, INPUTS, WIDTH, BIAS, ACTIVATION, MEAN_FIELD)."""
+    the network's shape (``DS_COOP_*``: THREADS a network, LAYERS, the widths N0 … N<layers>, BIAS, ACTIVATION,
+    MEAN_FIELD, LOSS; ``coop_shape``)."""
 
     arithmetic: str
     work_values: int
@@ -171,25 +181,81 @@ class KernelBuild:
         """The entry point's name, less its precision's suffix."""
         return "ds_coop_train" if self.coop else "ds_train"
 
+    @property
+    def mirror_values(self) -> int:
+        """Values of shared memory a group of the cooperative layout takes (ext/coop.h's DS_COOP_MIRROR)."""
+        return coop_mirror_values(self.coop)
 
-def coop_shape(model: str, consts: np.ndarray, p: int) -> tuple[tuple[tuple[str, int], ...], int] | None:
+    def block(self, itemsize: int, shared_bytes: int) -> tuple[int, int]:
+        """(threads, bytes of dynamic shared memory) a block of the kernel of values of ``itemsize`` bytes, on a device
+        granting a block ``shared_bytes``: BLOCK_THREADS, or fewer groups of the cooperative layout where their mirrors
+        would not fit (one group at least: ``coop_shape`` leaves a network whose mirror does not fit to the one-thread
+        kernel)."""
+        per_group = self.mirror_values * itemsize
+        groups = BLOCK_THREADS // self.threads
+        if per_group > 0:
+            groups = max(1, min(groups, shared_bytes // per_group))
+        return groups * self.threads, groups * per_group
+
+
+def coop_shape(model: str, consts: np.ndarray, p: int, itemsize: int = 8, shared_bytes: int = HOST_SHARED_BYTES
+               ) -> tuple[tuple[tuple[str, int], ...], int] | None:
     """The cooperative layout's shape for a group (``DS_COOP_*``) and the size of a thread's share of θ
-    (``DS_COOP_P`` of ext/coop.h), or None where the group takes the one-thread kernel: not a network with one hidden
-    layer, the mse loss and one output, or at most ``COOP_MIN_PARAMETERS`` − 1 parameters (or the layout off)."""
+    (``DS_COOP_P`` of ext/coop.h), or None where the group takes the one-thread kernel: not a network, at most
+    ``COOP_MIN_PARAMETERS`` − 1 parameters (or the layout off), more than ``COOP_MAX_LAYERS`` layers, or a mirror of
+    its weights (values of ``itemsize`` bytes) larger than the ``shared_bytes`` of shared memory a block may take.
+
+    The group: the smallest power of two of threads at least as many as the widest layer's outputs, at most
+    ``COOP_MAX_THREADS``. A network with one hidden layer, the mse loss and one output takes coop.h's shallow path
+    (W2 split by hidden unit; no mirror); every other its general path (each layer's output units dealt to the
+    threads in turn, each thread holding their columns of W and their biases).
+
+    Examples
+    --------
+    >>> from descentsim.models import network
+    >>> digits = network.dense_consts(1, [64, 25, 12, 10], "relu", "softmax_ce", 1, "standard", True)
+    >>> shape, share = coop_shape("network", digits, 2067)
+    >>> dict(shape)["THREADS"], share
+    (32, 104)
+    """
     from ..models import network
 
     if COOP_MIN_PARAMETERS is False or model != "network" or p < COOP_MIN_PARAMETERS or len(consts) == 0:
         return None
     row = consts[0]
-    widths = [int(row[network.C_WIDTHS + at]) for at in range(3)] if int(row[network.C_LAYERS]) == 2 else []
-    if not widths or int(row[network.C_LOSS]) != network.LOSSES.index("mse") or widths[2] != 1:
+    layers = int(row[network.C_LAYERS])
+    if not 1 <= layers <= COOP_MAX_LAYERS:
         return None
-    d, width, bias = widths[0], widths[1], int(row[network.C_BIAS] != 0)
-    threads = min(COOP_MAX_THREADS, 1 << max(width - 1, 0).bit_length())
-    units = -(-width // threads)
-    shape = (("THREADS", threads), ("INPUTS", d), ("WIDTH", width), ("BIAS", bias),
-             ("ACTIVATION", int(row[network.C_ACTIVATION])), ("MEAN_FIELD", int(row[network.C_PARAM] != 0)))
-    return shape, units * (d + bias + 1) + bias
+    widths = [int(row[network.C_WIDTHS + at]) for at in range(layers + 1)]
+    bias, loss = int(row[network.C_BIAS] != 0), int(row[network.C_LOSS])
+    threads = min(COOP_MAX_THREADS, 1 << max(max(widths[1:]) - 1, 0).bit_length())
+    shape = (("THREADS", threads), ("LAYERS", layers), *((f"N{l}", w) for l, w in enumerate(widths)),
+             ("BIAS", bias), ("ACTIVATION", int(row[network.C_ACTIVATION])),
+             ("MEAN_FIELD", int(row[network.C_PARAM] != 0)), ("LOSS", loss))
+    if coop_mirror_values(shape) * itemsize > shared_bytes:
+        return None
+    units = [-(-w // threads) for w in widths[1:]]
+    if coop_shallow(shape):
+        return shape, units[0] * (widths[0] + bias + 1) + bias
+    return shape, sum((widths[l] + bias) * units[l] for l in range(layers))
+
+
+def coop_shallow(shape: tuple[tuple[str, int], ...]) -> bool:
+    """Whether a cooperative shape takes coop.h's shallow path: one hidden layer, the mse loss, one output."""
+    from ..models import network
+
+    values = dict(shape)
+    return (values["LAYERS"] == 2 and values["LOSS"] == network.LOSSES.index("mse") and values["N2"] == 1)
+
+
+def coop_mirror_values(shape: tuple[tuple[str, int], ...]) -> int:
+    """Values of shared memory a group of the cooperative layout takes: the mirror of W_1 … W_{L−1} of coop.h's
+    general path (Σ n_l·n_{l+1} over the hidden layers' inputs), none on its shallow path or outside the layout."""
+    if not shape or coop_shallow(shape):
+        return 0
+    values = dict(shape)
+    widths = [values[f"N{l}"] for l in range(values["LAYERS"] + 1)]
+    return sum(widths[l] * widths[l + 1] for l in range(1, values["LAYERS"]))
 
 
 class Device(Protocol):
@@ -201,6 +267,8 @@ class Device(Protocol):
     def free_bytes(self) -> int: ...
 
     def reserved_bytes(self, dtype: np.dtype, build: KernelBuild) -> int: ...
+
+    def shared_bytes(self) -> int: ...
 
     def put(self, array: np.ndarray, stream: int) -> Any: ...
 
@@ -255,11 +323,13 @@ class GpuBackend:
             return out
         model, optimizer = spec.model_def.kernel, spec.optimizer_def.kernel
         th = spec.resolved_thresholds
-        coop = coop_shape(model, problem.consts, p)
+        coop = coop_shape(model, problem.consts, p, dtype.itemsize, self.device.shared_bytes())
         share = p if coop is None else coop[1]  # the parameters a thread holds: all, or its share of the network
         work_values, memory_values = _kernels.work_parts(
             model, optimizer, share, problem.data.shape[0], problem.consts.shape[1], hyper.shape[1], th.max_period,
             spec.steps)
+        if coop is not None:  # the cooperative kernels need no model work space (coop.h): the past θ alone
+            memory_values = (min(th.max_period, spec.steps) + 1) * share
         fixed = (("MODEL", _kernels.MODEL_IDS[model]), ("OPTIMIZER", _kernels.OPTIMIZER_IDS[optimizer]),
                  ("P", share), ("CONSTS", problem.consts.shape[1]), ("HYPER", hyper.shape[1]),
                  ("K_MAX", min(th.max_period, spec.steps))) if share <= FIXED_MAX_PARAMETERS or coop else ()
@@ -399,6 +469,10 @@ class CupyDevice:
         return (int(kernel.local_size_bytes) + 512) * int(attributes["MaxThreadsPerMultiProcessor"]) * int(
             attributes["MultiProcessorCount"])
 
+    def shared_bytes(self) -> int:
+        """The dynamic shared memory a block may take once its kernel opts in (MaxSharedMemoryPerBlockOptin)."""
+        return int(self.gpu.attributes["MaxSharedMemoryPerBlockOptin"])
+
     def put(self, array: np.ndarray, stream: int) -> Any:
         with self.gpu, self.streams[stream]:
             return self.cupy.asarray(array)
@@ -420,11 +494,15 @@ class CupyDevice:
     def launch(self, dtype: np.dtype, build: KernelBuild, problem: ProblemStruct, rules: RulesStruct,
                outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
         kernel = _cupy_kernel(self.index, np.dtype(dtype).itemsize * 8, build)
+        # a group's threads (a power of two <= 32) in one warp, each group's mirror in the block's shared memory
+        threads, shared = build.block(np.dtype(dtype).itemsize, self.shared_bytes())
         with self.gpu, self.streams[stream]:
             structs = [self.cupy.asarray(np.frombuffer(bytes(s), dtype=np.uint8)) for s in (problem, rules, outputs)]
             keep.extend(structs)
-            blocks = -(-n * build.threads // BLOCK_THREADS)  # a group's threads (a power of two <= 32) in one warp
-            kernel((blocks,), (BLOCK_THREADS,), (*structs, np.int64(n)))
+            if shared > PORTABLE_SHARED_BYTES and kernel.max_dynamic_shared_size_bytes < shared:
+                kernel.max_dynamic_shared_size_bytes = shared  # cudaFuncSetAttribute(MaxDynamicSharedMemorySize)
+            blocks = -(-n * build.threads // threads)
+            kernel((blocks,), (threads,), (*structs, np.int64(n)), shared_mem=shared)
 
 
 def nvrtc_options(build: KernelBuild, architecture: str) -> list[str]:
@@ -508,6 +586,9 @@ class HostDevice:
 
     def reserved_bytes(self, dtype: np.dtype, build: KernelBuild) -> int:
         return 0
+
+    def shared_bytes(self) -> int:
+        return HOST_SHARED_BYTES
 
     def put(self, array: np.ndarray, stream: int) -> Any:
         return np.array(array, copy=True, order="C")
