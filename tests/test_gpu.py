@@ -65,9 +65,12 @@ def run_on(spec: MapSpec, backend: str, **kwargs) -> ds.ConvergenceMap:
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", sorted(SPECS) + sorted(NETWORKS) + ["formula"])
-def test_gpu_code_matches_reference(name, engine, dtype):
+def test_gpu_code_matches_reference(name, engine, dtype, monkeypatch):
+    """The one-thread kernel (every network in it, as those whose weights do not fit the cooperative layout's
+    shared memory; the cooperative kernels have their own tests below)."""
     if name == "formula":
         pytest.importorskip("sympy")
+    monkeypatch.setattr(gpu, "COOP_MIN_PARAMETERS", False)
     spec = (MapSpec(**FORMULA) if name == "formula" else {**SPECS, **NETWORKS}[name]).replace(dtype=dtype)
     assert_same_fields(run_on(spec, "cython"), run_on(spec, engine))
 
