@@ -25,12 +25,18 @@ typedef struct {
 
 /* The forward pass (ds_network_forward) computes DS_NET_UNITS outputs at a time in registers. A network with one
  * hidden layer and the mse loss (ds_network_shallow) takes DS_NET_POINTS samples at a time, and its matrix products
- * DS_NET_BLOCK units × DS_NET_BLOCK samples (or input rows) at a time in registers: 16 sums, each load of a weight
- * used by 4 samples and each input by 4 units (8 units × 2 samples, whose weights the compiler loads twice, was
- * 10 % slower, measured). */
+ * DS_NET_BLOCK units × DS_NET_BLOCK_ROWS samples (or input rows) at a time in registers, each load of a weight used
+ * by every sample of the block and each input by its units: 4 × 4 with 64-byte lanes (AVX-512's 32 vector
+ * registers hold the 16 sums and the loads; 8 units × 2 samples, whose weights the compiler loaded twice, was 10 %
+ * slower), 4 × 2 with 32-byte ones (AVX2 has 16 registers: 4 × 4 spilled, 3–6 % slower in exact; measured). */
 #define DS_NET_UNITS 8
 #define DS_NET_POINTS 8
 #define DS_NET_BLOCK 4
+#if DS_VECTOR_BYTES == 64
+#define DS_NET_BLOCK_ROWS 4
+#else
+#define DS_NET_BLOCK_ROWS 2
+#endif
 #define DS_NET_POINTS 8
 #endif
 
@@ -146,9 +152,9 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
 }
 
 /* A block of sums in registers: acc[r][c] + Σ_k a_rk·b_kc, k = 0 … depth − 1 in order, for rows r < count (1 …
- * DS_NET_BLOCK) and DS_NET_BLOCK columns c, a_rk the vector at a + (r·a_row + k·a_step)·DS_LANES and b_kc at
+ * DS_NET_BLOCK_ROWS) and DS_NET_BLOCK columns c, a_rk the vector at a + (r·a_row + k·a_step)·DS_LANES and b_kc at
  * b + (k·b_step + c)·DS_LANES: each load of b serves every row, each load of a every column. */
-DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK][DS_NET_BLOCK], const DS_T *a, ptrdiff_t a_row,
+DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK], const DS_T *a, ptrdiff_t a_row,
                                       ptrdiff_t a_step, const DS_T *b, ptrdiff_t b_step, ptrdiff_t depth,
                                       const ptrdiff_t count)
 {
@@ -165,7 +171,7 @@ DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK][DS_NET_BLOCK], const
     }
 }
 
-/* Pre-activations of `count` (1 … DS_NET_BLOCK) samples for DS_NET_BLOCK hidden units: acc[s][jj] =
+/* Pre-activations of `count` (1 … DS_NET_BLOCK_ROWS) samples for DS_NET_BLOCK hidden units: acc[s][jj] =
  * Σ_i x_si·W1[i][j0 + jj] from 0 in index order i (ds_network_forward's order), then ·(1/√n_0) (mean_field) and
  * + b1 (bias), into pre[s] (rows of the units j0 …). xs: the samples' inputs, rows of d vectors; w: W1 from column
  * j0 (rows of width); b: b1 from j0. */
@@ -174,7 +180,7 @@ DS_INLINE void DS_NAME(ds_shallow_units)(const DS_T *xs, ptrdiff_t d, const DS_T
                                          const int bias, DS_T *pre)
 {
     const vec zero = {0};
-    vec acc[DS_NET_BLOCK][DS_NET_BLOCK];
+    vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK];
     ptrdiff_t s, jj;
     DS_UNROLL for (s = 0; s < count; s++)
         DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
@@ -187,13 +193,13 @@ DS_INLINE void DS_NAME(ds_shallow_units)(const DS_T *xs, ptrdiff_t d, const DS_T
         }
 }
 
-/* The input layer's gradient rows i … i + count − 1 (count 1 … DS_NET_BLOCK), DS_NET_BLOCK columns from j0:
+/* The input layer's gradient rows i … i + count − 1 (count 1 … DS_NET_BLOCK_ROWS), DS_NET_BLOCK columns from j0:
  * g1[i][j] + Σ_t x_ti·dz_tj over the block's samples t in order (each entry its samples' terms in sample order, as
  * ds_network adds them). */
 DS_INLINE void DS_NAME(ds_shallow_rows)(const DS_T *xs, ptrdiff_t d, const DS_T *dz, ptrdiff_t width,
                                         ptrdiff_t points, const ptrdiff_t count, DS_T *gi)
 {
-    vec acc[DS_NET_BLOCK][DS_NET_BLOCK];
+    vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK];
     ptrdiff_t r, jj;
     DS_UNROLL for (r = 0; r < count; r++)
         DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
@@ -206,8 +212,8 @@ DS_INLINE void DS_NAME(ds_shallow_rows)(const DS_T *xs, ptrdiff_t d, const DS_T 
 
 /* The network with one hidden layer and the mse loss (the mlp preset: Sohl-Dickstein's map) exactly as ds_network
  * computes it, with the loops blocked: DS_NET_POINTS samples at a time, their inputs gathered once; the
- * pre-activations and the input layer's gradient as small matrix products, DS_NET_BLOCK units × DS_NET_BLOCK samples
- * (or rows) in registers; the activations, outputs and errors of all the block's samples before their backward
+ * pre-activations and the input layer's gradient as small matrix products, DS_NET_BLOCK units × DS_NET_BLOCK_ROWS
+ * samples (or rows) in registers; the activations, outputs and errors of all the block's samples before their backward
  * steps, so that one sample's chain of divisions overlaps the next one's work. Every sum still runs in index order
  * (over i for a hidden unit's input, over j for the output, over samples for the loss and each gradient entry), so no
  * result changes. work: the pre-activations, activations and ∂acc of the hidden layer and the inputs of DS_NET_POINTS
@@ -244,8 +250,8 @@ DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_ne
             ys[t] = DS_NAME(ds_sample)(y, n0 + t, at);
         }
         for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) { /* pre-activations: blocks of units */
-            for (t = 0; t + DS_NET_BLOCK <= points; t += DS_NET_BLOCK)
-                DS_NAME(ds_shallow_units)(xs + t * d * DS_LANES, d, w1 + j0 * DS_LANES, width, DS_NET_BLOCK, scale,
+            for (t = 0; t + DS_NET_BLOCK_ROWS <= points; t += DS_NET_BLOCK_ROWS)
+                DS_NAME(ds_shallow_units)(xs + t * d * DS_LANES, d, w1 + j0 * DS_LANES, width, DS_NET_BLOCK_ROWS, scale,
                                           b1 + j0 * DS_LANES, mean_field, bias, pre + (t * width + j0) * DS_LANES);
             for (; t < points; t++)
                 DS_NAME(ds_shallow_units)(xs + t * d * DS_LANES, d, w1 + j0 * DS_LANES, width, 1, scale,
@@ -300,8 +306,8 @@ DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_ne
         if (!train_in)
             continue;
         for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) { /* input layer: blocks of units × rows */
-            for (i = 0; i + DS_NET_BLOCK <= d; i += DS_NET_BLOCK)
-                DS_NAME(ds_shallow_rows)(xs + i * DS_LANES, d, dz + j0 * DS_LANES, width, points, DS_NET_BLOCK,
+            for (i = 0; i + DS_NET_BLOCK_ROWS <= d; i += DS_NET_BLOCK_ROWS)
+                DS_NAME(ds_shallow_rows)(xs + i * DS_LANES, d, dz + j0 * DS_LANES, width, points, DS_NET_BLOCK_ROWS,
                                          g1 + (i * width + j0) * DS_LANES);
             for (; i < d; i++)
                 DS_NAME(ds_shallow_rows)(xs + i * DS_LANES, d, dz + j0 * DS_LANES, width, points, 1,
