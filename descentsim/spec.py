@@ -21,8 +21,8 @@ from .outcome import Thresholds
 
 DTYPES = ("float64", "float32")
 #: How the compiled engine may do its arithmetic: "exact" (the default) as the NumPy reference, bit for bit;
-#: "fast" with multiply-adds fused (FMA) where the CPU has them and divisions by a value alike for every sample made
-#: products with its reciprocal: slightly different roundings (README, "Fast arithmetic"). The reference itself is
+#: "fast" with multiply-adds fused (FMA) where the CPU has them and divisions of many values by one made products
+#: with its reciprocal: slightly different roundings (README, "Fast arithmetic"). The reference itself is
 #: exact only.
 ARITHMETICS = ("exact", "fast")
 SCALES = ("linear", "log")
@@ -130,7 +130,7 @@ class MapSpec:
     dtype : ``"float64"`` or ``"float32"``, the precision of the arithmetic.
     arithmetic : ``"exact"`` (default: bit for bit the NumPy reference's roundings) or ``"fast"`` (the compiled
         engine fuses multiply-adds where the CPU has FMA and multiplies by reciprocals where it divides by the
-        count or mean-field's √n·√n: faster, and not bit-identical to exact; outcomes agree with exact but near
+        count, mean-field's √n·√n or a softmax's sum: faster, and not bit-identical to exact; outcomes agree with exact but near
         fractal boundaries). Part of the map's identity, like ``dtype``; SpecError for
         anything else.
     optimizer : name of the optimiser (``"gd"``).
