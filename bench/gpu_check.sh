@@ -50,16 +50,26 @@ $PYTHON -c "import descentsim, descentsim._kernels; print('  descentsim from', d
 $PYTHON -c "from descentsim.backends.gpu import cupy_unavailable as u; print('  GPU engine:', u() or 'available')"
 
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX takes GPU memory as it needs it, not 75 % of it at start
-say "GPU tests (tests/test_gpu.py): the cooperative layout first, then the rest; $(left) s left"
+# Three passes, most telling first, each cut off by its share of the time (150 s are kept for the benchmark; each
+# network shape is one NVRTC compile of 5-20 s, cached for later passes and the benchmark): the cooperative layout on
+# the SD and digits maps; the one-thread kernels and the compile checks; the cooperative layout's other networks.
+say "GPU tests (tests/test_gpu.py): the cooperative layout on the SD and digits maps first; $(left) s left"
 PYTEST=($PYTHON -m pytest -q -p no:cacheprovider --maxfail=3 -rfE --tb=short --rootdir "$ROOT" "$ROOT/tests/test_gpu.py")
 TEST_BUDGET=$(( $(left) - 150 ))
-timeout $(( TEST_BUDGET / 2 > 30 ? TEST_BUDGET / 2 : 30 )) "${PYTEST[@]}" -k "cupy and cooperative" 2>&1 | tail -25
+budget() { local b=$(( $1 < $(left) - 150 ? $1 : $(left) - 150 )); echo $(( b > 30 ? b : 30 )); }
+timeout "$(budget $(( TEST_BUDGET * 3 / 10 )))" "${PYTEST[@]}" -k "cupy and cooperative and (sd or digits)" 2>&1 \
+    | tail -25
 COOP=${PIPESTATUS[0]}
-timeout $(( $(left) - 150 > 30 ? $(left) - 150 : 30 )) "${PYTEST[@]}" \
+say "the one-thread kernels and the compile checks; $(left) s left"
+timeout "$(budget $(( TEST_BUDGET * 4 / 10 )))" "${PYTEST[@]}" \
     -k "(cupy and not cooperative) or compile_for_a_gpu or gpu_is_named" 2>&1 | tail -25
 REST=${PIPESTATUS[0]}
+say "the cooperative layout's other networks; $(left) s left"
+timeout "$(budget $(( $(left) - 150 )))" "${PYTEST[@]}" -k "cupy and cooperative and not (sd or digits)" 2>&1 | tail -25
+OTHERS=${PIPESTATUS[0]}
 TESTS=$(( COOP > REST ? COOP : REST ))
-say "GPU tests exit status: cooperative $COOP, the rest $REST (124: out of time)"
+TESTS=$(( OTHERS > TESTS ? OTHERS : TESTS ))
+say "GPU tests exit status: cooperative (SD, digits) $COOP, the rest $REST, cooperative (others) $OTHERS (124: out of time)"
 
 say "GPU benchmark (bench/bench_gpu.py), $(left) s left"
 UNTIL=$(( $(date +%s) + $(left) - 40 ))
