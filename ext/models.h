@@ -2,8 +2,8 @@
 #define DS_MODELS_COMMON
 /* Model work space per trajectory, in vectors of lanes. The network: a_0 … a_{L−1} and z_1 … z_L (each at most
  * the weights), two error buffers (<= 2·p); with one hidden layer, its pre-activations, activations and errors
- * for DS_NET_POINTS samples (the width n_1 <= p/(n_0 + 1), the data's rows). The formula: one register per
- * instruction of the program (the data's rows). */
+ * for DS_NET_POINTS samples (the width n_1 <= p/(n_0 + 1), the data's rows) and their inputs (n_0 < the data's
+ * rows each). The formula: one register per instruction of the program (the data's rows). */
 DS_INLINE ptrdiff_t ds_model_vectors(int model, ptrdiff_t p, ptrdiff_t data_rows)
 {
 #if defined(DS_COOP) /* the cooperative kernels' per-sample values are arrays of constant sizes (coop.h) */
