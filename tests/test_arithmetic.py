@@ -33,6 +33,7 @@ EXAMPLE_MAPS = {
     "relu_neuron wb": ("relu_bias", ["x.n=24", "y.n=24", "steps=500"]),
     "formula": ("liu_fractal", ["x.n=1024", "steps=500"]),
     "network (mlp preset)": ("mlp_fractal", ["x.n=20", "y.n=20", "steps=150"]),
+    "network (mlp preset, float32: the fast tanh)": ("mlp_fractal", ["x.n=20", "y.n=20", "steps=150", "dtype=float32"]),
     "network (xor)": ("xor_sigmoid", ["x.n=24", "y.n=16", "steps=1000"]),
     "network (linear)": ("linear_regression", ["x.n=32", "y.n=16", "steps=500"]),
     "softmax-mlp": ("softmax_collapse", ["x.n=16", "y.n=12", "steps=150"]),
@@ -154,3 +155,34 @@ def test_an_fma_cpu_runs_the_fused_code():
     exact = ds.run_map(example("network (mlp preset)", "steps=50"))
     fast = ds.run_map(example("network (mlp preset)", "steps=50", "arithmetic=fast"))
     assert not np.array_equal(exact.fields["final_loss"], fast.fields["final_loss"], equal_nan=True)
+
+
+def test_fast_float32_tanh_is_within_six_ulp_of_tanh():
+    """Fast arithmetic's float32 tanh (numerics.fast_tanh_float32, the kernels' rational function) against tanh in
+    float64, in float32 ulp: the figure its docstring gives (bench/fit_fast_tanh.py measures 3.5 million points)."""
+    from descentsim import numerics
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(-12, 12, 200_000), np.exp(rng.uniform(-40, 0, 50_000)),
+                        [0.0, -0.0, 9.0, -9.0, np.inf, -np.inf]]).astype(np.float32)
+    exact = np.tanh(x.astype(np.float64))
+    got = numerics.fast_tanh_float32(x)
+    assert got.dtype == np.float32
+    ulps = np.abs(got.astype(np.float64) - exact) / np.spacing(np.abs(exact.astype(np.float32))).astype(np.float64)
+    assert ulps.max() <= 6 and ulps.mean() < 1
+    assert np.isnan(numerics.fast_tanh_float32(np.float32(np.nan)))
+
+
+def test_the_kernels_fast_tanh_has_the_package_constants():
+    """ext/numerics.h's coefficients of the fast float32 tanh are descentsim.numerics' (one source, two copies)."""
+    from descentsim import numerics
+
+    header = (ROOT / "ext" / "numerics.h").read_text(encoding="utf-8")
+
+    def table(name):
+        body = header.split(f"{name}[")[1].split("{", 1)[1].split("}", 1)[0]
+        return tuple(float(value) for value in body.replace("\n", " ").split(","))
+
+    assert table("DS_FAST_TANH_P") == numerics.FAST_TANH_P
+    assert table("DS_FAST_TANH_Q") == numerics.FAST_TANH_Q
+    assert f"DS_FAST_TANH_BOUND = {numerics.FAST_TANH_BOUND}" in header
