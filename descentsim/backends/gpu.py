@@ -66,7 +66,8 @@ PORTABLE_SHARED_BYTES = 48 * 1024
 HOST_SHARED_BYTES = 227 * 1024
 #: NVRTC's options by arithmetic: exact rounds every operation once, as the CPU engine and the reference do.
 #: Fast arithmetic is the CPU engine's (meson.build): multiply-adds fused and DS_ARITHMETIC_FAST, whose few divisions
-#: of many values by one become products with its reciprocal (ext/numerics.h, ds_divide).
+#: of many values by one become products with its reciprocal (ext/numerics.h, ds_divide) and float32's tanh is a
+#: rational function (ds_tanh).
 NVRTC_OPTIONS = {"exact": ("--fmad=false",), "fast": ("--fmad=true", "-DDS_ARITHMETIC_FAST=1")}
 #: The host copy's compiler options by arithmetic (the cooperative kernels' host copy runs a group's threads as fibers
 #: of the calling thread, ext/coop.h's ds_team).
