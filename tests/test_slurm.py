@@ -23,11 +23,13 @@ EXAMPLE = ROOT / "examples" / "batch" / "slurm_map.sh"
 CLUSTER = Path(__file__).resolve().parent / "slurm"
 CANNOT = 77  # start_cluster.sh: SLURM cannot be had here
 
-#: About 25 s on two threads (every point runs all its steps), in 8 tiles of about 3 s: more than one
-#: job of one minute computes once the signal comes 45 s before its end.
+#: About 40 s on two threads (every point runs all its steps), in 16 tiles of about 2.5 s. SLURM sends a job's
+#: --signal at its controller's first time-limit check once fewer than 55 s are left: up to 30 s into a job of one
+#: minute (its checks are 30 s apart), whatever @55 says. The first job then always leaves tiles to a second,
+#: however late its signal; 25 s in 8 tiles failed whenever the signal came after the sixth tile (measured).
 CHAIN_CONFIG = """
 model = "relu-neuron"
-steps = 45000
+steps = 65000
 [x]
 name = "lr"
 start = 0.001
@@ -44,7 +46,7 @@ samples = 256
 [thresholds]
 converge_loss = 0.0
 """
-TILE = "16x96"
+TILE = "8x96"
 #: The job's options, given on the sbatch command line (the resubmissions must keep them) and, for
 #: the signal, exported (SLURM does not tell a job its --signal).
 JOB_OPTIONS = ["--nodes=1", "--ntasks-per-node=1", "--cpus-per-task=2", "--time=1"]
