@@ -446,7 +446,7 @@ DS_INLINE vec DS_NAME(ds_coop_forward)(const ds_problem *pb, const DS_T *th, con
     DS_UNROLL for (j = 0; j < DS_COOP_WIDTH; j++)
         s = s + all[j];
     if (DS_COOP_MEAN_FIELD)
-        s = DS_NAME(ds_divide_twice)(s, root, 1 / (root * root));
+        s = DS_NAME(ds_divide)(s, root, 1 / (root * root), 2);
     return bias ? s + vload(b2) : s;
 }
 
@@ -480,8 +480,8 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
         loss = loss + e * e;
         if (g == NULL)
             continue;
-        delta = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, 1 / n_terms);
-        dacc = DS_COOP_MEAN_FIELD ? DS_NAME(ds_divide_twice)(delta, root, 1 / (root * root)) : delta;
+        delta = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, 1 / n_terms, 1);
+        dacc = DS_COOP_MEAN_FIELD ? DS_NAME(ds_divide)(delta, root, 1 / (root * root), 2) : delta;
         if (train_out && bias)
             vstore(gb2, vload(gb2) + delta);
         DS_UNROLL for (u = 0; u < DS_COOP_UNITS; u++) {
@@ -589,7 +589,7 @@ DS_INLINE void DS_NAME(ds_coop_forward)(const ds_problem *pb, const DS_T *th, co
             for (i = 0; i < fan_in; i++)
                 acc = acc + in[i] * vload(w + i * units + u);
             if (DS_COOP_MEAN_FIELD)
-                acc = l == last ? DS_NAME(ds_divide_twice)(acc, root, 1 / (root * root)) : acc * scale;
+                acc = l == last ? DS_NAME(ds_divide)(acc, root, 1 / (root * root), 2) : acc * scale;
             if (DS_COOP_BIAS)
                 acc = acc + vload(b + u);
         }
@@ -626,7 +626,7 @@ DS_INLINE void DS_NAME(ds_coop_backward)(const ds_problem *pb, const DS_T *th, D
     ptrdiff_t u, i;
     DS_UNROLL for (u = 0; u < units; u++)
         dacc[u] = DS_COOP_MEAN_FIELD
-                      ? (l == last ? DS_NAME(ds_divide_twice)(delta[u], root, 1 / (root * root)) : delta[u] * scale)
+                      ? (l == last ? DS_NAME(ds_divide)(delta[u], root, 1 / (root * root), 2) : delta[u] * scale)
                       : delta[u];
     if (co->trainable[ds_coop_w_at(l)]) {
         DS_UNROLL for (u = 0; u < units; u++) {
@@ -724,13 +724,13 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
         if (DS_COOP_LOSS == DS_NET_MSE) {
             const vec e = outs[0] - target;
             loss = loss + e * e;
-            errors[0] = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, 1 / n_terms);
+            errors[0] = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, 1 / n_terms, 1);
         } else if (DS_COOP_LOSS == DS_NET_SIGMOID_BCE) {
             const vec v = outs[0];
             const vec a = DS_NAME(ds_exp_nonpositive)((vec)((vmask)v | (vmask)(-zero))); /* −|v| */
             const vec sigma = vselect(v >= zero, 1 / (1 + a), a / (1 + a));
             loss = loss + (((vec)((v > zero) & (vmask)v) - v * target) + DS_NAME(ds_log_at_least_one)(1 + a));
-            errors[0] = DS_NAME(ds_divide)(sigma - target, n_terms, 1 / n_terms);
+            errors[0] = DS_NAME(ds_divide)(sigma - target, n_terms, 1 / n_terms, 1);
         } else { /* softmax_ce: μ the first largest logit, s = Σ exp(z − μ) in class order */
             vec top = outs[0], s = zero;
             for (cl = 1; cl < outputs; cl++)
@@ -742,8 +742,8 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
             loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - outs[(ptrdiff_t)target.v]);
             for (cl = 0; g != NULL && cl < outputs; cl++) {
                 const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
-                const vec softmax = DS_NAME(ds_divide)(errors[cl], s, 1 / s);
-                errors[cl] = DS_NAME(ds_divide)(softmax - onehot, n_terms, 1 / n_terms);
+                const vec softmax = DS_NAME(ds_divide)(errors[cl], s, 1 / s, 1);
+                errors[cl] = DS_NAME(ds_divide)(softmax - onehot, n_terms, 1 / n_terms, 1);
             }
         }
         if (g == NULL)

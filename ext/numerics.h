@@ -26,30 +26,26 @@ DS_TABLE double DS_COS_C[6] = {-1.13585365213876817300e-11, 2.087570084197473167
 
 /* ---- divisions (fast arithmetic: products with a reciprocal computed once) ------------------------------ */
 
-/* v / by as the reference computes it; with fast arithmetic (DS_ARITHMETIC_FAST) v·inverse, inverse = 1/by
- * computed once by the caller (within an ulp or two of v / by; a division costs as much as 8–16 multiplications) */
-DS_INLINE vec DS_NAME(ds_divide)(vec v, vec by, vec inverse)
+/* v / by (times 1) or v / by / by (times 2: mean-field's output scale, by = √n) as the reference computes it; with
+ * fast arithmetic (DS_ARITHMETIC_FAST) v·inverse, inverse = 1/by or 1/(by·by) computed once by the caller (within
+ * an ulp or two of the quotient; a division costs as much as 8–16 multiplications) */
+DS_INLINE vec DS_NAME(ds_divide)(vec v, vec by, vec inverse, const int times)
 {
 #if defined(DS_ARITHMETIC_FAST)
     (void)by;
+    (void)times;
     return v * inverse;
 #else
     (void)inverse;
-    return v / by;
+    return times == 2 ? v / by / by : v / by;
 #endif
 }
 
-/* v / r / r as the reference computes it (mean-field's output scale: r = √n); with fast arithmetic v·inverse,
- * inverse = 1/(r·r) computed once by the caller */
-DS_INLINE vec DS_NAME(ds_divide_twice)(vec v, vec r, vec inverse)
+/* |x|: x with its sign bit cleared (NaN stays NaN) */
+DS_INLINE vec DS_NAME(ds_abs)(vec x)
 {
-#if defined(DS_ARITHMETIC_FAST)
-    (void)r;
-    return v * inverse;
-#else
-    (void)inverse;
-    return v / r / r;
-#endif
+    const vec zero = {0};
+    return (vec)((vmask)x & ~(vmask)(-zero));
 }
 
 /* ---- tanh from + − × ÷ (descentsim.numerics, Cephes) -------------------------------------------- */
@@ -97,7 +93,7 @@ DS_INLINE vec DS_NAME(ds_tanh)(vec x)
 #else
     const vec zero = {0};
     const vmask sign = (vmask)(-zero); /* −0: the sign bit alone */
-    const vec magnitude = (vec)((vmask)x & ~sign);
+    const vec magnitude = DS_NAME(ds_abs)(x);
     const vec a = vselect(magnitude > (DS_T)DS_TANH_CAP, zero + (DS_T)DS_TANH_CAP, magnitude);
     vec p, q, two_k;
     const vmask small = DS_NAME(ds_exp_parts)((DS_T)2 * a, &p, &q, &two_k) == 0;
@@ -178,9 +174,7 @@ DS_INLINE vec DS_NAME(ds_exp)(vec x)
 DS_INLINE vec DS_NAME(ds_sin_cos_reduced)(vec x, vmask *quadrant, vec *cos_r, vmask *beyond)
 {
     const DS_T magic = DS_ROUND_MAGIC;
-    const vec zero = {0};
-    const vmask sign = (vmask)(-zero); /* −0: the sign bit alone */
-    const vec magnitude = (vec)((vmask)x & ~sign);
+    const vec zero = {0}, magnitude = DS_NAME(ds_abs)(x);
     vec y, shifted, j, r, z;
     *beyond = ~(magnitude <= (DS_T)DS_SIN_COS_MAX) & (x == x);
     y = vselect(*beyond, zero, x);

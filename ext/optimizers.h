@@ -28,8 +28,7 @@ DS_INLINE vec DS_NAME(ds_flush_subnormal)(vec value)
 {
     /* |value| below DS_TINY: one comparison (two and their masks' and cost 5 % of the SD map's time, measured) */
     const vec zero = {0};
-    const vec magnitude = (vec)((vmask)value & ~(vmask)(-zero));
-    return vselect(magnitude < (DS_T)DS_TINY, zero, value);
+    return vselect(DS_NAME(ds_abs)(value) < (DS_T)DS_TINY, zero, value);
 }
 
 /* The updates of descentsim.optimizers, on the trainable parameters, in the lanes of `go`; lr is this

@@ -173,6 +173,29 @@ def test_fast_float32_tanh_is_within_six_ulp_of_tanh():
     assert np.isnan(numerics.fast_tanh_float32(np.float32(np.nan)))
 
 
+def test_fast_float32_maps_run_the_rational_tanh():
+    """The compiled fast engine's float32 tanh is the rational function (numerics.fast_tanh_float32), not the exact
+    tanh with fused multiply-adds: the loss tanh(w) at 401 starting points w0 matches the rational function's bits
+    on most (the rest differ by the FMA's roundings, within 6 ulp) and the exact tanh's on few; exact matches the
+    exact tanh everywhere."""
+    pytest.importorskip("sympy")
+    from descentsim import numerics
+
+    spec = ds.MapSpec(model="formula", x=ds.Axis("lr", 0.01, 0.02, 2), y=ds.Axis("w0", -10.0, 10.0, 401), steps=1,
+                      dtype="float32", params={"loss": "tanh(w)", "parameters": "w"})
+    iy, ix = np.arange(401), np.zeros(401, dtype=int)
+
+    def first_losses(arithmetic):
+        curves = ds.trajectories(spec.replace(arithmetic=arithmetic), iy, ix, backend="cython", stride=1)
+        return np.asarray(curves.theta)[:, 0, 0].astype(np.float32), np.asarray(curves.loss)[:, 0].astype(np.float32)
+
+    w0, fast = first_losses("fast")
+    rational, exact_tanh = numerics.fast_tanh_float32(w0), numerics.tanh(w0)
+    assert np.mean(fast == rational) > 0.5 and np.mean(fast == exact_tanh) < 0.5
+    assert (np.abs(fast.astype(np.float64) - rational) <= 6 * np.spacing(np.abs(rational))).all()
+    assert np.array_equal(first_losses("exact")[1], exact_tanh)
+
+
 def test_the_kernels_fast_tanh_has_the_package_constants():
     """ext/numerics.h's coefficients of the fast float32 tanh are descentsim.numerics' (one source, two copies)."""
     from descentsim import numerics

@@ -34,7 +34,7 @@ DS_INLINE vec DS_NAME(ds_formula)(const ds_problem *pb, const DS_T *th, DS_T *g,
         case DS_OP_DIV: v = x / y; break;
         case DS_OP_NEG: v = -x; break;
         case DS_OP_SQRT: v = DS_NAME(ds_sqrt)(x); break;
-        case DS_OP_ABS: v = (vec)((vmask)x & ~(vmask)(-zero)); break;
+        case DS_OP_ABS: v = DS_NAME(ds_abs)(x); break;
         case DS_OP_SIGN: v = vselect(x > zero, zero + 1, vselect(x < zero, zero - 1, x)); break;
         case DS_OP_SIN: v = DS_NAME(ds_sin)(x); break;
         case DS_OP_COS: v = DS_NAME(ds_cos)(x); break;

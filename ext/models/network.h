@@ -141,7 +141,7 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
         for (j = 0; j < fan_out; j++) {
             vec v = vload(z + j * DS_LANES);
             if (net->mean_field)
-                v = l == last ? DS_NAME(ds_divide_twice)(v, root, 1 / (root * root)) : v * scale;
+                v = l == last ? DS_NAME(ds_divide)(v, root, 1 / (root * root), 2) : v * scale;
             if (net->bias)
                 v = v + vload(b + j * DS_LANES);
             vstore(z + j * DS_LANES, v);
@@ -274,13 +274,13 @@ DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_ne
                 s = s + act * vload(w2 + j * DS_LANES);
             }
             if (mean_field)
-                s = DS_NAME(ds_divide_twice)(s, root, out_inverse);
+                s = DS_NAME(ds_divide)(s, root, out_inverse, 2);
             if (bias)
                 s = s + vload(b2);
             e = s - ys[t];
             loss = loss + e * e;
-            delta[t] = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse);
-            dacc[t] = mean_field ? DS_NAME(ds_divide_twice)(delta[t], root, out_inverse) : delta[t];
+            delta[t] = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse, 1);
+            dacc[t] = mean_field ? DS_NAME(ds_divide)(delta[t], root, out_inverse, 2) : delta[t];
         }
         if (g == NULL)
             continue;
@@ -392,13 +392,13 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
         if (net.loss == DS_NET_MSE) {
             const vec e = vload(out) - target;
             loss = loss + e * e;
-            vstore(delta, DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse));
+            vstore(delta, DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse, 1));
         } else if (net.loss == DS_NET_SIGMOID_BCE) {
             const vec v = vload(out);
             const vec a = DS_NAME(ds_exp_nonpositive)((vec)((vmask)v | (vmask)(-zero))); /* −|v| */
             const vec sigma = vselect(v >= zero, 1 / (1 + a), a / (1 + a));
             loss = loss + (((vec)((v > zero) & (vmask)v) - v * target) + DS_NAME(ds_log_at_least_one)(1 + a));
-            vstore(delta, DS_NAME(ds_divide)(sigma - target, n_terms, terms_inverse));
+            vstore(delta, DS_NAME(ds_divide)(sigma - target, n_terms, terms_inverse, 1));
         } else { /* softmax_ce: μ the first largest logit, s = Σ exp(z − μ) in class order */
             vec top = vload(out), s = zero, picked = zero;
             ptrdiff_t cl;
@@ -414,8 +414,8 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
             loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - picked);
             for (cl = 0; g != NULL && cl < outputs; cl++) {
                 const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
-                const vec softmax = DS_NAME(ds_divide)(vload(delta + cl * DS_LANES), s, 1 / s);
-                vstore(delta + cl * DS_LANES, DS_NAME(ds_divide)(softmax - onehot, n_terms, terms_inverse));
+                const vec softmax = DS_NAME(ds_divide)(vload(delta + cl * DS_LANES), s, 1 / s, 1);
+                vstore(delta + cl * DS_LANES, DS_NAME(ds_divide)(softmax - onehot, n_terms, terms_inverse, 1));
             }
         }
         if (g == NULL)
@@ -431,7 +431,7 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
                 for (j = 0; j < fan_out; j++) {
                     const vec dl = vload(delta + j * DS_LANES);
                     vstore(dacc + j * DS_LANES,
-                           l == net.layers - 1 ? DS_NAME(ds_divide_twice)(dl, root, 1 / (root * root)) : dl * scale);
+                           l == net.layers - 1 ? DS_NAME(ds_divide)(dl, root, 1 / (root * root), 2) : dl * scale);
                 }
             }
             if (pb->trainable[net.w_at[l]]) {
