@@ -37,7 +37,6 @@ typedef struct {
 #else
 #define DS_NET_BLOCK_ROWS 2
 #endif
-#define DS_NET_POINTS 8
 #endif
 
 /* ---- the network (descentsim.models.network) ------------------------------------------------------ */
@@ -151,12 +150,28 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
     }
 }
 
+/* The inputs of the one-hidden-layer kernel: input i of the block's sample t at xs[t·sample + i·input], one value
+ * per lane (lanes = DS_LANES: gathered, minibatches) or one for every lane (lanes = 0: the full data, read where it
+ * is, x[i·samples + n], each load a broadcast). */
+typedef struct {
+    const DS_T *xs;
+    ptrdiff_t sample, input;
+} DS_NAME(ds_shallow_inputs);
+
+/* the value at xs[index]: a vector of one value per lane, or one value broadcast (x − 0 is x, −0 included) */
+DS_INLINE vec DS_NAME(ds_lane_value)(const DS_T *xs, ptrdiff_t index, const ptrdiff_t lanes)
+{
+    const vec zero = {0};
+    return lanes ? vload(xs + index * lanes) : xs[index] - zero;
+}
+
 /* A block of sums in registers: acc[r][c] + Σ_k a_rk·b_kc, k = 0 … depth − 1 in order, for rows r < count (1 …
- * DS_NET_BLOCK_ROWS) and DS_NET_BLOCK columns c, a_rk the vector at a + (r·a_row + k·a_step)·DS_LANES and b_kc at
- * b + (k·b_step + c)·DS_LANES: each load of b serves every row, each load of a every column. */
-DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK], const DS_T *a, ptrdiff_t a_row,
-                                      ptrdiff_t a_step, const DS_T *b, ptrdiff_t b_step, ptrdiff_t depth,
-                                      const ptrdiff_t count)
+ * DS_NET_BLOCK_ROWS) and DS_NET_BLOCK columns c, a_rk the value at index a_at + r·a_row + k·a_step of a
+ * (ds_lane_value, with a_lanes) and b_kc the vector at b + (k·b_step + c)·DS_LANES: each load of b serves every row, each load of a
+ * every column. */
+DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK], const DS_T *a, ptrdiff_t a_at,
+                                      ptrdiff_t a_row, ptrdiff_t a_step, const ptrdiff_t a_lanes, const DS_T *b, ptrdiff_t b_step,
+                                      ptrdiff_t depth, const ptrdiff_t count)
 {
     ptrdiff_t k, r, c;
     for (k = 0; k < depth; k++) {
@@ -164,20 +179,20 @@ DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK], 
         DS_UNROLL for (c = 0; c < DS_NET_BLOCK; c++)
             bv[c] = vload(b + (k * b_step + c) * DS_LANES);
         DS_UNROLL for (r = 0; r < count; r++) {
-            const vec av = vload(a + (r * a_row + k * a_step) * DS_LANES);
+            const vec av = DS_NAME(ds_lane_value)(a, a_at + r * a_row + k * a_step, a_lanes);
             DS_UNROLL for (c = 0; c < DS_NET_BLOCK; c++)
                 acc[r][c] = acc[r][c] + av * bv[c];
         }
     }
 }
 
-/* Pre-activations of `count` (1 … DS_NET_BLOCK_ROWS) samples for DS_NET_BLOCK hidden units: acc[s][jj] =
- * Σ_i x_si·W1[i][j0 + jj] from 0 in index order i (ds_network_forward's order), then ·(1/√n_0) (mean_field) and
- * + b1 (bias), into pre[s] (rows of the units j0 …). xs: the samples' inputs, rows of d vectors; w: W1 from column
- * j0 (rows of width); b: b1 from j0. */
-DS_INLINE void DS_NAME(ds_shallow_units)(const DS_T *xs, ptrdiff_t d, const DS_T *w, ptrdiff_t width,
-                                         const ptrdiff_t count, vec scale, const DS_T *b, const int mean_field,
-                                         const int bias, DS_T *pre)
+/* Pre-activations of `count` (1 … DS_NET_BLOCK_ROWS) samples from the block's sample t0 for DS_NET_BLOCK hidden
+ * units: acc[s][jj] = Σ_i x_si·W1[i][j0 + jj] from 0 in index order i (ds_network_forward's order), then ·(1/√n_0)
+ * (mean_field) and + b1 (bias), into pre[s] (rows of the units j0 …). w: W1 from column j0 (rows of width); b: b1
+ * from j0. */
+DS_INLINE void DS_NAME(ds_shallow_units)(DS_NAME(ds_shallow_inputs) in, const ptrdiff_t lanes, ptrdiff_t t0,
+                                         ptrdiff_t d, const DS_T *w, ptrdiff_t width, const ptrdiff_t count, vec scale,
+                                         const DS_T *b, const int mean_field, const int bias, DS_T *pre)
 {
     const vec zero = {0};
     vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK];
@@ -185,7 +200,7 @@ DS_INLINE void DS_NAME(ds_shallow_units)(const DS_T *xs, ptrdiff_t d, const DS_T
     DS_UNROLL for (s = 0; s < count; s++)
         DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
             acc[s][jj] = zero;
-    DS_NAME(ds_block_sums)(acc, xs, d, 1, w, width, d, count);
+    DS_NAME(ds_block_sums)(acc, in.xs, t0 * in.sample, in.sample, in.input, lanes, w, width, d, count);
     DS_UNROLL for (s = 0; s < count; s++)
         DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++) {
             const vec v = mean_field ? acc[s][jj] * scale : acc[s][jj];
@@ -193,31 +208,88 @@ DS_INLINE void DS_NAME(ds_shallow_units)(const DS_T *xs, ptrdiff_t d, const DS_T
         }
 }
 
-/* The input layer's gradient rows i … i + count − 1 (count 1 … DS_NET_BLOCK_ROWS), DS_NET_BLOCK columns from j0:
+/* The input layer's gradient rows i0 … i0 + count − 1 (count 1 … DS_NET_BLOCK_ROWS), DS_NET_BLOCK columns from j0:
  * g1[i][j] + Σ_t x_ti·dz_tj over the block's samples t in order (each entry its samples' terms in sample order, as
  * ds_network adds them). */
-DS_INLINE void DS_NAME(ds_shallow_rows)(const DS_T *xs, ptrdiff_t d, const DS_T *dz, ptrdiff_t width,
-                                        ptrdiff_t points, const ptrdiff_t count, DS_T *gi)
+DS_INLINE void DS_NAME(ds_shallow_rows)(DS_NAME(ds_shallow_inputs) in, const ptrdiff_t lanes, ptrdiff_t i0,
+                                        const DS_T *dz, ptrdiff_t width, ptrdiff_t points, const ptrdiff_t count,
+                                        DS_T *gi)
 {
     vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK];
     ptrdiff_t r, jj;
     DS_UNROLL for (r = 0; r < count; r++)
         DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
             acc[r][jj] = vload(gi + (r * width + jj) * DS_LANES);
-    DS_NAME(ds_block_sums)(acc, xs, 1, d, dz, width, points, count);
+    DS_NAME(ds_block_sums)(acc, in.xs, i0 * in.input, in.input, in.sample, lanes, dz, width, points, count);
     DS_UNROLL for (r = 0; r < count; r++)
         DS_UNROLL for (jj = 0; jj < DS_NET_BLOCK; jj++)
             vstore(gi + (r * width + jj) * DS_LANES, acc[r][jj]);
 }
 
+/* The hidden layer's pre-activations of the block's `points` samples (ds_shallow_units: blocks of units × samples,
+ * then the units left over) */
+DS_INLINE void DS_NAME(ds_shallow_forward)(DS_NAME(ds_shallow_inputs) in, const ptrdiff_t lanes, ptrdiff_t points,
+                                           ptrdiff_t d, const DS_T *w1, ptrdiff_t width, vec scale, const DS_T *b1,
+                                           const int mean_field, const int bias, DS_T *pre)
+{
+    ptrdiff_t j0, j, t, i;
+    for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) {
+        for (t = 0; t + DS_NET_BLOCK_ROWS <= points; t += DS_NET_BLOCK_ROWS)
+            DS_NAME(ds_shallow_units)(in, lanes, t, d, w1 + j0 * DS_LANES, width, DS_NET_BLOCK_ROWS, scale,
+                                      b1 + j0 * DS_LANES, mean_field, bias, pre + (t * width + j0) * DS_LANES);
+        for (; t < points; t++)
+            DS_NAME(ds_shallow_units)(in, lanes, t, d, w1 + j0 * DS_LANES, width, 1, scale, b1 + j0 * DS_LANES,
+                                      mean_field, bias, pre + (t * width + j0) * DS_LANES);
+    }
+    for (j = j0; j < width; j++) /* the units left over */
+        for (t = 0; t < points; t++) {
+            const vec zero = {0};
+            vec acc = zero;
+            for (i = 0; i < d; i++)
+                acc = acc + DS_NAME(ds_lane_value)(in.xs, t * in.sample + i * in.input, lanes) *
+                                vload(w1 + (i * width + j) * DS_LANES);
+            acc = mean_field ? acc * scale : acc;
+            vstore(pre + (t * width + j) * DS_LANES, bias ? acc + vload(b1 + j * DS_LANES) : acc);
+        }
+}
+
+/* The input layer's gradient from the block's `points` samples' errors dz (ds_shallow_rows: blocks of units × input
+ * rows, then the units left over) */
+DS_INLINE void DS_NAME(ds_shallow_input_gradient)(DS_NAME(ds_shallow_inputs) in, const ptrdiff_t lanes,
+                                                  ptrdiff_t points, ptrdiff_t d, const DS_T *dz, ptrdiff_t width,
+                                                  DS_T *g1)
+{
+    ptrdiff_t j0, j, t, i;
+    for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) {
+        for (i = 0; i + DS_NET_BLOCK_ROWS <= d; i += DS_NET_BLOCK_ROWS)
+            DS_NAME(ds_shallow_rows)(in, lanes, i, dz + j0 * DS_LANES, width, points, DS_NET_BLOCK_ROWS,
+                                     g1 + (i * width + j0) * DS_LANES);
+        for (; i < d; i++)
+            DS_NAME(ds_shallow_rows)(in, lanes, i, dz + j0 * DS_LANES, width, points, 1,
+                                     g1 + (i * width + j0) * DS_LANES);
+    }
+    for (j = j0; j < width; j++) /* the units left over */
+        for (i = 0; i < d; i++) {
+            DS_T *gi = g1 + (i * width + j) * DS_LANES;
+            vec acc = vload(gi);
+            for (t = 0; t < points; t++)
+                acc = acc + DS_NAME(ds_lane_value)(in.xs, t * in.sample + i * in.input, lanes) *
+                                vload(dz + (t * width + j) * DS_LANES);
+            vstore(gi, acc);
+        }
+}
+
 /* The network with one hidden layer and the mse loss (the mlp preset: Sohl-Dickstein's map) exactly as ds_network
- * computes it, with the loops blocked: DS_NET_POINTS samples at a time, their inputs gathered once; the
- * pre-activations and the input layer's gradient as small matrix products, DS_NET_BLOCK units × DS_NET_BLOCK_ROWS
- * samples (or rows) in registers; the activations, outputs and errors of all the block's samples before their backward
- * steps, so that one sample's chain of divisions overlaps the next one's work. Every sum still runs in index order
- * (over i for a hidden unit's input, over j for the output, over samples for the loss and each gradient entry), so no
- * result changes. work: the pre-activations, activations and ∂acc of the hidden layer and the inputs of DS_NET_POINTS
- * samples (ds_model_vectors). lowest: 1 where W1 is frozen. keys and g as ds_network. */
+ * computes it, with the loops blocked: DS_NET_POINTS samples at a time; the pre-activations and the input layer's
+ * gradient as small matrix products, DS_NET_BLOCK units × DS_NET_BLOCK_ROWS samples (or rows) in registers; the
+ * activations, outputs and errors of all the block's samples before their backward steps, so that one sample's chain
+ * of divisions overlaps the next one's work. With minibatches each lane's inputs are gathered once a block; on the
+ * full data every lane has the same sample, read where it is as broadcasts (6 % of the SD map's time in fast float64:
+ * measured); the inputs only enter products summed from +0, so gathered (0 + x) and read (x) give the same bits.
+ * Every sum still runs in index order (over i for a hidden unit's input, over j for the output, over samples for the
+ * loss and each gradient entry), so no result changes. work: the pre-activations, activations and ∂acc of the hidden
+ * layer and the inputs of DS_NET_POINTS samples (ds_model_vectors). lowest: 1 where W1 is frozen. keys and g as
+ * ds_network. */
 DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_network_shape *net, const DS_T *th,
                                                DS_T *g, const DS_T *c, DS_T *work, const uint64_t *keys,
                                                ptrdiff_t lowest, const int phi, const int mean_field, const int bias)
@@ -237,41 +309,39 @@ DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_ne
               scale = vload(c + (DS_NET_WIDTHS + 3) * DS_LANES), root = vload(c + (DS_NET_WIDTHS + 6) * DS_LANES);
     const int train_out = g != NULL && pb->trainable[net->w_at[1]], train_in = g != NULL && lowest == 0;
     const vec out_inverse = 1 / (root * root), terms_inverse = 1 / n_terms; /* fast arithmetic's (ds_divide) */
+#if defined(DS_ARITHMETIC_FAST)
+    /* fast arithmetic: tanh(√2·z) of mean-field's z = Σ·(1/√n_0) as tanh(Σ·(√2/√n_0)), and the √2 of its derivative
+     * with the 1/√n_0 of the errors dz, one product less each (the pre-activations only feed the tanh) */
+    const int fold = phi == DS_NET_TANH_SQRT2 && mean_field;
+#else
+    const int fold = 0;
+#endif
+    const int act = fold ? DS_NET_TANH : phi;
+    const vec in_scale = fold ? scale * (DS_T)DS_SQRT2 : scale;
     vec loss = zero, ys[DS_NET_POINTS], delta[DS_NET_POINTS], dacc[DS_NET_POINTS];
-    ptrdiff_t n0, t, points, i, j, j0;
+    ptrdiff_t n0, t, points, i, j;
     for (i = 0; g != NULL && i < pb->p; i++)
         vstore(g + i * DS_LANES, zero);
     for (n0 = 0; n0 < count; n0 += DS_NET_POINTS) {
+        const DS_NAME(ds_shallow_inputs) gathered = {xs, d, 1}, in_place = {x + n0, 1, samples};
         points = count - n0 < DS_NET_POINTS ? count - n0 : DS_NET_POINTS;
-        for (t = 0; t < points; t++) { /* the block's inputs and targets (each lane's own sample with minibatches) */
+        for (t = 0; t < points; t++) { /* the block's targets, and with minibatches each lane's inputs */
             const ptrdiff_t *at = DS_NAME(ds_lane_samples)(pb, keys, batch, n0 + t, index);
-            for (i = 0; i < d; i++)
+            for (i = 0; batch > 0 && i < d; i++)
                 vstore(xs + (t * d + i) * DS_LANES, DS_NAME(ds_sample)(x + i * samples, n0 + t, at));
             ys[t] = DS_NAME(ds_sample)(y, n0 + t, at);
         }
-        for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) { /* pre-activations: blocks of units */
-            for (t = 0; t + DS_NET_BLOCK_ROWS <= points; t += DS_NET_BLOCK_ROWS)
-                DS_NAME(ds_shallow_units)(xs + t * d * DS_LANES, d, w1 + j0 * DS_LANES, width, DS_NET_BLOCK_ROWS, scale,
-                                          b1 + j0 * DS_LANES, mean_field, bias, pre + (t * width + j0) * DS_LANES);
-            for (; t < points; t++)
-                DS_NAME(ds_shallow_units)(xs + t * d * DS_LANES, d, w1 + j0 * DS_LANES, width, 1, scale,
-                                          b1 + j0 * DS_LANES, mean_field, bias, pre + (t * width + j0) * DS_LANES);
-        }
-        for (j = j0; j < width; j++) /* the units left over */
-            for (t = 0; t < points; t++) {
-                vec acc = zero;
-                for (i = 0; i < d; i++)
-                    acc = acc + vload(xs + (t * d + i) * DS_LANES) * vload(w1 + (i * width + j) * DS_LANES);
-                acc = mean_field ? acc * scale : acc;
-                vstore(pre + (t * width + j) * DS_LANES, bias ? acc + vload(b1 + j * DS_LANES) : acc);
-            }
+        if (batch > 0) /* pre-activations */
+            DS_NAME(ds_shallow_forward)(gathered, DS_LANES, points, d, w1, width, in_scale, b1, mean_field, bias, pre);
+        else
+            DS_NAME(ds_shallow_forward)(in_place, 0, points, d, w1, width, in_scale, b1, mean_field, bias, pre);
         for (t = 0; t < points; t++) { /* activations, output, loss */
             const ptrdiff_t row = t * width * DS_LANES;
             vec s = zero, e;
             for (j = 0; j < width; j++) {
-                const vec act = DS_NAME(ds_network_phi)(phi, vload(pre + row + j * DS_LANES), slope);
-                vstore(h + row + j * DS_LANES, act);
-                s = s + act * vload(w2 + j * DS_LANES);
+                const vec a = DS_NAME(ds_network_phi)(act, vload(pre + row + j * DS_LANES), slope);
+                vstore(h + row + j * DS_LANES, a);
+                s = s + a * vload(w2 + j * DS_LANES);
             }
             if (mean_field)
                 s = DS_NAME(ds_divide)(s, root, out_inverse, 2);
@@ -295,32 +365,20 @@ DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_ne
         for (t = 0; train_in && t < points; t++) { /* errors at the hidden layer */
             const ptrdiff_t row = t * width * DS_LANES;
             for (j = 0; j < width; j++) {
-                const vec back = DS_NAME(ds_network_phi_backward)(phi, zero + vload(w2 + j * DS_LANES) * dacc[t],
+                const vec back = DS_NAME(ds_network_phi_backward)(act, zero + vload(w2 + j * DS_LANES) * dacc[t],
                                                                   vload(pre + row + j * DS_LANES),
                                                                   vload(h + row + j * DS_LANES), slope);
                 if (bias)
                     vstore(gb1 + j * DS_LANES, vload(gb1 + j * DS_LANES) + back);
-                vstore(dz + row + j * DS_LANES, mean_field ? back * scale : back);
+                vstore(dz + row + j * DS_LANES, mean_field ? back * in_scale : back);
             }
         }
         if (!train_in)
             continue;
-        for (j0 = 0; j0 + DS_NET_BLOCK <= width; j0 += DS_NET_BLOCK) { /* input layer: blocks of units × rows */
-            for (i = 0; i + DS_NET_BLOCK_ROWS <= d; i += DS_NET_BLOCK_ROWS)
-                DS_NAME(ds_shallow_rows)(xs + i * DS_LANES, d, dz + j0 * DS_LANES, width, points, DS_NET_BLOCK_ROWS,
-                                         g1 + (i * width + j0) * DS_LANES);
-            for (; i < d; i++)
-                DS_NAME(ds_shallow_rows)(xs + i * DS_LANES, d, dz + j0 * DS_LANES, width, points, 1,
-                                         g1 + (i * width + j0) * DS_LANES);
-        }
-        for (j = j0; j < width; j++) /* the units left over */
-            for (i = 0; i < d; i++) {
-                DS_T *gi = g1 + (i * width + j) * DS_LANES;
-                vec acc = vload(gi);
-                for (t = 0; t < points; t++)
-                    acc = acc + vload(xs + (t * d + i) * DS_LANES) * vload(dz + (t * width + j) * DS_LANES);
-                vstore(gi, acc);
-            }
+        if (batch > 0) /* the input layer */
+            DS_NAME(ds_shallow_input_gradient)(gathered, DS_LANES, points, d, dz, width, g1);
+        else
+            DS_NAME(ds_shallow_input_gradient)(in_place, 0, points, d, dz, width, g1);
     }
     return loss / n_terms;
 }
