@@ -48,7 +48,7 @@ precision (about 1e-9 with degrees 10 and 6 on [0, 19.1]), so fast arithmetic ke
 operations around it (``fast_tanh_float64``): a = min(|x|, 22), k = rint(2a·log₂e), h = a − k·ln2/2 with ln2/2 in
 one constant, 2p = h·P'(h²) and 2q = Q'(h²) (Cephes' coefficients times powers of 2: the same exp(2a) =
 2^k·(q + p)/(q − p)), and with ρ = 1/2 − 2^(k−1), tanh a = (2p − ρ·2(q + p)) / (2q − ρ·2(q + p)), which is p/q
-where k = 0 (ρ = 0) with no branch, then x's sign. 24 vector operations instead of 30; 3.5 ulp at most (0.38 on
+where k = 0 (ρ = 0) with no branch, then x's sign. 23 vector operations instead of 30; 3.5 ulp at most (0.38 on
 average, the exact tanh 4.1 and 0.51; tests/test_arithmetic.py).
 """
 
