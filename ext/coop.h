@@ -420,9 +420,9 @@ DS_INLINE void DS_NAME(ds_coop_share)(const ds_problem *pb, const vec *mine, vec
 #endif
 }
 
-/* The forward pass of one sample xs (d inputs) as ds_network_shallow_with computes it: this thread's units'
- * pre-activations pre[u] (Σ_i x_i·W1[i][j] from 0 in index order, ·(1/√d) (mean_field), + b1[j] (bias)) and
- * activations act[u]; returned: the output Σ_j h_j·w2_j summed in index order from 0 (/√n_1/√n_1 (mean_field),
+/* The forward pass of one sample xs (d inputs) as ds_network_shallow_with computes it (in exact arithmetic: fast
+ * folds tanh_sqrt2's √2 there, not here): this thread's units' pre-activations pre[u] (Σ_i x_i·W1[i][j] from 0 in
+ * index order, ·(1/√d) (mean_field), + b1[j] (bias)) and activations act[u]; returned: the output Σ_j h_j·w2_j summed in index order from 0 (/√n_1/√n_1 (mean_field),
  * + b2 (bias)), alike in every thread of the group. */
 DS_INLINE vec DS_NAME(ds_coop_forward)(const ds_problem *pb, const DS_T *th, const DS_T *c, const vec *xs, vec *pre,
                                        vec *act)

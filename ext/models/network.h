@@ -310,9 +310,10 @@ DS_INLINE vec DS_NAME(ds_network_shallow_with)(const ds_problem *pb, const ds_ne
     const int train_out = g != NULL && pb->trainable[net->w_at[1]], train_in = g != NULL && lowest == 0;
     const vec out_inverse = 1 / (root * root), terms_inverse = 1 / n_terms; /* fast arithmetic's (ds_divide) */
 #if defined(DS_ARITHMETIC_FAST)
-    /* fast arithmetic: tanh(√2·z) of mean-field's z = Σ·(1/√n_0) as tanh(Σ·(√2/√n_0)), and the √2 of its derivative
-     * with the 1/√n_0 of the errors dz, one product less each (the pre-activations only feed the tanh) */
-    const int fold = phi == DS_NET_TANH_SQRT2 && mean_field;
+    /* fast arithmetic: tanh(√2·z) of mean-field's z = Σ·(1/√n_0) with no biases as tanh(Σ·(√2/√n_0)), and the √2
+     * of its derivative with the 1/√n_0 of the errors dz, one product less each (the pre-activations only feed the
+     * tanh; a bias b1 would need its √2 too, and its gradient the derivative's) */
+    const int fold = phi == DS_NET_TANH_SQRT2 && mean_field && !bias;
 #else
     const int fold = 0;
 #endif
