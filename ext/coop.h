@@ -396,7 +396,6 @@ DS_INLINE void ds_coop_tally_end(const ds_coop_tally *tally, ptrdiff_t samples, 
 
 #if DS_COOP_SHALLOW /* ---- the shallow path ---- */
 
-
 /* every thread's units' values mine[u] to all: all[u·G + r] = thread r's mine[u], so that all[j] is unit j's */
 DS_INLINE void DS_NAME(ds_coop_share)(const ds_problem *pb, const vec *mine, vec *all)
 {
@@ -422,8 +421,8 @@ DS_INLINE void DS_NAME(ds_coop_share)(const ds_problem *pb, const vec *mine, vec
 
 /* The forward pass of one sample xs (d inputs) as ds_network_shallow_with computes it (in exact arithmetic: fast
  * folds tanh_sqrt2's √2 there, not here): this thread's units' pre-activations pre[u] (Σ_i x_i·W1[i][j] from 0 in
- * index order, ·(1/√d) (mean_field), + b1[j] (bias)) and activations act[u]; returned: the output Σ_j h_j·w2_j summed in index order from 0 (/√n_1/√n_1 (mean_field),
- * + b2 (bias)), alike in every thread of the group. */
+ * index order, ·(1/√d) (mean_field), + b1[j] (bias)) and activations act[u]; returned: the output Σ_j h_j·w2_j
+ * summed in index order from 0 (/√n_1/√n_1 (mean_field), + b2 (bias)), alike in every thread of the group. */
 DS_INLINE vec DS_NAME(ds_coop_forward)(const ds_problem *pb, const DS_T *th, const DS_T *c, const vec *xs, vec *pre,
                                        vec *act)
 {
@@ -463,6 +462,7 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
     DS_T *g1 = g, *gb1 = g + d * units, *g2 = g + (d + bias) * units, *gb2 = g2 + units;
     const vec zero = {0}, n_terms = zero + (DS_T)count, slope = vload(c + DS_NET_SLOPE),
               scale = vload(c + DS_NET_WIDTHS + 3), root = vload(c + DS_NET_WIDTHS + 6);
+    const vec terms_inverse = 1 / n_terms, out_inverse = 1 / (root * root); /* fast arithmetic's (ds_divide) */
     /* W2 trains, W1 trains (the lowest layer that trains is the first) */
     const int train_out = g != NULL && co->trainable[(d + bias) * width], train_in = g != NULL && co->trainable[0];
     vec loss = zero;
@@ -480,8 +480,8 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
         loss = loss + e * e;
         if (g == NULL)
             continue;
-        delta = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, 1 / n_terms, 1);
-        dacc = DS_COOP_MEAN_FIELD ? DS_NAME(ds_divide)(delta, root, 1 / (root * root), 2) : delta;
+        delta = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse, 1);
+        dacc = DS_COOP_MEAN_FIELD ? DS_NAME(ds_divide)(delta, root, out_inverse, 2) : delta;
         if (train_out && bias)
             vstore(gb2, vload(gb2) + delta);
         DS_UNROLL for (u = 0; u < DS_COOP_UNITS; u++) {
@@ -581,6 +581,7 @@ DS_INLINE void DS_NAME(ds_coop_forward)(const ds_problem *pb, const DS_T *th, co
     const vec *in = l == 0 ? xs : acts + ds_coop_act_at(l);
     const vec zero = {0}, slope = vload(c + DS_NET_SLOPE), scale = vload(c + DS_NET_WIDTHS + DS_COOP_LAYERS + 1 + l),
               root = vload(c + DS_NET_WIDTHS + 2 * DS_COOP_LAYERS + 1 + l);
+    const vec root_inverse = 1 / (root * root); /* fast arithmetic's (ds_divide), the output layer's */
     vec mine[units];
     ptrdiff_t u, i;
     DS_UNROLL for (u = 0; u < units; u++) {
@@ -589,7 +590,7 @@ DS_INLINE void DS_NAME(ds_coop_forward)(const ds_problem *pb, const DS_T *th, co
             for (i = 0; i < fan_in; i++)
                 acc = acc + in[i] * vload(w + i * units + u);
             if (DS_COOP_MEAN_FIELD)
-                acc = l == last ? DS_NAME(ds_divide)(acc, root, 1 / (root * root), 2) : acc * scale;
+                acc = l == last ? DS_NAME(ds_divide)(acc, root, root_inverse, 2) : acc * scale;
             if (DS_COOP_BIAS)
                 acc = acc + vload(b + u);
         }
@@ -622,11 +623,12 @@ DS_INLINE void DS_NAME(ds_coop_backward)(const ds_problem *pb, const DS_T *th, D
     DS_T *gw = g + ds_coop_at(l), *gb = gw + fan_in * units;
     const vec scale = vload(c + DS_NET_WIDTHS + DS_COOP_LAYERS + 1 + l),
               root = vload(c + DS_NET_WIDTHS + 2 * DS_COOP_LAYERS + 1 + l);
+    const vec root_inverse = 1 / (root * root); /* fast arithmetic's (ds_divide), the output layer's */
     vec dacc[units];
     ptrdiff_t u, i;
     DS_UNROLL for (u = 0; u < units; u++)
         dacc[u] = DS_COOP_MEAN_FIELD
-                      ? (l == last ? DS_NAME(ds_divide)(delta[u], root, 1 / (root * root), 2) : delta[u] * scale)
+                      ? (l == last ? DS_NAME(ds_divide)(delta[u], root, root_inverse, 2) : delta[u] * scale)
                       : delta[u];
     if (co->trainable[ds_coop_w_at(l)]) {
         DS_UNROLL for (u = 0; u < units; u++) {
@@ -703,7 +705,7 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
     const ptrdiff_t samples = pb->samples, batch = keys != NULL ? pb->batch_size : 0;
     const ptrdiff_t count = batch > 0 ? batch : pb->eval_count;
     const DS_T *x = (const DS_T *)pb->data, *y = x + d * samples;
-    const vec zero = {0}, n_terms = zero + (DS_T)count;
+    const vec zero = {0}, n_terms = zero + (DS_T)count, terms_inverse = 1 / n_terms; /* fast's (ds_divide) */
     vec loss = zero;
     ptrdiff_t n, i, u, cl, index[1];
     for (i = 0; g != NULL && i < DS_COOP_P; i++)
@@ -724,13 +726,13 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
         if (DS_COOP_LOSS == DS_NET_MSE) {
             const vec e = outs[0] - target;
             loss = loss + e * e;
-            errors[0] = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, 1 / n_terms, 1);
+            errors[0] = DS_NAME(ds_divide)((DS_T)2 * e, n_terms, terms_inverse, 1);
         } else if (DS_COOP_LOSS == DS_NET_SIGMOID_BCE) {
             const vec v = outs[0];
             const vec a = DS_NAME(ds_exp_nonpositive)((vec)((vmask)v | (vmask)(-zero))); /* −|v| */
             const vec sigma = vselect(v >= zero, 1 / (1 + a), a / (1 + a));
             loss = loss + (((vec)((v > zero) & (vmask)v) - v * target) + DS_NAME(ds_log_at_least_one)(1 + a));
-            errors[0] = DS_NAME(ds_divide)(sigma - target, n_terms, 1 / n_terms, 1);
+            errors[0] = DS_NAME(ds_divide)(sigma - target, n_terms, terms_inverse, 1);
         } else { /* softmax_ce: μ the first largest logit, s = Σ exp(z − μ) in class order */
             vec top = outs[0], s = zero;
             for (cl = 1; cl < outputs; cl++)
@@ -740,10 +742,13 @@ DS_INLINE vec DS_NAME(ds_coop_network)(const ds_problem *pb, const DS_T *th, DS_
                 s = s + errors[cl];
             }
             loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - outs[(ptrdiff_t)target.v]);
-            for (cl = 0; g != NULL && cl < outputs; cl++) {
-                const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
-                const vec softmax = DS_NAME(ds_divide)(errors[cl], s, 1 / s, 1);
-                errors[cl] = DS_NAME(ds_divide)(softmax - onehot, n_terms, 1 / n_terms, 1);
+            if (g != NULL) {
+                const vec s_inverse = 1 / s; /* fast arithmetic's (ds_divide) */
+                for (cl = 0; cl < outputs; cl++) {
+                    const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
+                    const vec softmax = DS_NAME(ds_divide)(errors[cl], s, s_inverse, 1);
+                    errors[cl] = DS_NAME(ds_divide)(softmax - onehot, n_terms, terms_inverse, 1);
+                }
             }
         }
         if (g == NULL)

@@ -118,6 +118,7 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
         DS_T *z = work + net->z_at[l] * DS_LANES;
         const vec scale = vload(c + (DS_NET_WIDTHS + net->layers + 1 + l) * DS_LANES),
                   root = vload(c + (DS_NET_WIDTHS + 2 * net->layers + 1 + l) * DS_LANES);
+        const vec root_inverse = net->mean_field && l == last ? 1 / (root * root) : zero; /* fast's (ds_divide) */
         for (j0 = 0; j0 + DS_NET_UNITS <= fan_out; j0 += DS_NET_UNITS) { /* blocks of outputs, in registers */
             vec acc[DS_NET_UNITS];
             DS_UNROLL for (jj = 0; jj < DS_NET_UNITS; jj++)
@@ -140,7 +141,7 @@ DS_INLINE void DS_NAME(ds_network_forward)(const ds_network_shape *net, const DS
         for (j = 0; j < fan_out; j++) {
             vec v = vload(z + j * DS_LANES);
             if (net->mean_field)
-                v = l == last ? DS_NAME(ds_divide)(v, root, 1 / (root * root), 2) : v * scale;
+                v = l == last ? DS_NAME(ds_divide)(v, root, root_inverse, 2) : v * scale;
             if (net->bias)
                 v = v + vload(b + j * DS_LANES);
             vstore(z + j * DS_LANES, v);
@@ -167,11 +168,11 @@ DS_INLINE vec DS_NAME(ds_lane_value)(const DS_T *xs, ptrdiff_t index, const ptrd
 
 /* A block of sums in registers: acc[r][c] + Σ_k a_rk·b_kc, k = 0 … depth − 1 in order, for rows r < count (1 …
  * DS_NET_BLOCK_ROWS) and DS_NET_BLOCK columns c, a_rk the value at index a_at + r·a_row + k·a_step of a
- * (ds_lane_value, with a_lanes) and b_kc the vector at b + (k·b_step + c)·DS_LANES: each load of b serves every row, each load of a
- * every column. */
+ * (ds_lane_value, with a_lanes) and b_kc the vector at b + (k·b_step + c)·DS_LANES: each load of b serves every
+ * row, each load of a every column. */
 DS_INLINE void DS_NAME(ds_block_sums)(vec acc[DS_NET_BLOCK_ROWS][DS_NET_BLOCK], const DS_T *a, ptrdiff_t a_at,
-                                      ptrdiff_t a_row, ptrdiff_t a_step, const ptrdiff_t a_lanes, const DS_T *b, ptrdiff_t b_step,
-                                      ptrdiff_t depth, const ptrdiff_t count)
+                                      ptrdiff_t a_row, ptrdiff_t a_step, const ptrdiff_t a_lanes, const DS_T *b,
+                                      ptrdiff_t b_step, ptrdiff_t depth, const ptrdiff_t count)
 {
     ptrdiff_t k, r, c;
     for (k = 0; k < depth; k++) {
@@ -471,10 +472,13 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
             for (k = 0; k < DS_LANES; k++)
                 picked[k] = out[(ptrdiff_t)target[k] * DS_LANES + k];
             loss = loss + ((top + DS_NAME(ds_log_at_least_one)(s)) - picked);
-            for (cl = 0; g != NULL && cl < outputs; cl++) {
-                const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
-                const vec softmax = DS_NAME(ds_divide)(vload(delta + cl * DS_LANES), s, 1 / s, 1);
-                vstore(delta + cl * DS_LANES, DS_NAME(ds_divide)(softmax - onehot, n_terms, terms_inverse, 1));
+            if (g != NULL) {
+                const vec s_inverse = 1 / s; /* fast arithmetic's (ds_divide) */
+                for (cl = 0; cl < outputs; cl++) {
+                    const vec onehot = (vec)((target == (DS_T)cl) & (vmask)(zero + 1));
+                    const vec softmax = DS_NAME(ds_divide)(vload(delta + cl * DS_LANES), s, s_inverse, 1);
+                    vstore(delta + cl * DS_LANES, DS_NAME(ds_divide)(softmax - onehot, n_terms, terms_inverse, 1));
+                }
             }
         }
         if (g == NULL)
@@ -486,11 +490,12 @@ DS_INLINE vec DS_NAME(ds_network)(const ds_problem *pb, const DS_T *th, DS_T *g,
                       root = vload(c + (DS_NET_WIDTHS + 2 * net.layers + 1 + l) * DS_LANES);
             DS_T *dacc = delta, *next;
             if (net.mean_field) { /* ∂acc: δ·(1/√n_in) (hidden) or δ/√n_in/√n_in (output), as the forward */
+                const vec root_inverse = l == net.layers - 1 ? 1 / (root * root) : zero; /* fast's (ds_divide) */
                 dacc = delta == errors[0] ? errors[1] : errors[0];
                 for (j = 0; j < fan_out; j++) {
                     const vec dl = vload(delta + j * DS_LANES);
                     vstore(dacc + j * DS_LANES,
-                           l == net.layers - 1 ? DS_NAME(ds_divide)(dl, root, 1 / (root * root), 2) : dl * scale);
+                           l == net.layers - 1 ? DS_NAME(ds_divide)(dl, root, root_inverse, 2) : dl * scale);
                 }
             }
             if (pb->trainable[net.w_at[l]]) {
