@@ -453,6 +453,7 @@ class CupyDevice:
         count = cupy.cuda.runtime.getDeviceCount()
         self.index = (local_rank() if index is None else index) % count
         self.gpu = cupy.cuda.Device(self.index)
+        self.attributes = self.gpu.attributes  # read once: CuPy asks the driver for every attribute each time
         with self.gpu:
             self.streams = (cupy.cuda.Stream(non_blocking=True), cupy.cuda.Stream(non_blocking=True))
             name = cupy.cuda.runtime.getDeviceProperties(self.index)["name"]
@@ -466,13 +467,12 @@ class CupyDevice:
         """The local memory the driver reserves for the kernel: (its per-thread local memory + 512 bytes of stack)
         for every thread the device can hold at once."""
         kernel = _cupy_kernel(self.index, np.dtype(dtype).itemsize * 8, build)
-        attributes = self.gpu.attributes
-        return (int(kernel.local_size_bytes) + 512) * int(attributes["MaxThreadsPerMultiProcessor"]) * int(
-            attributes["MultiProcessorCount"])
+        return (int(kernel.local_size_bytes) + 512) * int(self.attributes["MaxThreadsPerMultiProcessor"]) * int(
+            self.attributes["MultiProcessorCount"])
 
     def shared_bytes(self) -> int:
         """The dynamic shared memory a block may take once its kernel opts in (MaxSharedMemoryPerBlockOptin)."""
-        return int(self.gpu.attributes["MaxSharedMemoryPerBlockOptin"])
+        return int(self.attributes["MaxSharedMemoryPerBlockOptin"])
 
     def put(self, array: np.ndarray, stream: int) -> Any:
         with self.gpu, self.streams[stream]:
@@ -609,7 +609,7 @@ class HostDevice:
     def launch(self, dtype: np.dtype, build: KernelBuild, problem: ProblemStruct, rules: RulesStruct,
                outputs: OutputsStruct, n: int, stream: int, keep: list) -> None:
         bits = np.dtype(dtype).itemsize * 8
-        if build.coop:  # the group's threads as host threads; its shape is compiled in, as on the GPU
+        if build.coop:  # the group's threads as fibers of one host thread; its shape is compiled in, as on the GPU
             train = getattr(host_library(build.arithmetic, tuple(build.defines())), f"ds_host_coop_train_f{bits}")
             train.restype = None
             train(ctypes.byref(problem), ctypes.byref(rules), ctypes.byref(outputs), ctypes.c_ssize_t(n))
@@ -640,7 +640,7 @@ def host_library(arithmetic: str = "exact", defines: tuple[str, ...] = ()) -> ct
             source.write_text(kernel_source(), encoding="utf-8")
             built = Path(tmp) / target.name
             subprocess.run(
-                [compiler, "-x", "c++", "-std=c++20", "-pthread", "-O2", "-fno-fast-math", *options, "-DDS_ONE_LANE",
+                [compiler, "-x", "c++", "-std=c++17", "-O2", "-fno-fast-math", *options, "-DDS_ONE_LANE",
                  "-shared", "-fPIC", str(source), "-o", str(built)],
                 check=True, capture_output=True, text=True,
             )
