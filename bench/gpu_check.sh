@@ -65,7 +65,7 @@ timeout "$(budget $(( TEST_BUDGET * 4 / 10 )))" "${PYTEST[@]}" \
     -k "(cupy and not cooperative) or compile_for_a_gpu or gpu_is_named" 2>&1 | tail -25
 REST=${PIPESTATUS[0]}
 say "the cooperative layout's other networks; $(left) s left"
-timeout "$(budget $(( $(left) - 150 )))" "${PYTEST[@]}" -k "cupy and cooperative and not (sd or digits)" 2>&1 | tail -25
+timeout "$(budget "$(left)")" "${PYTEST[@]}" -k "cupy and cooperative and not (sd or digits)" 2>&1 | tail -25
 OTHERS=${PIPESTATUS[0]}
 TESTS=$(( COOP > REST ? COOP : REST ))
 TESTS=$(( OTHERS > TESTS ? OTHERS : TESTS ))

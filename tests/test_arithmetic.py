@@ -17,7 +17,7 @@ import pytest
 from helpers import assert_same_fields
 
 import descentsim as ds
-from descentsim import _kernels, _kernels_fast, _kernels_fast_wide, cli
+from descentsim import _kernels, _kernels_fast, _kernels_fast_wide, cli, numerics
 from descentsim.backends import compiled
 from descentsim.agreement import compare_outcomes
 from descentsim.convergence_map import run_map_to_file
@@ -162,8 +162,6 @@ def test_an_fma_cpu_runs_the_fused_code():
 def test_fast_float32_tanh_is_within_six_ulp_of_tanh():
     """Fast arithmetic's float32 tanh (numerics.fast_tanh_float32, the kernels' rational function) against tanh in
     float64, in float32 ulp: the figure its docstring gives (bench/fit_fast_tanh.py measures 3.5 million points)."""
-    from descentsim import numerics
-
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.uniform(-12, 12, 200_000), np.exp(rng.uniform(-40, 0, 50_000)),
                         [0.0, -0.0, 9.0, -9.0, np.inf, -np.inf]]).astype(np.float32)
@@ -177,7 +175,8 @@ def test_fast_float32_tanh_is_within_six_ulp_of_tanh():
 
 def tanh_first_losses(dtype: str, bound: float, count: int, arithmetic: str) -> tuple[np.ndarray, np.ndarray]:
     """(w0, tanh(w0)) as the compiled engine computes them in `dtype`: the first loss of the formula tanh(w) from
-    `count` starting points w0 evenly in [−bound, bound]."""
+    `count` starting points w0 evenly in [−bound, bound] (the formula model needs SymPy)."""
+    pytest.importorskip("sympy")
     spec = ds.MapSpec(model="formula", x=ds.Axis("lr", 0.01, 0.02, 2), y=ds.Axis("w0", -bound, bound, count),
                       steps=1, dtype=dtype, arithmetic=arithmetic, params={"loss": "tanh(w)", "parameters": "w"})
     curves = ds.trajectories(spec, np.arange(count), np.zeros(count, dtype=int), backend="cython", stride=1)
@@ -189,9 +188,6 @@ def test_fast_float32_maps_run_the_rational_tanh():
     tanh with fused multiply-adds: the loss tanh(w) at 401 starting points w0 matches the rational function's bits
     on most (the rest differ by the FMA's roundings, within 6 ulp) and the exact tanh's on few; exact matches the
     exact tanh everywhere."""
-    pytest.importorskip("sympy")
-    from descentsim import numerics
-
     w0, fast = tanh_first_losses("float32", 10.0, 401, "fast")
     rational, exact_tanh = numerics.fast_tanh_float32(w0), numerics.tanh(w0)
     assert np.mean(fast == rational) > 0.5 and np.mean(fast == exact_tanh) < 0.5
@@ -203,8 +199,6 @@ def test_fast_float64_tanh_is_within_four_ulp_of_tanh():
     """Fast arithmetic's float64 tanh (numerics.fast_tanh_float64: the exp with fewer operations around it) against
     tanh in long double, in float64 ulp: within 4 (3.5 measured; the exact tanh 4.1), and signs, ±0, ±inf and NaN
     as tanh's."""
-    from descentsim import numerics
-
     rng = np.random.default_rng(2)
     magnitudes = np.concatenate([rng.uniform(0, 25, 200_000), np.exp(rng.uniform(-40, 3, 100_000)),
                                  [0.0, numerics.TANH_CAP, np.log(2) / 4, 19.0, 1e-300]])
@@ -223,9 +217,6 @@ def test_fast_float64_maps_run_the_fast_tanh():
     multiply-adds: the loss tanh(w) at 2001 starting points w0 in [−25, 25] matches fast_tanh_float64's bits on
     nearly all (99 % measured; FMA roundings aside) and the exact tanh's on far fewer (61 %), within 4 ulp of tanh
     everywhere; exact matches the exact tanh everywhere."""
-    pytest.importorskip("sympy")
-    from descentsim import numerics
-
     w0, fast = tanh_first_losses("float64", 25.0, 2001, "fast")
     ours, exact_tanh = numerics.fast_tanh_float64(w0), numerics.tanh(w0)
     assert np.mean(fast == ours) > 0.9 and np.mean(fast == exact_tanh) < 0.8
@@ -254,8 +245,6 @@ def test_fast_one_hidden_layer_trains_the_same_network(activation, bias, paramet
 def test_the_kernels_fast_tanh_has_the_package_constants():
     """ext/numerics.h's coefficients of the fast float32 and float64 tanh are descentsim.numerics' (one source, two
     copies; the float64 ones written as Cephes' coefficient times its power of 2)."""
-    from descentsim import numerics
-
     header = (ROOT / "ext" / "numerics.h").read_text(encoding="utf-8")
 
     def table(name):
