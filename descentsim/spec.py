@@ -22,8 +22,8 @@ from .outcome import Thresholds
 DTYPES = ("float64", "float32")
 #: How the compiled engine may do its arithmetic: "exact" (the default) as the NumPy reference, bit for bit;
 #: "fast" with multiply-adds fused (FMA) where the CPU has them, divisions of many values by one made products
-#: with its reciprocal, and in float32 a rational tanh: slightly different roundings (README, "Fast arithmetic"). The reference itself is
-#: exact only.
+#: with its reciprocal, and a cheaper tanh: slightly different roundings (README, "Fast arithmetic"). The reference
+#: itself is exact only.
 ARITHMETICS = ("exact", "fast")
 SCALES = ("linear", "log")
 #: Most points along one axis, and most steps (the ``steps`` field is int32).
@@ -130,9 +130,9 @@ class MapSpec:
     dtype : ``"float64"`` or ``"float32"``, the precision of the arithmetic.
     arithmetic : ``"exact"`` (default: bit for bit the NumPy reference's roundings) or ``"fast"`` (the compiled
         engine fuses multiply-adds where the CPU has FMA, multiplies by reciprocals where it divides by the count,
-        mean-field's √n·√n or a softmax's sum, and in float32 takes a rational tanh: faster, and not bit-identical
-        to exact; outcomes agree with exact but near fractal boundaries). Part of the map's identity, like
-        ``dtype``; SpecError for anything else.
+        mean-field's √n·√n or a softmax's sum, and takes a cheaper tanh (``numerics.fast_tanh_float32`` and
+        ``fast_tanh_float64``): faster, and not bit-identical to exact; outcomes agree with exact but near fractal
+        boundaries). Part of the map's identity, like ``dtype``; SpecError for anything else.
     optimizer : name of the optimiser (``"gd"``).
     thresholds : the outcome rules' thresholds (``Thresholds`` or a dict).
     record : points whose curves the map keeps (``ConvergenceMap.history``): knob values ``(x, y)``
